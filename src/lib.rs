@@ -1,0 +1,6 @@
+//! closte-operator: keeps WordPress multisite mapped domains registered as
+//! Closte domain aliases. See DESIGN.md for the architecture.
+
+pub mod api;
+pub mod domain;
+pub mod telemetry;

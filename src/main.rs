@@ -1,0 +1,55 @@
+//! Command-line entry point: parses arguments and dispatches to a subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use closte_operator::{api, telemetry};
+
+#[derive(Parser)]
+#[command(name = "closte-operator", version, about = "Keeps WordPress multisite mapped domains registered as Closte domain aliases")]
+struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "LOG_FORMAT")]
+    log_format: telemetry::LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the MappedDomain CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the reconciler that keeps Closte in line with MappedDomains.
+    Controller,
+    /// Run the loopback HTTP API that lets WordPress manage MappedDomains.
+    Sidecar,
+    /// Run a local Closte stand-in (API, DNS and HTTPS) for demos and tests.
+    Simulate,
+    /// Test a Closte API key the way WordPress's "test connection" does.
+    Check,
+    /// Show one domain: resource status, Closte presence, DNS answer and certificate.
+    Status {
+        /// Name of the MappedDomain.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Crd => {
+            print!("{}", api::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Controller
+        | Command::Sidecar
+        | Command::Simulate
+        | Command::Check
+        | Command::Status { .. } => {
+            eprintln!("closte-operator: this subcommand is not yet implemented");
+            ExitCode::from(2)
+        }
+    }
+}
