@@ -6,10 +6,20 @@ use clap::{Parser, Subcommand};
 use closte_operator::{api, telemetry};
 
 #[derive(Parser)]
-#[command(name = "closte-operator", version, about = "Keeps WordPress multisite mapped domains registered as Closte domain aliases")]
+#[command(
+    name = "closte-operator",
+    version,
+    about = "Keeps WordPress multisite mapped domains registered as Closte domain aliases"
+)]
 struct Cli {
     /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "LOG_FORMAT"
+    )]
     log_format: telemetry::LogFormat,
 
     #[command(subcommand)]

@@ -7,7 +7,9 @@ use std::time::Duration;
 pub const PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected a number and unit (ns, us, ms, s, m, h), e.g. 300s or 1h30m")]
+#[error(
+    "invalid duration {0:?}: expected a number and unit (ns, us, ms, s, m, h), e.g. 300s or 1h30m"
+)]
 pub struct DurationError(pub String);
 
 /// Parses a duration such as `300s`, `1.5h` or `1h30m` (Go's `time.ParseDuration`
@@ -70,7 +72,9 @@ mod tests {
 
     #[test]
     fn rejects_other_syntax() {
-        for s in ["", "10", "s", "10 s", "-5s", "1d", "5mins", ".5s", "5.s", "1h 30m", "PT5M"] {
+        for s in [
+            "", "10", "s", "10 s", "-5s", "1d", "5mins", ".5s", "5.s", "1h 30m", "PT5M",
+        ] {
             assert!(parse(s).is_err(), "{s:?} should fail");
         }
     }

@@ -21,6 +21,8 @@ pub const VERSION: &str = "v1alpha1";
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Desired state of one domain alias on a Closte site.
+// Each printcolumn(...) repeats `type_ = ...`, which this lint mistakes for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "closte-operator.io",
@@ -34,12 +36,41 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
     status = "MappedDomainStatus",
     derive = "PartialEq",
     doc = "MappedDomain declares that a domain of a WordPress multisite network must exist as a domain alias on its Closte site. The controller registers the alias, watches DNS and TLS until Closte has issued the certificate, and reports progress in status.",
-    printcolumn(name = "DOMAIN", type_ = "string", json_path = ".spec.domain", description = "The mapped domain"),
-    printcolumn(name = "SITE", type_ = "integer", json_path = ".spec.siteId", description = "WordPress blog id"),
-    printcolumn(name = "STAGE", type_ = "string", json_path = ".status.stage", description = "Progress in Ultimate Multisite's vocabulary"),
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the domain is registered, resolves and serves a valid certificate"),
-    printcolumn(name = "EXPIRES", type_ = "string", json_path = ".status.certificate.notAfter", description = "When the served certificate expires"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "DOMAIN",
+        type_ = "string",
+        json_path = ".spec.domain",
+        description = "The mapped domain"
+    ),
+    printcolumn(
+        name = "SITE",
+        type_ = "integer",
+        json_path = ".spec.siteId",
+        description = "WordPress blog id"
+    ),
+    printcolumn(
+        name = "STAGE",
+        type_ = "string",
+        json_path = ".status.stage",
+        description = "Progress in Ultimate Multisite's vocabulary"
+    ),
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the domain is registered, resolves and serves a valid certificate"
+    ),
+    printcolumn(
+        name = "EXPIRES",
+        type_ = "string",
+        json_path = ".status.certificate.notAfter",
+        description = "When the served certificate expires"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MappedDomainSpec {
@@ -99,7 +130,9 @@ impl MappedDomainSpec {
 pub struct SecretKeyRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    ))]
     pub name: String,
     /// Key within the Secret's data that holds the Closte API key.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
@@ -236,7 +269,9 @@ pub struct CertificateStatus {
 fn domain_schema(_: &mut SchemaGenerator) -> Schema {
     let mut rules: Vec<serde_json::Value> = Rule::ALL
         .iter()
-        .map(|rule| serde_json::json!({ "rule": rule.cel(), "message": rule.message() }))
+        .filter_map(|rule| {
+            Some(serde_json::json!({ "rule": rule.cel()?, "message": rule.message() }))
+        })
         .collect();
     rules.push(serde_json::json!({
         "rule": "self == oldSelf",

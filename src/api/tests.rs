@@ -39,7 +39,10 @@ fn every_field_has_a_description() {
     undocumented("", schema, &mut missing);
     // metadata is described by the API server itself
     missing.retain(|p| p != ".metadata" && p != ".apiVersion" && p != ".kind");
-    assert!(missing.is_empty(), "fields without description: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fields without description: {missing:?}"
+    );
 }
 
 #[test]
@@ -58,17 +61,25 @@ fn crd_shape() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["DOMAIN", "SITE", "STAGE", "READY", "EXPIRES", "AGE"]);
+    assert_eq!(
+        columns,
+        ["DOMAIN", "SITE", "STAGE", "READY", "EXPIRES", "AGE"]
+    );
     let schema = &version["schema"]["openAPIV3Schema"];
     assert_eq!(schema["properties"]["spec"]["required"][0], "domain");
     let conditions = &schema["properties"]["status"]["properties"]["conditions"];
     assert_eq!(conditions["x-kubernetes-list-type"], "map");
     assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
-    // one CEL rule per domain rule, plus immutability
-    let domain_rules = schema["properties"]["spec"]["properties"]["domain"]["x-kubernetes-validations"]
-        .as_array()
-        .unwrap();
-    assert_eq!(domain_rules.len(), Rule::ALL.len() + 1);
+    // one CEL rule per domain rule but the length limit (maxLength), plus immutability
+    let domain_rules =
+        schema["properties"]["spec"]["properties"]["domain"]["x-kubernetes-validations"]
+            .as_array()
+            .unwrap();
+    assert_eq!(domain_rules.len(), Rule::ALL.len());
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["domain"]["maxLength"],
+        253
+    );
 }
 
 #[test]
@@ -85,7 +96,10 @@ fn stage_and_enums_serialise_as_documented() {
         assert_eq!(serde_json::to_value(stage).unwrap(), text);
     }
     assert_eq!(serde_json::to_value(Ownership::Adopted).unwrap(), "Adopted");
-    assert_eq!(serde_json::to_value(DeletionPolicy::Orphan).unwrap(), "Orphan");
+    assert_eq!(
+        serde_json::to_value(DeletionPolicy::Orphan).unwrap(),
+        "Orphan"
+    );
 }
 
 #[test]
@@ -93,8 +107,9 @@ fn spec_reads_unknown_fields_and_defaults() {
     let spec: MappedDomainSpec =
         serde_json::from_value(serde_json::json!({"domain": "example.com", "future": 1})).unwrap();
     assert_eq!(spec.check_interval(), DEFAULT_CHECK_INTERVAL);
-    let spec: MappedDomainSpec =
-        serde_json::from_value(serde_json::json!({"domain": "example.com", "checkInterval": "1m30s"}))
-            .unwrap();
+    let spec: MappedDomainSpec = serde_json::from_value(
+        serde_json::json!({"domain": "example.com", "checkInterval": "1m30s"}),
+    )
+    .unwrap();
     assert_eq!(spec.check_interval(), Duration::from_secs(90));
 }

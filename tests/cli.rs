@@ -1,0 +1,58 @@
+//! The `closte-operator` binary itself: the `crd` output is the committed CRD,
+//! and every subcommand and flag explains itself in `--help`.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .args(args)
+        .output()
+        .expect("run closte-operator")
+}
+
+#[test]
+fn crd_subcommand_prints_the_committed_crd() {
+    let out = run(&["crd"]);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crds/mappeddomains.closte-operator.io.yaml"),
+    )
+    .unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == committed,
+        "crds/ is stale: run `make crd`"
+    );
+}
+
+#[test]
+fn help_lists_every_subcommand_with_a_line() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for cmd in [
+        "crd",
+        "controller",
+        "sidecar",
+        "simulate",
+        "check",
+        "status",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{cmd} ")))
+            .unwrap_or_else(|| panic!("--help does not list {cmd}:\n{help}"));
+        assert!(
+            line.len() > cmd.len() + 10,
+            "{cmd} has no description: {line:?}"
+        );
+    }
+    assert!(help.contains("--log-format"), "{help}");
+}
+
+#[test]
+fn unimplemented_subcommand_says_so_and_fails() {
+    let out = run(&["controller"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet implemented"));
+}

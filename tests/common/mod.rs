@@ -1,0 +1,137 @@
+//! Shared harness of the integration tests: one real control plane per test
+//! binary, a client for it, a namespace per test, the CRD installed.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use closte_operator::api::MappedDomain;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config, CustomResourceExt};
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubeconfig of the control plane the tests run against.
+///
+/// `KUBECONFIG`, when set, names an existing control plane; it must be on a
+/// loopback address unless `CLOSTE_TEST_ALLOW_REMOTE_CLUSTER=1`, so a shell
+/// pointed at a real cluster never gets test objects. Otherwise a fresh one is
+/// started (built on first use) and stopped when this test process exits.
+pub fn kubeconfig() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| match std::env::var_os("KUBECONFIG") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            refuse_remote(&path);
+            path
+        }
+        _ => start_control_plane(),
+    })
+}
+
+fn refuse_remote(path: &Path) {
+    if std::env::var("CLOSTE_TEST_ALLOW_REMOTE_CLUSTER").as_deref() == Ok("1") {
+        return;
+    }
+    let config = Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("cannot read KUBECONFIG {}: {e}", path.display()));
+    for cluster in config.clusters {
+        let server = cluster.cluster.and_then(|c| c.server).unwrap_or_default();
+        let local = ["https://127.0.0.1:", "https://localhost:", "https://[::1]:"]
+            .iter()
+            .any(|p| server.starts_with(p));
+        assert!(
+            local,
+            "KUBECONFIG names cluster {server}, which is not on this machine; the tests create \
+             and delete objects. Unset KUBECONFIG to let them start their own control plane, or \
+             set CLOSTE_TEST_ALLOW_REMOTE_CLUSTER=1."
+        );
+    }
+}
+
+fn start_control_plane() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = repo_root()
+        .join("target/controlplane-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let script = repo_root().join("tests/controlplane/controlplane.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("up")
+        .arg(&dir)
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "could not start the local control plane (kube-apiserver + etcd).\n\
+         It is built from the Go module proxy on first use: it needs `go`, `openssl`, `python3`\n\
+         and network access to the proxy; `make controlplane` builds it on its own.\n\
+         --- controlplane.sh said ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("kubeconfig")
+}
+
+pub async fn client() -> Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("readable kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("valid kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// Installs (server-side apply) the generated CRD and waits until it is Established.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = MappedDomain::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    crds.patch(
+        &name,
+        &PatchParams::apply("closte-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply CRD");
+    let established = await_condition(crds, &name, conditions::is_crd_established());
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .expect("CRD established within 30s")
+        .expect("watch CRD");
+}
+
+/// A fresh namespace for one test; its name starts with `prefix`. Left in
+/// place: the control plane (no namespace controller) goes away as a whole.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "generateName": format!("{prefix}-") }
+    }))
+    .unwrap();
+    let created = namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    created.metadata.name.unwrap()
+}
+
+/// Runs the machine's kubectl against the test control plane.
+pub fn kubectl(args: &[&str]) -> std::process::Output {
+    Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run kubectl ({e}); install it, e.g. apt-get install kubernetes-client")
+        })
+}

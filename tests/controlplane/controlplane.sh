@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# A real local Kubernetes control plane (etcd + kube-apiserver, RBAC on) for
+# tests and demos. Binaries are built from the Go module proxy through the
+# wrapper module next to this script and cached by version.
+#
+#   controlplane.sh build              build (or reuse) the cached binaries; prints their folder
+#   controlplane.sh up DIR [--watch PID]
+#                                      start on free loopback ports, state in DIR; writes
+#                                      DIR/kubeconfig; with --watch, stops when PID exits.
+#                                      Harmless when already running.
+#   controlplane.sh down DIR           stop and remove DIR
+#   controlplane.sh versions           print the Kubernetes and etcd versions
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache_root=${CLOSTE_OPERATOR_CACHE:-$HOME/.cache/closte-operator}
+
+k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/go.mod")
+etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$here/go.mod")
+# The folder is keyed by versions plus the module files, so any change rebuilds.
+key=$(cat "$here/go.mod" "$here/go.sum" "$here/cmd/etcd/main.go" | sha256sum | cut -c1-12)
+bin_dir="$cache_root/controlplane/k8s-$k8s_version-etcd-$etcd_version-$key"
+
+log() { printf 'controlplane: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+build() {
+  if [[ -x "$bin_dir/kube-apiserver" && -x "$bin_dir/etcd" ]]; then
+    echo "$bin_dir"
+    return
+  fi
+  command -v go >/dev/null || die "Go is needed to build kube-apiserver and etcd (apt-get install golang, or see https://go.dev/dl)"
+  log "building kube-apiserver $k8s_version and etcd $etcd_version into $bin_dir (first time only; several minutes)"
+  local tmp="$bin_dir.tmp.$$"
+  mkdir -p "$tmp"
+  local minor=${k8s_version#v1.}; minor=${minor%%.*}
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  local start=$SECONDS
+  (
+    cd "$here"
+    export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+    go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./cmd/etcd
+    log "etcd built after $((SECONDS - start))s"
+    go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    log "kube-apiserver built after $((SECONDS - start))s"
+  ) || { rm -rf "$tmp"; die "go build failed (see above); the Go module proxy must be reachable"; }
+  rm -rf "$bin_dir"
+  mv "$tmp" "$bin_dir"
+  echo "$bin_dir"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+api_get() { # DIR PATH
+  curl -sf --max-time 5 --cacert "$1/pki/ca.crt" --cert "$1/pki/admin.crt" --key "$1/pki/admin.key" \
+    "https://127.0.0.1:$(cat "$1/api.port")$2" >/dev/null 2>&1
+}
+
+gen_pki() { # DIR
+  local pki="$1/pki"
+  mkdir -p "$pki"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 3650 \
+    -subj "/CN=closte-operator-test-ca" 2>/dev/null
+  sign() { # NAME SUBJECT EXTENSIONS
+    openssl req -new "${ec[@]}" -keyout "$pki/$1.key" -subj "$2" 2>/dev/null |
+      openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 \
+        -extfile <(printf '%b' "$3") -out "$pki/$1.crt" 2>/dev/null
+  }
+  sign apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth"
+  sign admin "/O=system:masters/CN=closte-operator-admin" "extendedKeyUsage=clientAuth"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null
+  openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+write_kubeconfig() { # DIR
+  local dir=$1 port; port=$(cat "$1/api.port")
+  cat >"$dir/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: closte-operator-local
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority: $dir/pki/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $dir/pki/admin.crt
+    client-key: $dir/pki/admin.key
+contexts:
+- name: closte-operator-local
+  context: {cluster: closte-operator-local, user: admin}
+current-context: closte-operator-local
+EOF
+}
+
+up() { # DIR [--watch PID]
+  local dir watch=""
+  mkdir -p "$1"; dir=$(cd "$1" && pwd)
+  [[ "${2:-}" == "--watch" ]] && watch=${3:?--watch needs a PID}
+  if alive "$dir/etcd.pid" && alive "$dir/kube-apiserver.pid" && api_get "$dir" /readyz; then
+    log "already running; KUBECONFIG=$dir/kubeconfig"
+    echo "export KUBECONFIG=$dir/kubeconfig"
+    return
+  fi
+  down "$dir" quiet
+  mkdir -p "$dir/logs"
+  local bins; bins=$(build)
+  command -v openssl >/dev/null || die "openssl is needed to create the control plane's certificates (apt-get install openssl)"
+  command -v python3 >/dev/null || die "python3 is needed to pick free ports (apt-get install python3)"
+  gen_pki "$dir"
+  local etcd_port peer_port api_port
+  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
+  echo "$api_port" >"$dir/api.port"
+
+  setsid "$bins/etcd" --name cp --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "cp=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn \
+    </dev/null >"$dir/logs/etcd.log" 2>&1 &
+  echo $! >"$dir/etcd.pid"
+
+  setsid "$bins/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+    --client-ca-file "$dir/pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
+    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/24 \
+    --cert-dir "$dir/pki" --profiling=false --enable-priority-and-fairness=false \
+    </dev/null >"$dir/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$dir/kube-apiserver.pid"
+
+  if [[ -n "$watch" ]]; then
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down "$3" quiet' \
+      _ "$watch" "$here/controlplane.sh" "$dir" </dev/null >/dev/null 2>&1 &
+  fi
+
+  write_kubeconfig "$dir"
+  local deadline=$((SECONDS + 90))
+  until api_get "$dir" /readyz && api_get "$dir" /api/v1/namespaces/default; do
+    if ! alive "$dir/etcd.pid" || ! alive "$dir/kube-apiserver.pid" || ((SECONDS > deadline)); then
+      tail -n 20 "$dir/logs/etcd.log" "$dir/logs/kube-apiserver.log" >&2 || true
+      down "$dir" quiet
+      die "control plane did not become ready (logs above)"
+    fi
+    sleep 0.3
+  done
+  log "ready at https://127.0.0.1:$api_port (kube-apiserver $k8s_version, etcd $etcd_version)"
+  echo "export KUBECONFIG=$dir/kubeconfig"
+}
+
+down() { # DIR [quiet]
+  local dir=$1 name
+  [[ -d "$dir" ]] || return 0
+  for name in kube-apiserver etcd; do
+    if alive "$dir/$name.pid"; then
+      kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
+      for _ in $(seq 50); do alive "$dir/$name.pid" || break; sleep 0.1; done
+      alive "$dir/$name.pid" && kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$dir"
+  [[ -n "${2:-}" ]] || log "stopped and removed $dir"
+}
+
+case "${1:-}" in
+  build) build ;;
+  up) shift; up "$@" ;;
+  down) down "${2:?usage: controlplane.sh down DIR}" ;;
+  versions) echo "kubernetes $k8s_version etcd $etcd_version" ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac
