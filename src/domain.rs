@@ -230,10 +230,15 @@ pub fn normalize(input: &str) -> Result<Domain, DomainError> {
     Domain::parse(&format!("{wildcard}{ascii}"))
 }
 
-/// Compares two names as Closte may echo them: case and one trailing dot ignored.
+/// A name as Closte may echo it, folded for comparison: trimmed, lowercase,
+/// without a trailing dot.
+pub fn fold_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Compares two names as Closte may echo them: case and a trailing dot ignored.
 pub fn same_name(a: &str, b: &str) -> bool {
-    let strip = |s: &str| s.trim().trim_end_matches('.').to_ascii_lowercase();
-    strip(a) == strip(b)
+    fold_name(a) == fold_name(b)
 }
 
 /// Reads a table of domain cases, one per line: `valid<TAB>NAME` or

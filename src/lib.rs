@@ -2,5 +2,7 @@
 //! Closte domain aliases. See DESIGN.md for the architecture.
 
 pub mod api;
+pub mod closte;
 pub mod domain;
 pub mod telemetry;
+pub mod tls;

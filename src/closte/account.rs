@@ -1,0 +1,277 @@
+//! The shared view of one Closte account: its alias list, fetched at most once
+//! per resync period however many objects ask, kept current after each write,
+//! and refetched early when a write's answer disagrees with it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::ClosteClient;
+use super::error::ClosteError;
+use super::key::ApiKey;
+use super::limiter::{FlowControl, FlowSettings};
+use crate::domain::{Domain, fold_name};
+
+/// Alias names of an account, folded (lowercase, no trailing dot).
+pub type DomainSet = BTreeSet<String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added,
+    /// The add failed, but the list shows the alias is there.
+    AlreadyPresent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// The delete failed, but the list shows the alias is gone.
+    AlreadyAbsent,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    /// The last good list and when the request that fetched it started.
+    list: Option<(Arc<DomainSet>, Instant)>,
+    /// The last failed fetch, for callers that were waiting on it.
+    failure: Option<(ClosteError, Instant)>,
+    /// Set when a write disagreed with the list: only a newer list will do.
+    stale_since: Option<Instant>,
+    /// Writes done locally, numbered, to replay over a list fetched meanwhile.
+    journal: Vec<(u64, String, bool)>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+pub struct Account {
+    key: ApiKey,
+    client: ClosteClient,
+    flow: FlowControl,
+    resync: Duration,
+    created: Instant,
+    view: Mutex<View>,
+    /// Serialises list fetches; callers queued behind one share its result.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl Account {
+    pub fn new(key: ApiKey, client: ClosteClient, flow: FlowSettings, resync: Duration) -> Account {
+        Account {
+            key,
+            client,
+            flow: FlowControl::new(flow),
+            resync,
+            created: Instant::now(),
+            view: Mutex::new(View::default()),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+
+    pub fn flow(&self) -> &FlowControl {
+        &self.flow
+    }
+
+    /// The alias list, at most one resync period old (or newer than the last
+    /// disagreement). Concurrent callers share one request.
+    pub async fn domains(&self) -> Result<Arc<DomainSet>, ClosteError> {
+        let now = Instant::now();
+        let mut since = now
+            .checked_sub(self.resync)
+            .unwrap_or(self.created)
+            .max(self.created);
+        if let Some(stale) = self.view.lock().unwrap().stale_since {
+            since = since.max(stale);
+        }
+        self.list_since(since).await
+    }
+
+    /// A list fetched after this call started.
+    pub async fn refresh(&self) -> Result<Arc<DomainSet>, ClosteError> {
+        self.list_since(Instant::now()).await
+    }
+
+    /// Marks the list as out of date; the next [`Account::domains`] refetches.
+    pub fn invalidate(&self) {
+        self.view.lock().unwrap().stale_since = Some(Instant::now());
+    }
+
+    /// Whether the account has the alias, by the cached list.
+    pub async fn contains(&self, domain: &Domain) -> Result<bool, ClosteError> {
+        Ok(self.domains().await?.contains(&fold_name(domain.as_str())))
+    }
+
+    fn cached_since(&self, since: Instant) -> Option<Arc<DomainSet>> {
+        let view = self.view.lock().unwrap();
+        view.list
+            .as_ref()
+            .filter(|(_, fetched)| *fetched >= since)
+            .map(|(list, _)| list.clone())
+    }
+
+    async fn list_since(&self, since: Instant) -> Result<Arc<DomainSet>, ClosteError> {
+        if let Some(list) = self.cached_since(since) {
+            return Ok(list);
+        }
+        let entered = Instant::now();
+        let _fetching = self.fetching.lock().await;
+        if let Some(list) = self.cached_since(since) {
+            return Ok(list);
+        }
+        if let Some((error, at)) = &self.view.lock().unwrap().failure {
+            if *at >= entered {
+                return Err(error.clone()); // the fetch this caller waited for failed
+            }
+        }
+        let started = Instant::now();
+        let seq_at_start = self.view.lock().unwrap().seq;
+        let result = {
+            let _permit = self.flow.admit(false).await;
+            self.client.list(&self.key).await
+        };
+        self.note_rate_limit(&result);
+        let mut view = self.view.lock().unwrap();
+        match result {
+            Ok(names) => {
+                let mut list: DomainSet = names.iter().map(|n| fold_name(n)).collect();
+                // writes that finished after the request started may be missing from it
+                view.journal.retain(|(seq, _, _)| *seq > seq_at_start);
+                for (_, name, added) in &view.journal {
+                    if *added {
+                        list.insert(name.clone());
+                    } else {
+                        list.remove(name);
+                    }
+                }
+                let list = Arc::new(list);
+                view.list = Some((list.clone(), started));
+                view.failure = None;
+                tracing::debug!(account = %self.key.label(), aliases = list.len(), "fetched Closte alias list");
+                Ok(list)
+            }
+            Err(error) => {
+                view.failure = Some((error.clone(), started));
+                Err(error)
+            }
+        }
+    }
+
+    fn record_write(&self, domain: &Domain, added: bool) {
+        let name = fold_name(domain.as_str());
+        let mut view = self.view.lock().unwrap();
+        view.seq += 1;
+        let seq = view.seq;
+        view.journal.push((seq, name.clone(), added));
+        if let Some((list, _)) = view.list.as_mut() {
+            let list = Arc::make_mut(list);
+            if added {
+                list.insert(name);
+            } else {
+                list.remove(&name);
+            }
+        }
+    }
+
+    fn note_rate_limit<T>(&self, result: &Result<T, ClosteError>) {
+        if let Err(error @ ClosteError::RateLimited { .. }) = result {
+            if let super::error::Disposition::RetryAfter(pause) = error.disposition() {
+                tracing::warn!(account = %self.key.label(), pause_secs = pause.as_secs(), "Closte rate limit: pausing the account");
+                self.flow.pause_for(pause);
+            }
+        }
+    }
+
+    /// Adds the alias. When Closte refuses in a way that may mean "already
+    /// there", the answer comes from a fresh list, never from the error text.
+    pub async fn add(&self, domain: &Domain) -> Result<AddOutcome, ClosteError> {
+        let result = {
+            let _permit = self.flow.admit(true).await;
+            self.client.add(&self.key, domain.as_str()).await
+        };
+        self.note_rate_limit(&result);
+        match result {
+            Ok(()) => {
+                self.record_write(domain, true);
+                Ok(AddOutcome::Added)
+            }
+            Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
+                self.invalidate();
+                match self.refresh().await {
+                    Ok(list) if list.contains(&fold_name(domain.as_str())) => {
+                        Ok(AddOutcome::AlreadyPresent)
+                    }
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes the alias; an alias that is already gone counts as removed.
+    pub async fn delete(&self, domain: &Domain) -> Result<DeleteOutcome, ClosteError> {
+        let result = {
+            let _permit = self.flow.admit(true).await;
+            self.client.delete(&self.key, domain.as_str()).await
+        };
+        self.note_rate_limit(&result);
+        match result {
+            Ok(()) => {
+                self.record_write(domain, false);
+                Ok(DeleteOutcome::Deleted)
+            }
+            Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
+                self.invalidate();
+                match self.refresh().await {
+                    Ok(list) if !list.contains(&fold_name(domain.as_str())) => {
+                        self.record_write(domain, false);
+                        Ok(DeleteOutcome::AlreadyAbsent)
+                    }
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Every account the process talks to, one [`Account`] per API key.
+#[derive(Debug)]
+pub struct Accounts {
+    client: ClosteClient,
+    flow: FlowSettings,
+    resync: Duration,
+    accounts: Mutex<HashMap<ApiKey, Arc<Account>>>,
+}
+
+impl Accounts {
+    pub fn new(client: ClosteClient, flow: FlowSettings, resync: Duration) -> Accounts {
+        Accounts {
+            client,
+            flow,
+            resync,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account of `key`, created on first use.
+    pub fn get(&self, key: &ApiKey) -> Arc<Account> {
+        self.accounts
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Account::new(
+                    key.clone(),
+                    self.client.clone(),
+                    self.flow,
+                    self.resync,
+                ))
+            })
+            .clone()
+    }
+}
