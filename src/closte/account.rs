@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::client::ClosteClient;
-use super::error::ClosteError;
+use super::error::{ClosteError, Disposition};
 use super::key::ApiKey;
 use super::limiter::{FlowControl, FlowSettings};
 use crate::domain::{Domain, fold_name};
@@ -123,10 +123,10 @@ impl Account {
         if let Some(list) = self.cached_since(since) {
             return Ok(list);
         }
-        if let Some((error, at)) = &self.view.lock().unwrap().failure {
-            if *at >= entered {
-                return Err(error.clone()); // the fetch this caller waited for failed
-            }
+        if let Some((error, at)) = &self.view.lock().unwrap().failure
+            && *at >= entered
+        {
+            return Err(error.clone()); // the fetch this caller waited for failed
         }
         let started = Instant::now();
         let seq_at_start = self.view.lock().unwrap().seq;
@@ -178,11 +178,11 @@ impl Account {
     }
 
     fn note_rate_limit<T>(&self, result: &Result<T, ClosteError>) {
-        if let Err(error @ ClosteError::RateLimited { .. }) = result {
-            if let super::error::Disposition::RetryAfter(pause) = error.disposition() {
-                tracing::warn!(account = %self.key.label(), pause_secs = pause.as_secs(), "Closte rate limit: pausing the account");
-                self.flow.pause_for(pause);
-            }
+        if let Err(error @ ClosteError::RateLimited { .. }) = result
+            && let Disposition::RetryAfter(pause) = error.disposition()
+        {
+            tracing::warn!(account = %self.key.label(), pause_secs = pause.as_secs(), "Closte rate limit: pausing the account");
+            self.flow.pause_for(pause);
         }
     }
 
