@@ -2,7 +2,9 @@
 //! Closte domain aliases. See DESIGN.md for the architecture.
 
 pub mod api;
+pub mod check;
 pub mod closte;
 pub mod domain;
+pub mod simulate;
 pub mod telemetry;
 pub mod tls;

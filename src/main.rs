@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use closte_operator::{api, telemetry};
+use closte_operator::{api, check, simulate, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -35,9 +35,9 @@ enum Command {
     /// Run the loopback HTTP API that lets WordPress manage MappedDomains.
     Sidecar,
     /// Run a local Closte stand-in (API, DNS and HTTPS) for demos and tests.
-    Simulate,
+    Simulate(simulate::SimArgs),
     /// Test a Closte API key the way WordPress's "test connection" does.
-    Check,
+    Check(check::CheckArgs),
     /// Show one domain: resource status, Closte presence, DNS answer and certificate.
     Status {
         /// Name of the MappedDomain.
@@ -53,13 +53,34 @@ fn main() -> ExitCode {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Controller
-        | Command::Sidecar
-        | Command::Simulate
-        | Command::Check
-        | Command::Status { .. } => {
+        Command::Simulate(args) => match runtime().block_on(simulate::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "simulator failed");
+                eprintln!("closte-operator simulate: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Check(args) => match runtime().block_on(check::run(args)) {
+            Ok(verdict) => {
+                println!("{verdict}");
+                ExitCode::from(verdict.exit_code())
+            }
+            Err(e) => {
+                eprintln!("closte-operator check: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Controller | Command::Sidecar | Command::Status { .. } => {
             eprintln!("closte-operator: this subcommand is not yet implemented");
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }

@@ -13,3 +13,33 @@ pub use client::{ClientConfig, ClosteClient};
 pub use error::{ClosteError, Disposition};
 pub use key::ApiKey;
 pub use limiter::FlowSettings;
+
+use std::time::Duration;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::api::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Command-line settings for reaching Closte, shared by every subcommand that does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClosteArgs {
+    /// Base URL of Closte's client API.
+    #[arg(long, env = "CLOSTE_API_URL", default_value = client::DEFAULT_BASE_URL)]
+    pub closte_api_url: String,
+    /// How long to wait for a connection to Closte.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub closte_connect_timeout: Duration,
+    /// How long to wait for a whole Closte request.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub closte_timeout: Duration,
+}
+
+impl ClosteArgs {
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            base_url: self.closte_api_url.clone(),
+            connect_timeout: self.closte_connect_timeout,
+            timeout: self.closte_timeout,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `closte-operator check`: tests an API key the way WordPress's "test
+//! connection" does, and says accepted, rejected or unreachable.
+
+use std::path::PathBuf;
+
+use crate::closte::wire::INVALID_DOMAIN_PREFIX;
+use crate::closte::{ApiKey, ClosteArgs, ClosteClient, ClosteError};
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub closte: ClosteArgs,
+    /// File holding the API key (e.g. a mounted Secret); without it, CLOSTE_CLIENT_API_KEY is read.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// The verdict on a key, with the exit code each maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected(String),
+    Unreachable(String),
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Accepted => 0,
+            Verdict::Rejected(_) => 2,
+            Verdict::Unreachable(_) => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Accepted => f.write_str("accepted: Closte accepted the API key"),
+            Verdict::Rejected(why) => write!(f, "rejected: {why}"),
+            Verdict::Unreachable(why) => write!(f, "unreachable: {why}"),
+        }
+    }
+}
+
+/// Reads the probe's outcome as Ultimate Multisite does: only the exact
+/// "Invalid or empty domain: " answer proves the key is accepted.
+pub fn verdict(result: Result<(), ClosteError>) -> Verdict {
+    match result {
+        Err(ClosteError::DomainRejected { message, .. }) if message == INVALID_DOMAIN_PREFIX => {
+            Verdict::Accepted
+        }
+        Err(e @ (ClosteError::Transient { .. } | ClosteError::RateLimited { .. })) => {
+            Verdict::Unreachable(e.to_string())
+        }
+        Err(e) => Verdict::Rejected(e.to_string()),
+        Ok(()) => Verdict::Rejected(
+            "Closte accepted an empty domain, which a real Closte does not".into(),
+        ),
+    }
+}
+
+/// Runs the check; `Err` when no key could be read.
+pub async fn run(args: CheckArgs) -> Result<Verdict, Box<dyn std::error::Error>> {
+    let env = std::env::var("CLOSTE_CLIENT_API_KEY").ok();
+    let key = ApiKey::from_file_or_env(args.api_key_file.as_deref(), env.as_deref())?;
+    let client = ClosteClient::new(&args.closte.client_config())?;
+    Ok(verdict(client.probe(&key).await))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        let rejected = |message: &str| {
+            Err(ClosteError::DomainRejected {
+                domain: String::new(),
+                message: message.into(),
+            })
+        };
+        assert_eq!(
+            verdict(rejected("Invalid or empty domain: ")),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict(rejected("Invalid or empty domain: ")).exit_code(),
+            0
+        );
+        // not byte-exact: not accepted
+        assert_eq!(verdict(rejected("Invalid or empty domain:")).exit_code(), 2);
+        let key = Err(ClosteError::CredentialsRejected {
+            message: "Invalid API key".into(),
+        });
+        assert_eq!(verdict(key).exit_code(), 2);
+        let down = Err(ClosteError::Transient {
+            reason: "connection refused".into(),
+        });
+        assert_eq!(
+            verdict(down).to_string(),
+            "unreachable: Closte unavailable: connection refused"
+        );
+        assert_eq!(
+            verdict(Err(ClosteError::RateLimited { retry_after: None })).exit_code(),
+            3
+        );
+        assert_eq!(verdict(Ok(())).exit_code(), 2);
+    }
+}

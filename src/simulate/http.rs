@@ -1,0 +1,239 @@
+//! HTTP side of the simulator: the client API under `/api/client/` (with
+//! latency, injected faults and the write rate limit) and the admin API
+//! under `/_sim/` for tests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::faults::{FaultKind, Faults};
+use super::state::{Answer, LogEntry, Sim};
+use crate::closte::wire::Endpoint;
+
+pub type Shared = Arc<Mutex<Sim>>;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+pub fn router(sim: Shared) -> Router {
+    Router::new()
+        .route("/api/client/{endpoint}", any(client_api))
+        .route("/_sim/domains", get(list_domains).post(add_domain))
+        .route("/_sim/domains/{domain}", delete(remove_domain))
+        .route("/_sim/requests", get(requests).delete(clear_requests))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/stats", get(stats))
+        .with_state(sim)
+}
+
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+    <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = if answer.html {
+        "text/html"
+    } else {
+        "application/json; charset=utf-8"
+    };
+    let mut response =
+        (status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response();
+    if let Some(secs) = answer.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn fault_answer(kind: FaultKind, faults: &Faults) -> Answer {
+    let (status, body, html) = match kind {
+        FaultKind::ServerError => (
+            500,
+            r#"{"success":false,"error":"Internal server error"}"#,
+            false,
+        ),
+        FaultKind::BadGateway => (502, BAD_GATEWAY_PAGE, true),
+        FaultKind::TooManyRequests => (
+            429,
+            r#"{"success":false,"error":"Too many requests"}"#,
+            false,
+        ),
+        FaultKind::Hang => (
+            504,
+            "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+            true,
+        ),
+        FaultKind::BadJson => (200, r#"{"success": tr"#, false),
+    };
+    Answer {
+        status,
+        body: body.into(),
+        html,
+        retry_after: (kind == FaultKind::TooManyRequests)
+            .then_some(faults.retry_after_secs)
+            .flatten(),
+    }
+}
+
+/// Query string and form body together, as PHP's `$_REQUEST` sees them.
+fn parameters(query: HashMap<String, String>, body: &[u8]) -> HashMap<String, String> {
+    let mut params = query;
+    if let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
+        params.extend(form);
+    }
+    params
+}
+
+async fn client_api(
+    State(sim): State<Shared>,
+    method: Method,
+    Path(endpoint): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(endpoint) = Endpoint::ALL.into_iter().find(|e| e.path() == endpoint) else {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    let params = parameters(query, &body);
+    let (latency, fault, hang) = {
+        let sim = sim.lock().unwrap();
+        let faults = sim.faults();
+        (
+            faults.latency(),
+            faults.draw(fastrand::f64(), fastrand::f64()),
+            Duration::from_millis(faults.hang_ms),
+        )
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let entry = |status: u16, account: Option<usize>, fault: Option<FaultKind>| LogEntry {
+        seq: 0,
+        at_ms: now_ms(),
+        endpoint: endpoint.path().into(),
+        method: method.to_string(),
+        account,
+        domain: params.get("domain").cloned(),
+        status,
+        fault: fault.map(|f| f.name().into()),
+    };
+    if let Some(kind) = fault {
+        let answer = {
+            let mut sim = sim.lock().unwrap();
+            let answer = fault_answer(kind, sim.faults());
+            sim.record(entry(answer.status, None, Some(kind)));
+            answer
+        };
+        if kind == FaultKind::Hang {
+            tokio::time::sleep(hang).await;
+        }
+        return respond(answer);
+    }
+    let answer = {
+        let mut sim = sim.lock().unwrap();
+        if endpoint.is_write() && !sim.admit_write(Instant::now()) {
+            let answer = sim.rate_limited();
+            sim.record(entry(429, None, None));
+            answer
+        } else {
+            let (answer, account) = sim.call(endpoint, &params, now_ms());
+            sim.record(entry(answer.status, account, None));
+            answer
+        }
+    };
+    respond(answer)
+}
+
+async fn list_domains(State(sim): State<Shared>) -> Response {
+    let sim = sim.lock().unwrap();
+    let now = now_ms();
+    let aliases: Vec<serde_json::Value> = sim
+        .aliases()
+        .map(|(account, alias)| {
+            serde_json::json!({
+                "domain": alias.domain,
+                "wildcard": alias.wildcard,
+                "account": account,
+                "addedAtMs": alias.added_at_ms,
+                "issued": alias.issued(sim.issue_delay, now),
+            })
+        })
+        .collect();
+    Json(aliases).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewAlias {
+    domain: String,
+    #[serde(default)]
+    account: usize,
+}
+
+async fn add_domain(State(sim): State<Shared>, Json(new): Json<NewAlias>) -> Response {
+    match sim
+        .lock()
+        .unwrap()
+        .admin_add(new.account, &new.domain, now_ms())
+    {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
+}
+
+async fn remove_domain(State(sim): State<Shared>, Path(domain): Path<String>) -> StatusCode {
+    if sim.lock().unwrap().admin_remove(&domain) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn requests(State(sim): State<Shared>, Query(q): Query<Since>) -> Response {
+    Json(sim.lock().unwrap().requests_since(q.since)).into_response()
+}
+
+async fn clear_requests(State(sim): State<Shared>) -> StatusCode {
+    sim.lock().unwrap().clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(sim): State<Shared>) -> Response {
+    Json(sim.lock().unwrap().faults().clone()).into_response()
+}
+
+async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> Response {
+    if !(0.0..=1.0).contains(&faults.failure_rate) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "failureRate must be between 0 and 1",
+        )
+            .into_response();
+    }
+    tracing::info!(?faults, "fault configuration changed");
+    sim.lock().unwrap().set_faults(faults.clone());
+    Json(faults).into_response()
+}
+
+async fn stats(State(sim): State<Shared>) -> Response {
+    Json(sim.lock().unwrap().stats()).into_response()
+}

@@ -1,0 +1,219 @@
+//! HTTPS side of the simulator: a CA of its own, and for each registered
+//! alias (chosen by SNI) a certificate that appears once the issue delay has
+//! passed. Before that, and for unknown names, a certificate for another name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
+};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::http::{Shared, now_ms};
+
+/// Issuer common name of every certificate the simulator hands out.
+pub const CA_NAME: &str = "Closte Simulator CA";
+/// The name on the certificate served before issuance and to unknown names.
+pub const PENDING_NAME: &str = "pending.closte-simulator.invalid";
+/// Validity of an issued certificate, as Let's Encrypt gives.
+const VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+pub struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+impl Ca {
+    pub fn generate() -> Result<Ca, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, CA_NAME);
+        dn.push(DnType::OrganizationName, "closte-operator simulator");
+        params.distinguished_name = dn;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(3650);
+        let key = KeyPair::generate()?;
+        let pem = params.self_signed(&key)?.pem();
+        Ok(Ca { params, key, pem })
+    }
+
+    /// The CA certificate, PEM, for clients to trust.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A leaf certificate for `name`, valid from `not_before` for 90 days.
+    fn issue(
+        &self,
+        name: &str,
+        not_before: OffsetDateTime,
+    ) -> Result<Arc<CertifiedKey>, rcgen::Error> {
+        let mut params = CertificateParams::new(vec![name.to_owned()])?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.not_before = not_before;
+        params.not_after = not_before + VALIDITY;
+        params.serial_number = Some(SerialNumber::from_slice(&fastrand::u64(1..).to_be_bytes()));
+        let key = KeyPair::generate()?;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signer = rustls::crypto::ring::sign::any_supported_type(&der)
+            .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?;
+        Ok(Arc::new(CertifiedKey::new(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            signer,
+        )))
+    }
+}
+
+/// Picks the certificate by SNI from the simulator's current aliases.
+pub struct SniResolver {
+    sim: Shared,
+    ca: Arc<Ca>,
+    pending: Arc<CertifiedKey>,
+    issued: Mutex<HashMap<(String, u64), Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl SniResolver {
+    pub fn new(sim: Shared, ca: Arc<Ca>) -> Result<SniResolver, rcgen::Error> {
+        let pending = ca.issue(
+            PENDING_NAME,
+            OffsetDateTime::now_utc() - time::Duration::hours(1),
+        )?;
+        Ok(SniResolver {
+            sim,
+            ca,
+            pending,
+            issued: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn certificate_for(&self, server_name: &str) -> Arc<CertifiedKey> {
+        let now = now_ms();
+        let alias = {
+            let sim = self.sim.lock().unwrap();
+            sim.tls_alias(server_name)
+                .filter(|a| a.issued(sim.issue_delay, now))
+                .map(|a| {
+                    (
+                        a.domain.clone(),
+                        a.added_at_ms + sim.issue_delay.as_millis() as u64,
+                    )
+                })
+        };
+        let Some((domain, issued_at_ms)) = alias else {
+            return self.pending.clone();
+        };
+        let mut issued = self.issued.lock().unwrap();
+        let key = (domain.clone(), issued_at_ms);
+        if let Some(cert) = issued.get(&key) {
+            return cert.clone();
+        }
+        let not_before = OffsetDateTime::from_unix_timestamp((issued_at_ms / 1000) as i64)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        match self.ca.issue(&domain, not_before) {
+            Ok(cert) => {
+                issued.insert(key, cert.clone());
+                cert
+            }
+            Err(e) => {
+                tracing::error!(%domain, error = %e, "cannot issue simulated certificate");
+                self.pending.clone()
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(match hello.server_name() {
+            Some(name) => self.certificate_for(name),
+            None => self.pending.clone(),
+        })
+    }
+}
+
+/// Accepts TCP connections, completes TLS handshakes off the accept loop, and
+/// hands finished streams to axum.
+struct TlsListener {
+    streams: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.streams.recv().await {
+            Some(stream) => stream,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+/// Serves HTTPS on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, resolver: SniResolver) -> std::io::Result<()> {
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let addr = listener.local_addr()?;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                match handshake.await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    let app = Router::new().fallback(|headers: HeaderMap| async move {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("unknown");
+        format!("Closte simulator serving {host}\n")
+    });
+    axum::serve(TlsListener { streams: rx, addr }, app).await
+}
