@@ -35,7 +35,7 @@ enum Command {
     /// Run the loopback HTTP API that lets WordPress manage MappedDomains.
     Sidecar,
     /// Run a local Closte stand-in (API, DNS and HTTPS) for demos and tests.
-    Simulate(simulate::SimArgs),
+    Simulate(Box<simulate::SimArgs>),
     /// Test a Closte API key the way WordPress's "test connection" does.
     Check(check::CheckArgs),
     /// Show one domain: resource status, Closte presence, DNS answer and certificate.
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Simulate(args) => match runtime().block_on(simulate::run(args)) {
+        Command::Simulate(args) => match runtime().block_on(simulate::run(*args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "simulator failed");
