@@ -35,7 +35,7 @@ pub enum DeleteOutcome {
 struct View {
     /// The last good list and when the request that fetched it started.
     list: Option<(Arc<DomainSet>, Instant)>,
-    /// The last failed fetch, for callers that were waiting on it.
+    /// The last failed fetch and when it ended, for callers that waited on it.
     failure: Option<(ClosteError, Instant)>,
     /// Set when a write disagreed with the list: only a newer list will do.
     stale_since: Option<Instant>,
@@ -126,7 +126,7 @@ impl Account {
         if let Some((error, at)) = &self.view.lock().unwrap().failure
             && *at >= entered
         {
-            return Err(error.clone()); // the fetch this caller waited for failed
+            return Err(error.clone()); // a fetch that ended while this caller waited failed
         }
         let started = Instant::now();
         let seq_at_start = self.view.lock().unwrap().seq;
@@ -155,7 +155,7 @@ impl Account {
                 Ok(list)
             }
             Err(error) => {
-                view.failure = Some((error.clone(), started));
+                view.failure = Some((error.clone(), Instant::now()));
                 Err(error)
             }
         }

@@ -103,7 +103,7 @@ impl ClosteClient {
         let result = self.send(request, endpoint, domain, key).await;
         tracing::debug!(
             endpoint = endpoint.path(),
-            domain = domain.unwrap_or_default(),
+            domain = key.redact(domain.unwrap_or_default()),
             elapsed_ms = started.elapsed().as_millis() as u64,
             outcome = match &result {
                 Ok(_) => "ok",

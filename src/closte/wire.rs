@@ -203,7 +203,7 @@ pub fn interpret(
     );
     if message.starts_with(INVALID_DOMAIN_PREFIX.trim_end()) && endpoint.is_write() {
         return Err(ClosteError::DomainRejected {
-            domain: domain.unwrap_or_default().to_owned(),
+            domain: redact(domain.unwrap_or_default()),
             message,
         });
     }

@@ -1,0 +1,379 @@
+//! The Closte client and account view against the simulator, over real HTTP:
+//! every fault kind, flow control, and the coalesced list.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use closte_operator::closte::{
+    Account, AddOutcome, ApiKey, ClientConfig, ClosteClient, ClosteError, DeleteOutcome,
+    FlowSettings,
+};
+use closte_operator::domain::Domain;
+use common::sim::Simulator;
+use serde_json::json;
+
+const KEY: &str = "test-key-7f3a9c";
+
+fn client(sim: &Simulator, timeout: Duration) -> ClosteClient {
+    ClosteClient::new(&ClientConfig {
+        base_url: sim.api.clone(),
+        connect_timeout: Duration::from_secs(2),
+        timeout,
+    })
+    .unwrap()
+}
+
+fn account(sim: &Simulator, flow: FlowSettings) -> Arc<Account> {
+    let key = ApiKey::new(KEY).unwrap();
+    Arc::new(Account::new(
+        key,
+        client(sim, Duration::from_secs(5)),
+        flow,
+        Duration::from_secs(300),
+    ))
+}
+
+fn domain(name: &str) -> Domain {
+    Domain::parse(name).unwrap()
+}
+
+#[tokio::test]
+async fn add_list_delete_round_trip() {
+    let sim = Simulator::start("round-trip", &["--api-key", KEY, "--list-shape", "objects"]);
+    let key = ApiKey::new(KEY).unwrap();
+    let c = client(&sim, Duration::from_secs(5));
+    assert_eq!(c.list(&key).await.unwrap(), Vec::<String>::new());
+    c.add(&key, "shop.example.com").await.unwrap();
+    c.add(&key, "*.blogs.example.org").await.unwrap();
+    assert_eq!(
+        c.list(&key).await.unwrap(),
+        ["*.blogs.example.org", "shop.example.com"]
+    );
+    // the wire request carried wildcard=1 for the wildcard only
+    assert_eq!(
+        sim.aliases().await,
+        ["*.blogs.example.org", "shop.example.com"]
+    );
+    let again = c.add(&key, "shop.example.com").await.unwrap_err();
+    assert!(matches!(again, ClosteError::Unexpected { .. }), "{again}");
+    c.delete(&key, "shop.example.com").await.unwrap();
+    assert_eq!(c.list(&key).await.unwrap(), ["*.blogs.example.org"]);
+
+    // invalid domains are rejected, and say so
+    let rejected = c.add(&key, "not a domain").await.unwrap_err();
+    assert_eq!(
+        rejected,
+        ClosteError::DomainRejected {
+            domain: "not a domain".into(),
+            message: "Invalid or empty domain: not a domain".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn account_settles_disagreements_with_the_list() {
+    let sim = Simulator::start("settle", &["--api-key", KEY]);
+    let account = account(&sim, FlowSettings::default());
+    let d = domain("adopted.example.com");
+    sim.add_alias(d.as_str(), 0).await; // someone else added it
+    assert_eq!(account.add(&d).await.unwrap(), AddOutcome::AlreadyPresent);
+    assert_eq!(account.delete(&d).await.unwrap(), DeleteOutcome::Deleted);
+    assert_eq!(
+        account.delete(&d).await.unwrap(),
+        DeleteOutcome::AlreadyAbsent
+    );
+    assert!(!account.contains(&d).await.unwrap());
+    assert_eq!(account.add(&d).await.unwrap(), AddOutcome::Added);
+    // the local view follows writes without a new list call
+    sim.clear_requests().await;
+    assert!(account.contains(&d).await.unwrap());
+    assert_eq!(sim.count("getdomains").await, 0);
+}
+
+#[tokio::test]
+async fn every_fault_kind_becomes_its_error() {
+    let sim = Simulator::start("faults", &["--api-key", KEY]);
+    let key = ApiKey::new(KEY).unwrap();
+    let c = client(&sim, Duration::from_secs(1));
+    let cases = [
+        ("500", "Closte unavailable: HTTP 500"),
+        ("502", "Closte unavailable: HTTP 502 with an HTML page"),
+        ("429", "Closte rate limit reached (retry after 3s)"),
+        ("hang", "Closte unavailable: no answer within 1s"),
+        (
+            "bad-json",
+            "Closte unavailable: HTTP 200 with a body that is not a JSON object",
+        ),
+    ];
+    for (kind, text) in cases {
+        sim.set_faults(json!({"failureRate": 1.0, "failureKinds": [kind], "hangMs": 3000, "retryAfterSecs": 3}))
+            .await;
+        for result in [
+            c.list(&key).await.map(drop),
+            c.add(&key, "f.example.com").await,
+        ] {
+            let err = result.unwrap_err();
+            assert!(err.to_string().starts_with(text), "{kind}: {err}");
+            let expected_retry = if kind == "429" {
+                closte_operator::closte::Disposition::RetryAfter(Duration::from_secs(3))
+            } else {
+                closte_operator::closte::Disposition::BackOff
+            };
+            assert_eq!(err.disposition(), expected_retry, "{kind}");
+        }
+    }
+    sim.set_faults(json!({})).await;
+    assert!(
+        c.list(&key).await.unwrap().is_empty(),
+        "a write answered with a fault must not land"
+    );
+}
+
+#[tokio::test]
+async fn wrong_key_and_unreachable_server() {
+    let sim = Simulator::start("wrong-key", &["--api-key", KEY]);
+    let c = client(&sim, Duration::from_secs(2));
+    let wrong = ApiKey::new("not-the-key").unwrap();
+    for result in [
+        c.list(&wrong).await.map(drop),
+        c.add(&wrong, "a.example.com").await,
+    ] {
+        assert!(
+            matches!(result, Err(ClosteError::CredentialsRejected { .. })),
+            "{result:?}"
+        );
+    }
+
+    // a server that accepts and hangs up at once (a reset), and a closed port
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for base in [
+        format!("http://{addr}/api/client"),
+        format!("http://127.0.0.1:{closed_port}/api/client"),
+    ] {
+        let c = ClosteClient::new(&ClientConfig {
+            base_url: base.clone(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let err = c.list(&wrong).await.unwrap_err();
+        assert!(
+            matches!(err, ClosteError::Transient { .. }),
+            "{base}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_list_request() {
+    let sim = Simulator::start("coalesce", &["--api-key", KEY, "--latency", "200ms"]);
+    let account = account(&sim, FlowSettings::default());
+    let callers = 100;
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let account = account.clone();
+            tokio::spawn(async move { account.domains().await.unwrap().len() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 0);
+    }
+    let first_round = sim.count("getdomains").await;
+    assert_eq!(first_round, 1, "{callers} concurrent callers");
+    println!("coalescing: {callers} concurrent callers -> {first_round} getdomains request(s)");
+
+    // within the resync period the cached list answers
+    for _ in 0..10 {
+        account.domains().await.unwrap();
+    }
+    assert_eq!(sim.count("getdomains").await, 1);
+
+    // a disagreement makes the next caller refetch, once
+    account.invalidate();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let account = account.clone();
+            tokio::spawn(async move { account.domains().await.map(|d| d.len()) })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(sim.count("getdomains").await, 2);
+}
+
+#[tokio::test]
+async fn failed_list_is_shared_by_its_waiters_then_retried() {
+    let sim = Simulator::start("coalesce-fail", &["--api-key", KEY, "--latency", "200ms"]);
+    sim.set_faults(json!({"latencyMs": 200, "failureRate": 1.0, "failureKinds": ["500"]}))
+        .await;
+    let account = account(&sim, FlowSettings::default());
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let account = account.clone();
+            tokio::spawn(async move { account.domains().await.is_err() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(
+        sim.count("getdomains").await,
+        1,
+        "waiters must not each retry"
+    );
+    sim.set_faults(json!({})).await;
+    assert!(account.domains().await.is_ok(), "a later call tries again");
+}
+
+#[tokio::test]
+async fn rate_limit_pauses_the_whole_account() {
+    let sim = Simulator::start("pause", &["--api-key", KEY]);
+    let account = account(&sim, FlowSettings::default());
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["429"], "retryAfterSecs": 2}))
+        .await;
+    let err = account
+        .add(&domain("limited.example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ClosteError::RateLimited {
+            retry_after: Some(Duration::from_secs(2))
+        }
+    );
+    sim.set_faults(json!({})).await;
+    sim.clear_requests().await;
+
+    // a read of the same account waits out the pause
+    let started = Instant::now();
+    account.domains().await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1800),
+        "waited only {waited:?}"
+    );
+    let log = sim.requests().await;
+    assert_eq!(
+        log.len(),
+        1,
+        "nothing reached Closte during the pause: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn writes_are_paced_and_in_flight_capped() {
+    let sim = Simulator::start("pacing", &["--api-key", KEY]);
+    let paced = account(
+        &sim,
+        FlowSettings {
+            write_rate: 20.0,
+            max_in_flight: 4,
+        },
+    );
+    let started = Instant::now();
+    for i in 0..11 {
+        paced
+            .add(&domain(&format!("p{i}.example.com")))
+            .await
+            .unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(480),
+        "11 writes at 20/s took {elapsed:?}"
+    );
+
+    // 6 slow writes through 2 slots take 3 rounds
+    sim.set_faults(json!({"latencyMs": 300})).await;
+    let capped = account(
+        &sim,
+        FlowSettings {
+            write_rate: 1000.0,
+            max_in_flight: 2,
+        },
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let capped = capped.clone();
+            tokio::spawn(async move { capped.add(&domain(&format!("c{i}.example.com"))).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(880),
+        "6 writes via 2 slots took {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1800),
+        "the slots were not used in parallel: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn simulator_write_rate_limit_answers_429() {
+    let sim = Simulator::start(
+        "sim-limit",
+        &[
+            "--api-key",
+            KEY,
+            "--write-rate-limit",
+            "5",
+            "--retry-after",
+            "1",
+        ],
+    );
+    let key = ApiKey::new(KEY).unwrap();
+    let c = client(&sim, Duration::from_secs(5));
+    let mut limited = 0;
+    for i in 0..12 {
+        if let Err(ClosteError::RateLimited { retry_after }) =
+            c.add(&key, &format!("r{i}.example.com")).await
+        {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 5,
+        "only {limited} of 12 back-to-back writes were limited"
+    );
+    // a paced account stays under the limit and never sees a 429
+    let account = account(
+        &sim,
+        FlowSettings {
+            write_rate: 4.0,
+            max_in_flight: 4,
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sim.clear_requests().await;
+    for i in 0..6 {
+        account
+            .add(&domain(&format!("q{i}.example.com")))
+            .await
+            .unwrap();
+    }
+    let statuses: Vec<u64> = sim
+        .requests()
+        .await
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}

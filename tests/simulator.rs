@@ -1,0 +1,362 @@
+//! `closte-operator simulate` as a real process: its API answers as Closte
+//! does, its DNS answers a real resolver, its HTTPS endpoint satisfies a real
+//! TLS client only after the issue delay, and `check` reads it right.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::sim::{Simulator, scratch};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::{Resolver, TokioResolver};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::TlsConnector;
+
+const KEY: &str = "sim-key-41d2";
+
+async fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn api_answers_like_closte() {
+    let sim = Simulator::start("api", &["--api-key", KEY, "--list-shape", "strings"]);
+    let add = format!("{}/adddomainalias", sim.api);
+    // Ultimate Multisite's "test connection": the exact bytes matter
+    let (status, body) = post(&add, &[("apikey", KEY)]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"success":false,"error":"Invalid or empty domain: "}"#
+        )
+    );
+    let (_, body) = post(
+        &add,
+        &[("apikey", KEY), ("domain", "bad domain"), ("wildcard", "")],
+    )
+    .await;
+    assert_eq!(
+        body,
+        r#"{"success":false,"error":"Invalid or empty domain: bad domain"}"#
+    );
+    let (_, body) = post(
+        &add,
+        &[
+            ("apikey", KEY),
+            ("domain", "*.wild.example.com"),
+            ("wildcard", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (_, body) = post(
+        &add,
+        &[
+            ("apikey", KEY),
+            ("domain", "Plain.Example.com"),
+            ("wildcard", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let list = reqwest::get(format!("{}/getdomains?apikey={KEY}", sim.api))
+        .await
+        .unwrap();
+    assert_eq!(
+        list.text().await.unwrap(),
+        r#"{"success":true,"domains":["*.wild.example.com","plain.example.com"]}"#
+    );
+    let (status, _) = post(&add, &[("apikey", "nope"), ("domain", "x.example.com")]).await;
+    assert_eq!(status, 401);
+    let delete = format!("{}/deletedomainalias", sim.api);
+    let (_, body) = post(
+        &delete,
+        &[
+            ("apikey", KEY),
+            ("domain", "plain.example.com"),
+            ("wildcard", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    assert_eq!(sim.aliases().await, ["*.wild.example.com"]);
+
+    // the admin log counts every call and never holds the key
+    let log = sim.requests().await;
+    assert_eq!(log.len(), 7);
+    assert_eq!(log[6]["endpoint"], "deletedomainalias");
+    assert_eq!(
+        log[5]["account"],
+        serde_json::Value::Null,
+        "unknown key has no account"
+    );
+    assert!(!serde_json::to_string(&log).unwrap().contains(KEY));
+    assert!(!sim.log().contains(KEY), "simulator log holds the key");
+}
+
+fn resolver(dns: SocketAddr, tcp: bool) -> TokioResolver {
+    let mut connection = if tcp {
+        ConnectionConfig::tcp()
+    } else {
+        ConnectionConfig::udp()
+    };
+    connection.port = dns.port();
+    let server = NameServerConfig::new(dns.ip(), true, vec![connection]);
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        TokioRuntimeProvider::default(),
+    );
+    builder.options_mut().cache_size = 0;
+    builder.build().unwrap()
+}
+
+#[tokio::test]
+async fn dns_answers_for_registered_aliases() {
+    let sim = Simulator::start(
+        "dns",
+        &[
+            "--api-key",
+            KEY,
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--target-ip",
+            "203.0.113.7",
+        ],
+    );
+    sim.add_alias("shop.example.com", 0).await;
+    sim.add_alias("*.blogs.example.org", 0).await;
+    let target: IpAddr = "203.0.113.7".parse().unwrap();
+    for tcp in [false, true] {
+        let resolver = resolver(sim.dns.unwrap(), tcp);
+        for name in [
+            "shop.example.com.",
+            "a.blogs.example.org.",
+            "x.y.blogs.example.org.",
+        ] {
+            let answer = resolver
+                .lookup_ip(name)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let ips: Vec<IpAddr> = answer.iter().collect();
+            assert_eq!(
+                ips,
+                [target],
+                "{name} over {}",
+                if tcp { "TCP" } else { "UDP" }
+            );
+        }
+        for name in ["unknown.example.com.", "blogs.example.org."] {
+            let err = resolver.lookup_ip(name).await.unwrap_err();
+            assert!(err.is_nx_domain(), "{name}: {err}");
+        }
+    }
+    // drift is visible at once
+    assert!(sim.remove_alias("shop.example.com").await);
+    let err = resolver(sim.dns.unwrap(), false)
+        .lookup_ip("shop.example.com.")
+        .await
+        .unwrap_err();
+    assert!(err.is_nx_domain());
+}
+
+/// Connects with SNI `name` and a client that trusts only the simulator CA.
+/// Returns the peer's leaf certificate, or the handshake error.
+async fn tls_handshake(sim: &Simulator, name: &str) -> Result<CertificateDer<'static>, String> {
+    closte_operator::tls::install_crypto_provider();
+    let pem = std::fs::read(sim.ca.as_ref().unwrap()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile_certs(&pem) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(sim.https.unwrap())
+        .await
+        .unwrap();
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned())
+}
+
+/// The certificates of a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn https_certificate_appears_after_issue_delay() {
+    let dir = scratch("https");
+    let ca = dir.join("ca.pem");
+    let sim = Simulator::start(
+        "https",
+        &[
+            "--api-key",
+            KEY,
+            "--https-listen",
+            "127.0.0.1:0",
+            "--issue-delay",
+            "2s",
+            "--ca-out",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let registered = Instant::now();
+    sim.add_alias("secure.example.com", 0).await;
+    sim.add_alias("*.wild.example.net", 0).await;
+
+    let before = tls_handshake(&sim, "secure.example.com").await.unwrap_err();
+    assert!(
+        before.contains("not valid for name"),
+        "before issuance: {before}"
+    );
+    let unknown = tls_handshake(&sim, "unknown.example.com")
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.contains("not valid for name"),
+        "unknown name: {unknown}"
+    );
+
+    // wait for issuance, as a probe would: poll with a deadline
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cert = loop {
+        match tls_handshake(&sim, "secure.example.com").await {
+            Ok(cert) => break cert,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("certificate never issued: {e}"),
+        }
+    };
+    assert!(
+        registered.elapsed() >= Duration::from_millis(1900),
+        "issued too early"
+    );
+    let der = cert.as_ref();
+    assert!(contains(der, b"secure.example.com"));
+    assert!(contains(der, b"Closte Simulator CA"));
+
+    // a wildcard alias covers one label below it, not two
+    tls_handshake(&sim, "a.wild.example.net").await.unwrap();
+    let deep = tls_handshake(&sim, "a.b.wild.example.net")
+        .await
+        .unwrap_err();
+    assert!(deep.contains("not valid for name"), "{deep}");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let dir = scratch("restart");
+    let state = dir.join("state.json");
+    let args = ["--api-key", KEY, "--state-file", state.to_str().unwrap()];
+    let mut sim = Simulator::start("restart-1", &args);
+    let (_, body) = post(
+        &format!("{}/adddomainalias", sim.api),
+        &[
+            ("apikey", KEY),
+            ("domain", "kept.example.com"),
+            ("wildcard", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let status = sim.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM should stop it cleanly: {status:?}"
+    );
+    assert!(!std::fs::read_to_string(&state).unwrap().contains(KEY));
+    let sim = Simulator::start("restart-2", &args);
+    assert_eq!(sim.aliases().await, ["kept.example.com"]);
+}
+
+fn check(api: &str, key: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .args(["check", "--closte-api-url", api])
+        .env("CLOSTE_CLIENT_API_KEY", key)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains(key) || key.is_empty(),
+        "check printed the key: {text}"
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[tokio::test]
+async fn check_says_accepted_rejected_or_unreachable() {
+    let sim = Simulator::start("check", &["--api-key", KEY]);
+    let (code, text) = check(&sim.api, KEY);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("accepted"), "{text}");
+    let (code, text) = check(&sim.api, "wrong-key-9911");
+    assert_eq!(code, 2, "{text}");
+    assert!(text.starts_with("rejected"), "{text}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, text) = check(&format!("http://127.0.0.1:{port}/api/client"), KEY);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.starts_with("unreachable"), "{text}");
+    // a 5xx is not a verdict on the key
+    sim.set_faults(serde_json::json!({"failureRate": 1.0, "failureKinds": ["502"]}))
+        .await;
+    let (code, _) = check(&sim.api, KEY);
+    assert_eq!(code, 3);
+    // and the probe is the one WordPress sends: an add with the key alone
+    let log = sim.requests().await;
+    assert!(
+        log.iter()
+            .all(|r| r["endpoint"] == "adddomainalias" && r["domain"].is_null()),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn help_hides_the_key_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .args(["simulate", "--help"])
+        .env("CLOSTE_CLIENT_API_KEY", "env-secret-5512")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--api-key"), "{help}");
+    assert!(!help.contains("env-secret-5512"), "{help}");
+}
