@@ -5,17 +5,51 @@ LOCAL_DIR := target/controlplane
 export KUBECONFIG := $(CURDIR)/$(LOCAL_DIR)/kubeconfig
 CRD_FILE := crds/mappeddomains.closte-operator.io.yaml
 
-.PHONY: help demo test lint crd controlplane cluster-up cluster-down
+SIM_DIR := target/demo
+SIM_KEY := demo-key
+SIM_API := http://127.0.0.1:18088/api/client
+BIN := target/debug/closte-operator
+
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down bench-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-demo: cluster-up ## local control plane + CRD + examples, then list them
-	cargo run -q -- crd | kubectl apply --server-side --field-manager=closte-operator-demo -f -
+demo: cluster-up sim-up ## local control plane + Closte simulator + CRD + examples
+	$(BIN) crd | kubectl apply --server-side --field-manager=closte-operator-demo -f -
 	kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io
 	kubectl apply -f examples/
 	kubectl get mappeddomains
-	@echo; echo "Try: export KUBECONFIG=$(KUBECONFIG); kubectl explain mappeddomain.spec; make cluster-down"
+	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
+	@echo; echo "Try: export KUBECONFIG=$(KUBECONFIG); kubectl explain mappeddomain.spec"
+	@echo "     curl -d apikey=$(SIM_KEY) -d domain=shop.example.com $(SIM_API)/adddomainalias"
+	@echo "     curl http://127.0.0.1:18088/_sim/domains; make demo-down"
+
+demo-down: sim-down cluster-down ## stop everything the demo started
+
+build:
+	cargo build -q
+
+sim-up: build ## start the Closte simulator in the background (API :18088, DNS :10053, HTTPS :10443)
+	@mkdir -p $(SIM_DIR)
+	@if [ -f $(SIM_DIR)/sim.pid ] && kill -0 $$(cat $(SIM_DIR)/sim.pid) 2>/dev/null; then \
+	  echo "simulator already running: $(SIM_API)"; \
+	else \
+	  rm -f $(SIM_DIR)/sim.ready; \
+	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) simulate --listen 127.0.0.1:18088 \
+	    --dns-listen 127.0.0.1:10053 --https-listen 127.0.0.1:10443 --issue-delay 30s \
+	    --ca-out $(SIM_DIR)/ca.pem --state-file $(SIM_DIR)/state.json \
+	    >$(SIM_DIR)/sim.ready 2>$(SIM_DIR)/sim.log </dev/null & echo $$! >$(SIM_DIR)/sim.pid; \
+	  for i in $$(seq 100); do [ -s $(SIM_DIR)/sim.ready ] && break; sleep 0.1; done; \
+	  [ -s $(SIM_DIR)/sim.ready ] || { cat $(SIM_DIR)/sim.log; exit 1; }; \
+	  echo "simulator: $$(cat $(SIM_DIR)/sim.ready) (key: $(SIM_KEY), log: $(SIM_DIR)/sim.log)"; \
+	fi
+
+sim-down: ## stop the Closte simulator
+	@if [ -f $(SIM_DIR)/sim.pid ]; then kill $$(cat $(SIM_DIR)/sim.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/sim.pid; echo "simulator stopped"; fi
+
+bench-sim: ## simulator throughput with wrk (apt-get install wrk)
+	bash bench/simulator.sh 10 32
 
 test: controlplane lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets
