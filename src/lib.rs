@@ -5,6 +5,7 @@ pub mod api;
 pub mod check;
 pub mod closte;
 pub mod domain;
+pub mod plan;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

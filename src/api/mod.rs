@@ -17,6 +17,10 @@ use crate::domain::{self, Rule};
 pub const GROUP: &str = "closte-operator.io";
 /// Served and stored version.
 pub const VERSION: &str = "v1alpha1";
+/// Finalizer that holds a MappedDomain until its alias is settled on Closte.
+pub const FINALIZER: &str = "closte-operator.io/alias";
+/// Annotation whose new value forces an immediate reconcile (echoed in status).
+pub const RECONCILE_REQUESTED_AT: &str = "closte-operator.io/reconcile-requested-at";
 /// `checkInterval` when the spec leaves it out (Ultimate Multisite's default).
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -197,6 +201,10 @@ pub struct MappedDomainStatus {
     /// The certificate the domain last served over TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateStatus>,
+
+    /// The value of the closte-operator.io/reconcile-requested-at annotation the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
 }
 
 /// Progress in Ultimate Multisite's vocabulary: pending (not yet on Closte), checking-dns (registered, waiting for DNS), checking-ssl-cert (DNS right, waiting for the certificate), done, failed (Closte rejected the domain or the credentials), ssl-failed (no valid certificate in time).
