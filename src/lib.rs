@@ -4,7 +4,9 @@
 pub mod api;
 pub mod check;
 pub mod closte;
+pub mod controller;
 pub mod domain;
+pub mod metrics;
 pub mod plan;
 pub mod simulate;
 pub mod telemetry;

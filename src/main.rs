@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use closte_operator::{api, check, simulate, telemetry};
+use closte_operator::{api, check, controller, simulate, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +31,7 @@ enum Command {
     /// Print the MappedDomain CustomResourceDefinition as YAML.
     Crd,
     /// Run the reconciler that keeps Closte in line with MappedDomains.
-    Controller,
+    Controller(Box<controller::ControllerArgs>),
     /// Run the loopback HTTP API that lets WordPress manage MappedDomains.
     Sidecar,
     /// Run a local Closte stand-in (API, DNS and HTTPS) for demos and tests.
@@ -71,7 +71,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Controller | Command::Sidecar | Command::Status { .. } => {
+        Command::Controller(args) => match runtime().block_on(controller::run(*args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "controller failed");
+                eprintln!("closte-operator controller: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Sidecar | Command::Status { .. } => {
             eprintln!("closte-operator: this subcommand is not yet implemented");
             ExitCode::from(2)
         }

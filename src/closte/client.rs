@@ -1,6 +1,7 @@
 //! The HTTP client for Closte's client API: one request per call, no caching
 //! and no flow control (see [`super::account`] for those).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::ClosteError;
@@ -31,11 +32,29 @@ impl Default for ClientConfig {
 #[error("cannot build the Closte HTTP client: {0}")]
 pub struct BuildError(String);
 
+/// Called after every request with the endpoint, the outcome (`ok` or an
+/// error reason) and the latency; metrics hang off it.
+pub type Observer = Arc<dyn Fn(Endpoint, &'static str, Duration) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct ObserverSlot(Option<Observer>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(observer)"
+        } else {
+            "None"
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClosteClient {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    observer: ObserverSlot,
 }
 
 impl ClosteClient {
@@ -51,7 +70,14 @@ impl ClosteClient {
             http,
             base: config.base_url.trim_end_matches('/').to_owned(),
             timeout: config.timeout,
+            observer: ObserverSlot::default(),
         })
+    }
+
+    /// Reports every request to `observer`.
+    pub fn with_observer(mut self, observer: Observer) -> ClosteClient {
+        self.observer = ObserverSlot(Some(observer));
+        self
     }
 
     /// Every alias of the key's site, as Closte spells them.

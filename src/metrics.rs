@@ -1,0 +1,155 @@
+//! Prometheus metrics: counters and histograms updated as work happens, and
+//! per-object gauges computed from the watch cache at scrape time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::{MappedDomain, conditions};
+
+type Labels = Vec<(&'static str, String)>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<Labels, Counter>,
+    reconcile_seconds: Histogram,
+    closte_requests: Family<Labels, Counter>,
+    closte_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("closte_operator");
+        let reconciles = Family::<Labels, Counter>::default();
+        let reconcile_seconds = latency_histogram();
+        let closte_requests = Family::<Labels, Counter>::default();
+        let closte_seconds =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let leader = Gauge::default();
+        registry.register(
+            "reconciles",
+            "Reconcile passes by result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile pass",
+            reconcile_seconds.clone(),
+        );
+        registry.register(
+            "closte_requests",
+            "Closte API requests by endpoint and outcome",
+            closte_requests.clone(),
+        );
+        registry.register(
+            "closte_request_duration_seconds",
+            "Closte API request latency by endpoint",
+            closte_seconds.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_seconds,
+            closte_requests,
+            closte_seconds,
+            leader,
+        }
+    }
+
+    pub fn reconciled(&self, took: Duration, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&vec![("result", result.into())])
+            .inc();
+        self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn closte_request(&self, endpoint: &'static str, outcome: &'static str, took: Duration) {
+        self.closte_requests
+            .get_or_create(&vec![
+                ("endpoint", endpoint.into()),
+                ("outcome", outcome.into()),
+            ])
+            .inc();
+        self.closte_seconds
+            .get_or_create(&vec![("endpoint", endpoint.into())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition: process metrics, then gauges from `objects`.
+    pub fn render(&self, objects: &[Arc<MappedDomain>], synced: bool) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String");
+        let mut text = text.trim_end_matches("# EOF\n").to_owned();
+
+        let mut cache = Registry::with_prefix("closte_operator");
+        let ready = Family::<Labels, Gauge>::default();
+        let stage = Family::<Labels, Gauge>::default();
+        let by_stage = Family::<Labels, Gauge>::default();
+        let cached = Gauge::<i64>::default();
+        for md in objects {
+            let namespace = md.metadata.namespace.clone().unwrap_or_default();
+            let name = md.metadata.name.clone().unwrap_or_default();
+            let status = md.status.as_ref();
+            let is_ready = status
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
+                .is_some_and(|c| c.status == "True");
+            let stage_name = status
+                .and_then(|s| s.stage)
+                .map(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                })
+                .flatten()
+                .unwrap_or_else(|| "unknown".into());
+            let object = vec![
+                ("namespace", namespace),
+                ("name", name),
+                ("domain", md.spec.domain.clone()),
+            ];
+            ready.get_or_create(&object).set(i64::from(is_ready));
+            let mut with_stage = object.clone();
+            with_stage.push(("stage", stage_name.clone()));
+            stage.get_or_create(&with_stage).set(1);
+            by_stage.get_or_create(&vec![("stage", stage_name)]).inc();
+        }
+        cached.set(if synced { objects.len() as i64 } else { 0 });
+        cache.register(
+            "mapped_domain_ready",
+            "1 when the MappedDomain is Ready",
+            ready,
+        );
+        cache.register(
+            "mapped_domain_stage",
+            "The stage of each MappedDomain (value 1)",
+            stage,
+        );
+        cache.register("mapped_domains", "MappedDomains by stage", by_stage);
+        cache.register("cached_objects", "MappedDomains in the watch cache", cached);
+        encode(&mut text, &cache).expect("writing to a String");
+        text
+    }
+}
