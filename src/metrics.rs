@@ -118,12 +118,8 @@ impl Metrics {
                 .is_some_and(|c| c.status == "True");
             let stage_name = status
                 .and_then(|s| s.stage)
-                .map(|s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                })
-                .flatten()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into());
             let object = vec![
                 ("namespace", namespace),

@@ -328,10 +328,8 @@ impl Work {
                     let _ = nudge.send(rival);
                 }
             }
-            watcher::Event::InitDone => {
-                if !health.synced.swap(true, Ordering::Relaxed) {
-                    tracing::info!("watch cache synced");
-                }
+            watcher::Event::InitDone if !health.synced.swap(true, Ordering::Relaxed) => {
+                tracing::info!("watch cache synced");
             }
             _ => {}
         })
