@@ -149,3 +149,38 @@ impl Metrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_recorded() {
+        let metrics = Metrics::new();
+        metrics.reconciled(Duration::from_millis(20), true);
+        metrics.closte_request("adddomainalias", "ok", Duration::from_millis(7));
+        metrics.closte_request("adddomainalias", "ok", Duration::from_millis(9));
+        metrics.leader.set(1);
+        let md: MappedDomain = serde_json::from_value(serde_json::json!({
+            "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
+            "metadata": {"name": "a", "namespace": "n"},
+            "spec": {"domain": "a.example.com"},
+            "status": {"stage": "checking-dns"}
+        }))
+        .unwrap();
+        let text = metrics.render(&[Arc::new(md)], true);
+        for line in [
+            "closte_operator_reconciles_total{result=\"ok\"} 1",
+            "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 2",
+            "closte_operator_closte_request_duration_seconds_count{endpoint=\"adddomainalias\"} 2",
+            "closte_operator_leader 1",
+            "closte_operator_mapped_domain_ready{namespace=\"n\",name=\"a\",domain=\"a.example.com\"} 0",
+            "closte_operator_mapped_domains{stage=\"checking-dns\"} 1",
+            "closte_operator_cached_objects 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -127,16 +127,21 @@ impl ClosteClient {
         };
         let started = Instant::now();
         let result = self.send(request, endpoint, domain, key).await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
         tracing::debug!(
             endpoint = endpoint.path(),
             domain = key.redact(domain.unwrap_or_default()),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            outcome = match &result {
-                Ok(_) => "ok",
-                Err(e) => e.reason(),
-            },
+            elapsed_ms = elapsed.as_millis() as u64,
+            outcome,
             "closte request"
         );
+        if let Some(observer) = &self.observer.0 {
+            observer(endpoint, outcome, elapsed);
+        }
         result
     }
 

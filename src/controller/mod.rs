@@ -105,6 +105,9 @@ pub struct Context {
     settings: Settings,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    /// Per object (uid), the label of the key Closte last rejected, so a new
+    /// key in the Secret is tried at once.
+    rejected_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// What the health and metrics endpoints read.
@@ -352,6 +355,7 @@ impl Work {
                 },
             ),
             metrics: self.metrics.clone(),
+            rejected_keys: Default::default(),
         });
         let nudges =
             futures::stream::unfold(

@@ -14,7 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Context;
-use crate::api::{FINALIZER, MappedDomain, RECONCILE_REQUESTED_AT};
+use crate::api::{FINALIZER, MappedDomain, RECONCILE_REQUESTED_AT, conditions};
 use crate::closte::{AddOutcome, ApiKey, ClosteError, DeleteOutcome};
 use crate::domain::Domain;
 use crate::plan::{self, Action, ConflictWinner, Credentials, Facts, Observation, Outcome};
@@ -116,6 +116,43 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
     } else {
         credentials(md, &ns, ctx).await?
     };
+    // After a failure, wait out the backoff unless something changed.
+    let uid = md.uid().unwrap_or_default();
+    let previous_reason = md
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == conditions::REGISTERED)
+        })
+        .map(|c| c.reason.as_str());
+    let credentials_changed = match previous_reason {
+        Some("CredentialsNotFound" | "NoAPIKey") => credentials == Credentials::Available,
+        Some("CredentialsRejected") => {
+            let rejected = ctx.rejected_keys.lock().unwrap().get(&uid).cloned();
+            key.as_ref().map(ApiKey::label) != rejected
+        }
+        _ => false,
+    };
+    let may_write = conflict.is_none() && md.spec.suspend != Some(true) && !ctx.settings.dry_run;
+    if may_write
+        && let Some(wait) = plan::retry_wait(
+            md.status.as_ref(),
+            md.metadata.generation,
+            md.annotations()
+                .get(RECONCILE_REQUESTED_AT)
+                .map(String::as_str),
+            credentials_changed,
+            Timestamp::now(),
+        )
+    {
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            "waiting before the next try"
+        );
+        return Ok(Requeue::requeue(wait));
+    }
     let domain = Domain::parse(&md.spec.domain);
     let account = key.as_ref().map(|k| ctx.accounts.get(k));
     let observation = match (&conflict, &account, &domain) {
@@ -169,6 +206,18 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         (_, _, _) => Outcome::Idle,
     };
     let conclusion = plan::conclude(&facts, action, &outcome, fastrand::f64());
+    let rejected_now = conclusion
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == conditions::REGISTERED && c.reason == "CredentialsRejected");
+    {
+        let mut rejected = ctx.rejected_keys.lock().unwrap();
+        match (&key, rejected_now) {
+            (Some(key), true) => rejected.insert(uid, key.label()),
+            _ => rejected.remove(&uid),
+        };
+    }
     publish(ctx, md, &conclusion.events).await;
     let released = matches!(
         outcome,

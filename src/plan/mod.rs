@@ -190,3 +190,47 @@ fn error_requeue(error: &ClosteError, failed_attempts: u32, jitter: f64) -> Dura
 
 #[cfg(test)]
 mod tests;
+
+/// Registered reasons whose retry waits for a person, not for backoff.
+const NEEDS_A_PERSON: [&str; 4] = [
+    "DomainRejected",
+    "CredentialsRejected",
+    "CredentialsNotFound",
+    "NoAPIKey",
+];
+
+/// How long to wait before trying Closte again after the failure recorded in
+/// `previous`; `None` when a try is due now. A try is due at once when the
+/// spec changed, a reconcile was requested, or the credentials changed. This
+/// gate keeps the controller's own status writes (which trigger a reconcile)
+/// from turning backoff into a retry loop.
+pub fn retry_wait(
+    previous: Option<&MappedDomainStatus>,
+    generation: Option<i64>,
+    reconcile_request: Option<&str>,
+    credentials_changed: bool,
+    now: Timestamp,
+) -> Option<Duration> {
+    let previous = previous?;
+    let attempts = previous.failed_attempts.filter(|n| *n > 0)?;
+    let last_failure = previous.last_failure_time.as_ref()?.0;
+    let registered = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::conditions::REGISTERED)?;
+    if registered.observed_generation != generation
+        || credentials_changed
+        || reconcile_request
+            .is_some_and(|r| previous.last_handled_reconcile_at.as_deref() != Some(r))
+    {
+        return None;
+    }
+    let wait = if NEEDS_A_PERSON.contains(&registered.reason.as_str()) {
+        SLOW_RETRY
+    } else {
+        backoff::delay(attempts as u32, 0.0) // the short end of the jitter range
+    };
+    let elapsed = now.duration_since(last_failure);
+    let remaining = k8s_openapi::jiff::SignedDuration::try_from(wait).ok()? - elapsed;
+    Duration::try_from(remaining).ok().filter(|d| !d.is_zero())
+}

@@ -374,3 +374,48 @@ fn reconcile_request_is_echoed() {
         Some("2026-11-24T10:00:00Z")
     );
 }
+
+#[test]
+fn failures_gate_the_next_try() {
+    let spec = spec("shop.example.com");
+    let down = ClosteError::Transient {
+        reason: "HTTP 502".into(),
+    };
+    let (_, c) = pass(
+        &facts(&spec, None, Observation::Absent),
+        Outcome::Failed(down),
+    );
+    let s = &c.status;
+    // 5 s backoff at the short end of the jitter: 4 s
+    assert_eq!(
+        retry_wait(Some(s), Some(1), None, false, at(1)),
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(retry_wait(Some(s), Some(1), None, false, at(4)), None);
+    // a spec change, a reconcile request or new credentials make it due at once
+    assert_eq!(retry_wait(Some(s), Some(2), None, false, at(1)), None);
+    assert_eq!(
+        retry_wait(Some(s), Some(1), Some("now"), false, at(1)),
+        None
+    );
+    assert_eq!(retry_wait(Some(s), Some(1), None, true, at(1)), None);
+    // no failure, no gate
+    let (_, ok) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+    assert_eq!(
+        retry_wait(Some(&ok.status), Some(1), None, false, at(0)),
+        None
+    );
+    // a rejection waits for the slow retry
+    let rejected = ClosteError::DomainRejected {
+        domain: "d".into(),
+        message: "no".into(),
+    };
+    let (_, r) = pass(
+        &facts(&spec, None, Observation::Absent),
+        Outcome::Failed(rejected),
+    );
+    assert_eq!(
+        retry_wait(Some(&r.status), Some(1), None, false, at(100)),
+        Some(SLOW_RETRY - Duration::from_secs(100))
+    );
+}

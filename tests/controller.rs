@@ -1,0 +1,437 @@
+//! The controller as a process, against a real kube-apiserver and the
+//! simulator over HTTP. Each test has its own namespace, simulator and
+//! controller (watching only that namespace).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use closte_operator::api::{FINALIZER, MappedDomain, Ownership, Stage};
+use common::operator::{Operator, condition, eventually, wait_condition, wait_gone};
+use common::sim::Simulator;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+const KEY: &str = "controller-key-83b1";
+
+struct Setup {
+    client: Client,
+    ns: String,
+    api: Api<MappedDomain>,
+    sim: Simulator,
+    operator: Operator,
+}
+
+async fn setup(name: &str, sim_args: &[&str], operator_args: &[&str]) -> Setup {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let ns = common::namespace(&client, name).await;
+    let mut args = vec!["--api-key", KEY];
+    args.extend_from_slice(sim_args);
+    let sim = Simulator::start(name, &args);
+    let operator = Operator::start(name, &sim, KEY, Some(&ns), operator_args);
+    let api = Api::namespaced(client.clone(), &ns);
+    Setup {
+        client,
+        ns,
+        api,
+        sim,
+        operator,
+    }
+}
+
+fn mapped_domain(name: &str, spec: serde_json::Value) -> MappedDomain {
+    serde_json::from_value(json!({
+        "apiVersion": "closte-operator.io/v1alpha1",
+        "kind": "MappedDomain",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) -> MappedDomain {
+    api.create(&PostParams::default(), &mapped_domain(name, spec))
+        .await
+        .unwrap()
+}
+
+async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut list: Vec<Event> = events.list(&ListParams::default()).await.unwrap().items;
+    list.retain(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name));
+    list.iter().filter_map(|e| e.reason.clone()).collect()
+}
+
+/// Successful add requests per domain in the simulator's log.
+async fn adds(sim: &Simulator) -> Vec<String> {
+    sim.requests()
+        .await
+        .iter()
+        .filter(|r| r["endpoint"] == "adddomainalias" && r["status"] == 200 && r["fault"].is_null())
+        .filter_map(|r| r["domain"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_registers_and_delete_removes() {
+    let s = setup("lifecycle", &[], &[]).await;
+    let created = create(&s.api, "shop", json!({"domain": "shop.lifecycle.example"})).await;
+    let md = wait_condition(&s.api, "shop", "Registered", "True", Some("Added")).await;
+    let status = md.status.clone().unwrap();
+    assert_eq!(status.ownership, Some(Ownership::Created));
+    assert_eq!(status.stage, Some(Stage::CheckingDns));
+    assert_eq!(status.observed_generation, created.metadata.generation);
+    assert!(md.finalizers().contains(&FINALIZER.to_string()));
+    assert_eq!(condition(&md, "Ready").unwrap().0, "False");
+    assert_eq!(condition(&md, "DNSReady").unwrap().0, "Unknown");
+    assert_eq!(s.sim.aliases().await, ["shop.lifecycle.example"]);
+    let reasons = eventually(10, "the Added event", || async {
+        let r = event_reasons(&s.client, &s.ns, "shop").await;
+        r.contains(&"Added".to_string()).then_some(r)
+    })
+    .await;
+    assert!(reasons.contains(&"Added".to_string()));
+
+    // a spec change is observed: observedGeneration follows generation
+    let patched = s
+        .api
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"siteId": 9}})),
+        )
+        .await
+        .unwrap();
+    eventually(10, "observedGeneration to follow", || async {
+        let md = s.api.get("shop").await.ok()?;
+        (md.status?.observed_generation == patched.metadata.generation).then_some(())
+    })
+    .await;
+
+    s.api
+        .delete("shop", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&s.api, "shop").await;
+    assert!(
+        s.sim.aliases().await.is_empty(),
+        "the alias this controller created is removed"
+    );
+    assert_eq!(
+        adds(&s.sim).await,
+        ["shop.lifecycle.example"],
+        "exactly one add"
+    );
+}
+
+#[tokio::test]
+async fn orphan_and_adopted_aliases_survive_deletion() {
+    let s = setup("orphans", &[], &[]).await;
+    s.sim.add_alias("adopted.orphans.example", 0).await;
+    create(
+        &s.api,
+        "adopted",
+        json!({"domain": "adopted.orphans.example"}),
+    )
+    .await;
+    create(
+        &s.api,
+        "kept",
+        json!({"domain": "kept.orphans.example", "deletionPolicy": "Orphan"}),
+    )
+    .await;
+    create(
+        &s.api,
+        "forced",
+        json!({"domain": "forced.orphans.example", "deletionPolicy": "Delete"}),
+    )
+    .await;
+    let adopted = wait_condition(&s.api, "adopted", "Registered", "True", Some("Adopted")).await;
+    assert_eq!(adopted.status.unwrap().ownership, Some(Ownership::Adopted));
+    wait_condition(&s.api, "kept", "Registered", "True", None).await;
+    wait_condition(&s.api, "forced", "Registered", "True", None).await;
+    s.sim.add_alias("unnamed.orphans.example", 0).await; // no MappedDomain names it
+    for name in ["adopted", "kept", "forced"] {
+        s.api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in ["adopted", "kept", "forced"] {
+        wait_gone(&s.api, name).await;
+    }
+    assert_eq!(
+        s.sim.aliases().await,
+        [
+            "adopted.orphans.example",
+            "kept.orphans.example",
+            "unnamed.orphans.example"
+        ]
+    );
+    assert!(
+        event_reasons(&s.client, &s.ns, "adopted")
+            .await
+            .contains(&"Orphaned".to_string())
+    );
+}
+
+#[tokio::test]
+async fn rejected_domain_stalls_without_a_retry_storm() {
+    let s = setup("rejected", &["--reject-domain", "rejected.example"], &[]).await;
+    create(&s.api, "bad", json!({"domain": "shop.rejected.example"})).await;
+    let md = wait_condition(&s.api, "bad", "Stalled", "True", Some("DomainRejected")).await;
+    assert_eq!(md.status.as_ref().unwrap().stage, Some(Stage::Failed));
+    assert_eq!(condition(&md, "Reconciling").unwrap().0, "False");
+    let out = common::kubectl(&[
+        "wait",
+        "-n",
+        &s.ns,
+        "--for=condition=Stalled",
+        "md/bad",
+        "--timeout=10s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::kubectl(&[
+        "wait",
+        "-n",
+        &s.ns,
+        "--for=condition=Ready=False",
+        "md/bad",
+        "--timeout=10s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // watch the request log over a window: the rejection is not retried in a loop
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let attempts = s
+        .sim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["endpoint"] == "adddomainalias")
+        .count();
+    assert!(
+        (1..=2).contains(&attempts),
+        "{attempts} add attempts in 10 s"
+    );
+}
+
+#[tokio::test]
+async fn outage_then_recovery_converges_without_duplicates() {
+    let s = setup(
+        "outage",
+        &["--failure-rate", "1", "--failures", "500,502,bad-json"],
+        &[],
+    )
+    .await;
+    let names: Vec<String> = (0..5).map(|i| format!("d{i}")).collect();
+    for name in &names {
+        create(
+            &s.api,
+            name,
+            json!({"domain": format!("{name}.outage.example")}),
+        )
+        .await;
+    }
+    for name in &names {
+        let md = eventually(30, "a failure to show in status", || async {
+            let md = s.api.get(name).await.ok()?;
+            (md.status.as_ref()?.failed_attempts? >= 1).then_some(md)
+        })
+        .await;
+        let (status, reason) = condition(&md, "Ready").unwrap();
+        assert_eq!(status, "False");
+        assert!(
+            ["ClosteUnavailable", "UnexpectedAnswer"].contains(&reason.as_str()),
+            "{reason}"
+        );
+        assert_eq!(
+            condition(&md, "Stalled").unwrap().0,
+            "False",
+            "an outage is not stalled"
+        );
+        assert!(md.status.unwrap().last_failure_time.is_some());
+    }
+    s.sim.set_faults(json!({})).await;
+    for name in &names {
+        let md = wait_condition(&s.api, name, "Registered", "True", None).await;
+        assert_eq!(
+            md.status.unwrap().failed_attempts,
+            None,
+            "success resets the count"
+        );
+    }
+    let mut added = adds(&s.sim).await;
+    added.sort();
+    let expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}.outage.example"))
+        .collect();
+    assert_eq!(added, expected, "each domain added exactly once");
+}
+
+#[tokio::test]
+async fn vanished_alias_is_added_back() {
+    let s = setup("drift", &[], &["--resync-period", "2s"]).await;
+    create(&s.api, "d", json!({"domain": "drift.example.org"})).await;
+    wait_condition(&s.api, "d", "Registered", "True", Some("Added")).await;
+    assert!(s.sim.remove_alias("drift.example.org").await);
+    eventually(20, "the alias to come back", || async {
+        (s.sim.aliases().await == ["drift.example.org"]).then_some(())
+    })
+    .await;
+    let reasons = eventually(10, "the ReRegistered event", || async {
+        let r = event_reasons(&s.client, &s.ns, "d").await;
+        r.contains(&"ReRegistered".to_string()).then_some(r)
+    })
+    .await;
+    assert!(reasons.contains(&"ReRegistered".to_string()));
+}
+
+#[tokio::test]
+async fn credentials_missing_wrong_then_fixed() {
+    let s = setup("creds", &["--api-key", "site-two-key"], &[]).await;
+    let spec = json!({"domain": "creds.example.net", "credentialsRef": {"name": "closte", "key": "apiKey"}});
+    create(&s.api, "c", spec).await;
+    wait_condition(&s.api, "c", "Stalled", "True", Some("CredentialsNotFound")).await;
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
+    let secret = |key: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "closte"},
+            "stringData": {"apiKey": key},
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("wrong-key"))
+        .await
+        .unwrap();
+    wait_condition(&s.api, "c", "Stalled", "True", Some("CredentialsRejected")).await;
+    secrets
+        .replace("closte", &PostParams::default(), &secret("site-two-key"))
+        .await
+        .unwrap();
+    wait_condition(&s.api, "c", "Registered", "True", Some("Added")).await;
+    // the alias went to the second site, not the controller's own
+    let log = s.sim.requests().await;
+    let add = log
+        .iter()
+        .find(|r| r["endpoint"] == "adddomainalias" && r["status"] == 200)
+        .unwrap();
+    assert_eq!(add["account"], 1);
+    let status = serde_json::to_string(&s.api.get("c").await.unwrap().status).unwrap();
+    assert!(!status.contains("site-two-key") && !status.contains("wrong-key"));
+}
+
+#[tokio::test]
+async fn suspend_and_dry_run_write_nothing() {
+    let s = setup("suspend", &[], &[]).await;
+    create(
+        &s.api,
+        "s",
+        json!({"domain": "suspended.example.com", "suspend": true}),
+    )
+    .await;
+    wait_condition(&s.api, "s", "Registered", "False", Some("Suspended")).await;
+    assert!(s.sim.aliases().await.is_empty());
+    s.api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&s.api, "s", "Registered", "True", Some("Added")).await;
+
+    let dry_ns = common::namespace(&s.client, "dry").await;
+    let sim2 = Simulator::start("dry-sim", &["--api-key", KEY]);
+    let _dry = Operator::start("dry-run", &sim2, KEY, Some(&dry_ns), &["--dry-run"]);
+    let dry_api: Api<MappedDomain> = Api::namespaced(s.client.clone(), &dry_ns);
+    create(&dry_api, "d", json!({"domain": "dry.example.com"})).await;
+    let md = wait_condition(&dry_api, "d", "Registered", "False", Some("DryRun")).await;
+    assert!(condition(&md, "Ready").is_some());
+    assert!(sim2.aliases().await.is_empty());
+    assert_eq!(adds(&sim2).await.len(), 0);
+}
+
+#[tokio::test]
+async fn many_objects_share_one_list_call() {
+    let s = setup("batch", &[], &["--closte-write-rate", "200"]).await;
+    let count = 200;
+    let mut created_at = Vec::new();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let api = s.api.clone();
+            tokio::spawn(async move {
+                let at = std::time::SystemTime::now();
+                create(
+                    &api,
+                    &format!("b{i}"),
+                    json!({"domain": format!("b{i}.batch.example")}),
+                )
+                .await;
+                (format!("b{i}.batch.example"), at)
+            })
+        })
+        .collect();
+    for task in tasks {
+        created_at.push(task.await.unwrap());
+    }
+    eventually(60, "every alias on the simulator", || async {
+        (s.sim.count("aliases").await == count as u64).then_some(())
+    })
+    .await;
+    let converged = started.elapsed();
+    let lists = s.sim.count("getdomains").await;
+    assert!(lists <= 2, "{lists} list calls for {count} objects");
+    // create -> add request latency, from the simulator's log
+    let log = s.sim.requests().await;
+    let mut latencies: Vec<u64> = created_at
+        .iter()
+        .filter_map(|(domain, at)| {
+            let add = log
+                .iter()
+                .find(|r| r["endpoint"] == "adddomainalias" && r["domain"] == domain.as_str())?;
+            let created_ms = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            Some(add["atMs"].as_u64()?.saturating_sub(created_ms))
+        })
+        .collect();
+    latencies.sort_unstable();
+    assert_eq!(latencies.len(), count);
+    let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "{count} objects: converged in {converged:?}; create->add p50 {} ms, p99 {} ms; {lists} getdomains call(s)",
+        p(0.5),
+        p(0.99)
+    );
+    let metrics = eventually(30, "every object to show in the metrics", || async {
+        let text = s.operator.scrape().await;
+        text.contains("closte_operator_mapped_domains{stage=\"checking-dns\"} 200")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        metrics.contains(
+            "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 200"
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(KEY));
+    assert!(
+        !s.operator.log_text().contains(KEY),
+        "the key is in the controller log"
+    );
+}
