@@ -10,22 +10,39 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := target/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down bench-sim
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-demo: cluster-up sim-up ## local control plane + Closte simulator + CRD + examples
+demo: cluster-up sim-up ## local control plane + Closte simulator + controller; examples registered
 	$(BIN) crd | kubectl apply --server-side --field-manager=closte-operator-demo -f -
 	kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io
-	kubectl apply -f examples/
-	kubectl get mappeddomains
 	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
+	@$(MAKE) -s controller-up
+	kubectl create secret generic closte-api-key --from-literal=apiKey=$(SIM_KEY) --dry-run=client -o yaml | kubectl apply -f -
+	kubectl apply -f examples/
+	kubectl wait --for=condition=Registered --timeout=60s mappeddomains --all
+	kubectl get mappeddomains
+	curl -s http://127.0.0.1:18088/_sim/domains; echo
 	@echo; echo "Try: export KUBECONFIG=$(KUBECONFIG); kubectl explain mappeddomain.spec"
 	@echo "     curl -d apikey=$(SIM_KEY) -d domain=shop.example.com $(SIM_API)/adddomainalias"
-	@echo "     curl http://127.0.0.1:18088/_sim/domains; make demo-down"
+	@echo "     kubectl delete md buecher-example; curl http://127.0.0.1:18088/_sim/domains; make demo-down"
 
-demo-down: sim-down cluster-down ## stop everything the demo started
+demo-down: controller-down sim-down cluster-down ## stop everything the demo started
+
+controller-up: build ## run the controller in the background against the simulator (metrics on :18080)
+	@if [ -f $(SIM_DIR)/controller.pid ] && kill -0 $$(cat $(SIM_DIR)/controller.pid) 2>/dev/null; then \
+	  echo "controller already running"; \
+	else \
+	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) controller --closte-api-url $(SIM_API) \
+	    --metrics-addr 127.0.0.1:18080 >$(SIM_DIR)/controller.log 2>&1 </dev/null & echo $$! >$(SIM_DIR)/controller.pid; \
+	  for i in $$(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done; \
+	  echo "controller: metrics http://127.0.0.1:18080/metrics, log $(SIM_DIR)/controller.log"; \
+	fi
+
+controller-down: ## stop the background controller
+	@if [ -f $(SIM_DIR)/controller.pid ]; then kill $$(cat $(SIM_DIR)/controller.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/controller.pid; echo "controller stopped"; fi
 
 build:
 	cargo build -q

@@ -25,7 +25,17 @@ pub struct Metrics {
     reconcile_seconds: Histogram,
     closte_requests: Family<Labels, Counter>,
     closte_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
     pub leader: Gauge,
+}
+
+/// Counts a reconcile pass as in flight until dropped.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -43,6 +53,7 @@ impl Metrics {
         let closte_seconds =
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let leader = Gauge::default();
+        let in_flight = Gauge::default();
         registry.register(
             "reconciles",
             "Reconcile passes by result",
@@ -74,8 +85,14 @@ impl Metrics {
             reconcile_seconds,
             closte_requests,
             closte_seconds,
+            in_flight,
             leader,
         }
+    }
+
+    pub fn reconcile_started(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     pub fn reconciled(&self, took: Duration, ok: bool) {

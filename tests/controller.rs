@@ -365,7 +365,18 @@ async fn suspend_and_dry_run_write_nothing() {
 
 #[tokio::test]
 async fn many_objects_share_one_list_call() {
-    let s = setup("batch", &[], &["--closte-write-rate", "200"]).await;
+    // pacing far above the batch size: what is measured is the controller, not the limiter
+    let s = setup(
+        "batch",
+        &[],
+        &[
+            "--closte-write-rate",
+            "100000",
+            "--closte-max-in-flight",
+            "16",
+        ],
+    )
+    .await;
     let count = 200;
     let mut created_at = Vec::new();
     let started = Instant::now();
@@ -434,4 +445,190 @@ async fn many_objects_share_one_list_call() {
         !s.operator.log_text().contains(KEY),
         "the key is in the controller log"
     );
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_a_follower_takes_over() {
+    let s = setup("leader", &[], &["--lease-duration", "4s"]).await;
+    let mut second = Operator::start(
+        "leader-2",
+        &s.sim,
+        KEY,
+        Some(&s.ns),
+        &["--lease-duration", "4s"],
+    );
+    let leader_of = |op: &Operator| {
+        let url = format!("{}/metrics", op.metrics);
+        async move {
+            let text = match reqwest::get(&url).await {
+                Ok(r) => r.text().await.ok()?,
+                Err(e) => {
+                    eprintln!("{url}: {e}");
+                    return None;
+                }
+            };
+            Some(text.lines().any(|l| l == "closte_operator_leader 1"))
+        }
+    };
+    let first_leads = eventually(30, "a leader", || async {
+        let (a, b) = (leader_of(&s.operator).await?, leader_of(&second).await?);
+        (a != b).then_some(a)
+    })
+    .await;
+    create(&s.api, "one", json!({"domain": "one.leader.example"})).await;
+    wait_condition(&s.api, "one", "Registered", "True", Some("Added")).await;
+    // the follower never reconciles: it adds nothing and logs no Closte request
+    let follower_log = if first_leads {
+        second.log_text()
+    } else {
+        s.operator.log_text()
+    };
+    assert!(
+        !follower_log.contains("closte request"),
+        "the follower talked to Closte"
+    );
+    // both are ready (the follower has nothing to sync)
+    for op in [&s.operator, &second] {
+        let ready = reqwest::get(format!("{}/readyz", op.metrics))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(ready, 200);
+    }
+
+    // kill -9 the leader; the follower takes over within the lease duration
+    let killed_at = Instant::now();
+    let survivor = if first_leads {
+        let mut first = s.operator;
+        first.kill();
+        second
+    } else {
+        second.kill();
+        s.operator
+    };
+    create(&s.api, "two", json!({"domain": "two.leader.example"})).await;
+    wait_condition(&s.api, "two", "Registered", "True", Some("Added")).await;
+    let took = killed_at.elapsed();
+    println!("leader killed: follower registered a new domain after {took:?}");
+    assert!(took < Duration::from_secs(15), "takeover took {took:?}");
+    assert!(leader_of(&survivor).await.unwrap());
+    let mut added = adds(&s.sim).await;
+    added.sort();
+    assert_eq!(added, ["one.leader.example", "two.leader.example"]);
+}
+
+#[tokio::test]
+async fn killed_mid_batch_the_final_set_matches_the_desired_set() {
+    let s = setup("restart", &[], &["--closte-write-rate", "20"]).await;
+    let mut operator = s.operator;
+    let names: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+    for name in &names {
+        create(
+            &s.api,
+            name,
+            json!({"domain": format!("{name}.restart.example")}),
+        )
+        .await;
+    }
+    eventually(30, "some adds", || async {
+        (s.sim.count("aliases").await >= 10).then_some(())
+    })
+    .await;
+    operator.kill(); // SIGKILL in the middle of the batch
+    // delete a mix of registered and not yet registered objects while it is down
+    for name in names.iter().step_by(3) {
+        s.api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    let _restarted = Operator::start(
+        "restart-2",
+        &s.sim,
+        KEY,
+        Some(&s.ns),
+        &["--closte-write-rate", "20"],
+    );
+    let desired: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, n)| format!("{n}.restart.example"))
+        .collect();
+    for name in names.iter().step_by(3) {
+        wait_gone(&s.api, name).await;
+    }
+    let mut desired_sorted = desired.clone();
+    desired_sorted.sort();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let aliases = s.sim.aliases().await;
+        if aliases == desired_sorted {
+            break;
+        }
+        let extra: Vec<_> = aliases
+            .iter()
+            .filter(|a| !desired_sorted.contains(a))
+            .collect();
+        let missing: Vec<_> = desired_sorted
+            .iter()
+            .filter(|d| !aliases.contains(d))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "extra on Closte: {extra:?}; missing: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for name in names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, n)| n)
+    {
+        wait_condition(&s.api, name, "Registered", "True", None).await;
+    }
+    let mut added = adds(&s.sim).await;
+    added.sort();
+    added.dedup();
+    assert!(
+        added.len() <= names.len(),
+        "no alias added twice after success: {added:?}"
+    );
+}
+
+#[tokio::test]
+async fn reconcile_request_and_secrets_stay_out_of_sight() {
+    let s = setup("request", &[], &[]).await;
+    create(&s.api, "q", json!({"domain": "request.example.com"})).await;
+    wait_condition(&s.api, "q", "Registered", "True", None).await;
+    s.api
+        .patch(
+            "q",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"closte-operator.io/reconcile-requested-at": "2026-11-24T12:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(20, "the request to be echoed", || async {
+        let md = s.api.get("q").await.ok()?;
+        (md.status?.last_handled_reconcile_at.as_deref() == Some("2026-11-24T12:00:00Z"))
+            .then_some(())
+    })
+    .await;
+    // the key is nowhere a user can read
+    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns);
+    let events =
+        serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap();
+    assert!(
+        events.contains("request.example.com"),
+        "events were published"
+    );
+    let status = serde_json::to_string(&s.api.get("q").await.unwrap().status).unwrap();
+    let metrics = s.operator.scrape().await;
+    for (what, text) in [
+        ("events", &events),
+        ("status", &status),
+        ("metrics", &metrics),
+        ("log", &s.operator.log_text()),
+    ] {
+        assert!(!text.contains(KEY), "the API key is in the {what}");
+    }
 }

@@ -108,6 +108,34 @@ pub struct Context {
     /// Per object (uid), the label of the key Closte last rejected, so a new
     /// key in the Secret is tried at once.
     rejected_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Per object (uid), the resourceVersion of this controller's last write.
+    last_write: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Context {
+    /// Remembers the version a write of this controller produced.
+    fn wrote(&self, uid: &str, written: &MappedDomain) {
+        if let Some(version) = written.resource_version().and_then(|v| v.parse().ok()) {
+            self.last_write
+                .lock()
+                .unwrap()
+                .insert(uid.to_owned(), version);
+        }
+    }
+
+    fn forget(&self, uid: &str) {
+        self.last_write.lock().unwrap().remove(uid);
+    }
+
+    /// Whether `md` is older than this controller's last write of it. A pass
+    /// on such a copy would undo that write (Added read back as Adopted, a
+    /// backoff restarted). resourceVersions are compared as the etcd revisions
+    /// they are; a non-numeric one is never called stale.
+    fn is_stale(&self, uid: &str, md: &MappedDomain) -> bool {
+        let seen: Option<u64> = md.resource_version().and_then(|v| v.parse().ok());
+        let written = self.last_write.lock().unwrap().get(uid).copied();
+        matches!((seen, written), (Some(seen), Some(written)) if seen < written)
+    }
 }
 
 /// What the health and metrics endpoints read.
@@ -356,6 +384,7 @@ impl Work {
             ),
             metrics: self.metrics.clone(),
             rejected_keys: Default::default(),
+            last_write: Default::default(),
         });
         let nudges =
             futures::stream::unfold(

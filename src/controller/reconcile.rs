@@ -12,9 +12,10 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::Context;
-use crate::api::{FINALIZER, MappedDomain, RECONCILE_REQUESTED_AT, conditions};
+use crate::api::{FINALIZER, MappedDomain, Ownership, RECONCILE_REQUESTED_AT, conditions};
 use crate::closte::{AddOutcome, ApiKey, ClosteError, DeleteOutcome};
 use crate::domain::Domain;
 use crate::plan::{self, Action, ConflictWinner, Credentials, Facts, Observation, Outcome};
@@ -89,7 +90,15 @@ async fn credentials(
 
 pub async fn reconcile(md: Arc<MappedDomain>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
-    let result = reconcile_inner(&md, &ctx).await;
+    let _in_flight = ctx.metrics.reconcile_started();
+    // every line about the object carries its namespace, name and domain
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = md.namespace().unwrap_or_default(),
+        name = %md.name_any(),
+        domain = %md.spec.domain
+    );
+    let result = reconcile_inner(&md, &ctx).instrument(span).await;
     ctx.metrics.reconciled(started.elapsed(), result.is_ok());
     result
 }
@@ -103,11 +112,19 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
     if deleting && !has_finalizer {
         return Ok(Requeue::await_change());
     }
+    let uid = md.uid().unwrap_or_default();
+    if ctx.is_stale(&uid, md) {
+        // this controller has written a newer version; its watch event follows
+        return Ok(Requeue::await_change());
+    }
     let span =
         tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = %md.spec.domain);
     let _enter = span.enter();
     if !deleting && !has_finalizer {
-        set_finalizer(&api, md, true).await?;
+        // its own pass: the next one starts from the object this write produced
+        let written = set_finalizer(&api, md, true).await?;
+        ctx.wrote(&uid, &written);
+        return Ok(Requeue::await_change());
     }
 
     let conflict = conflict_winner(md, ctx);
@@ -117,7 +134,6 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         credentials(md, &ns, ctx).await?
     };
     // After a failure, wait out the backoff unless something changed.
-    let uid = md.uid().unwrap_or_default();
     let previous_reason = md
         .status
         .as_ref()
@@ -186,6 +202,14 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
     let outcome = match (action, &account, &domain) {
         (Action::Nothing, _, _) => Outcome::Idle,
         (Action::Add, Some(account), Ok(domain)) => {
+            // Record the intent first: if this process dies between the add and
+            // the status write, the next one still knows the alias is ours.
+            if facts.previous.and_then(|s| s.ownership) != Some(Ownership::Created) {
+                let mut intent = facts.previous.cloned().unwrap_or_default();
+                intent.ownership = Some(Ownership::Created);
+                let written = write_status(&api, &name, &intent).await?;
+                ctx.wrote(&uid, &written);
+            }
             tracing::info!("adding alias to Closte");
             match account.add(domain).await {
                 Ok(AddOutcome::Added) => Outcome::Added,
@@ -214,7 +238,7 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
     {
         let mut rejected = ctx.rejected_keys.lock().unwrap();
         match (&key, rejected_now) {
-            (Some(key), true) => rejected.insert(uid, key.label()),
+            (Some(key), true) => rejected.insert(uid.clone(), key.label()),
             _ => rejected.remove(&uid),
         };
     }
@@ -225,23 +249,32 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
     ) && deleting;
     if released {
         set_finalizer(&api, md, false).await?;
+        ctx.forget(&uid);
         tracing::info!("finalizer released");
         return Ok(Requeue::await_change());
     }
     if md.status.as_ref() != Some(&conclusion.status) {
-        let patch = json!({
-            "apiVersion": "closte-operator.io/v1alpha1",
-            "kind": "MappedDomain",
-            "status": conclusion.status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(super::FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let written = write_status(&api, &name, &conclusion.status).await?;
+        ctx.wrote(&uid, &written);
     }
     Ok(Requeue::requeue(conclusion.requeue))
+}
+
+/// Server-side applies the whole status under this controller's one field manager.
+async fn write_status(
+    api: &Api<MappedDomain>,
+    name: &str,
+    status: &crate::api::MappedDomainStatus,
+) -> Result<MappedDomain, Error> {
+    let patch = json!({
+        "apiVersion": "closte-operator.io/v1alpha1",
+        "kind": "MappedDomain",
+        "status": status,
+    });
+    let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    Ok(api
+        .patch_status(name, &params, &Patch::Apply(&patch))
+        .await?)
 }
 
 /// Adds or removes this controller's finalizer, guarded by resourceVersion so
@@ -250,7 +283,7 @@ async fn set_finalizer(
     api: &Api<MappedDomain>,
     md: &MappedDomain,
     present: bool,
-) -> Result<(), Error> {
+) -> Result<MappedDomain, Error> {
     let mut finalizers: Vec<String> = md
         .finalizers()
         .iter()
@@ -266,13 +299,10 @@ async fn set_finalizer(
             "resourceVersion": md.resource_version(),
         }
     });
-    api.patch(
-        &md.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let name = md.name_any();
+    Ok(api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?)
 }
 
 async fn publish(ctx: &Context, md: &MappedDomain, notes: &[plan::Note]) {

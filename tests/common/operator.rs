@@ -26,8 +26,9 @@ pub fn free_port() -> u16 {
 }
 
 impl Operator {
-    /// Starts a controller for `namespace` (all namespaces when None) with the
-    /// simulator's first key as its own, plus `args`.
+    /// Starts a controller for `namespace` (all namespaces when None; the lease
+    /// lives in that namespace) with `key` as its own, plus `args`. `name`
+    /// names its scratch folder.
     pub fn start(
         name: &str,
         sim: &Simulator,
@@ -42,7 +43,6 @@ impl Operator {
             .arg("controller")
             .args(["--closte-api-url", &sim.api])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--lease-name", name])
             .args(args)
             .env("KUBECONFIG", super::kubeconfig())
             .env("CLOSTE_CLIENT_API_KEY", key)

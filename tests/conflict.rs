@@ -1,0 +1,77 @@
+//! One domain claimed from two namespaces: the older MappedDomain wins, the
+//! other is Stalled and never touches Closte, and takes over when the winner
+//! goes. Its own test binary: its controller watches all namespaces.
+
+mod common;
+
+use closte_operator::api::{MappedDomain, Ownership};
+use common::operator::{Operator, condition, wait_condition, wait_gone};
+use common::sim::Simulator;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+const KEY: &str = "conflict-key-2c44";
+
+fn mapped_domain(name: &str, domain: &str) -> MappedDomain {
+    serde_json::from_value(json!({
+        "apiVersion": "closte-operator.io/v1alpha1",
+        "kind": "MappedDomain",
+        "metadata": { "name": name },
+        "spec": { "domain": domain },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn oldest_claim_wins_and_hands_over() {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let sim = Simulator::start("conflict", &["--api-key", KEY]);
+    let _operator = Operator::start("conflict", &sim, KEY, None, &[]);
+    let first_ns = common::namespace(&client, "tenant-a").await;
+    let second_ns = common::namespace(&client, "tenant-b").await;
+    let first: Api<MappedDomain> = Api::namespaced(client.clone(), &first_ns);
+    let second: Api<MappedDomain> = Api::namespaced(client.clone(), &second_ns);
+    let domain = "contested.example.com";
+
+    first
+        .create(&PostParams::default(), &mapped_domain("mine", domain))
+        .await
+        .unwrap();
+    wait_condition(&first, "mine", "Registered", "True", Some("Added")).await;
+    // creationTimestamp has one-second resolution: make the order unambiguous
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    second
+        .create(&PostParams::default(), &mapped_domain("theirs", domain))
+        .await
+        .unwrap();
+    let loser = wait_condition(&second, "theirs", "Stalled", "True", Some("DomainConflict")).await;
+    let message = &loser
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message;
+    assert!(message.contains(&format!("{first_ns}/mine")), "{message}");
+    let writes =
+        |log: Vec<serde_json::Value>| log.iter().filter(|r| r["endpoint"] != "getdomains").count();
+    assert_eq!(
+        writes(sim.requests().await),
+        1,
+        "the loser must not write to Closte"
+    );
+
+    // the winner goes (and, having created the alias, removes it); the loser takes over
+    first
+        .delete("mine", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&first, "mine").await;
+    let winner = wait_condition(&second, "theirs", "Registered", "True", None).await;
+    assert_eq!(condition(&winner, "Stalled").unwrap().0, "False");
+    assert_eq!(winner.status.unwrap().ownership, Some(Ownership::Created));
+    assert_eq!(sim.aliases().await, [domain]);
+}
