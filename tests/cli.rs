@@ -52,7 +52,7 @@ fn help_lists_every_subcommand_with_a_line() {
 
 #[test]
 fn unimplemented_subcommand_says_so_and_fails() {
-    let out = run(&["controller"]);
+    let out = run(&["sidecar"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not yet implemented"));
 }
