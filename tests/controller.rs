@@ -428,15 +428,32 @@ async fn many_objects_share_one_list_call() {
         p(0.5),
         p(0.99)
     );
+    // one object on a quiet controller: created -> add request
+    let at = std::time::SystemTime::now();
+    create(&s.api, "single", json!({"domain": "single.batch.example"})).await;
+    let add_ms = eventually(10, "the single add", || async {
+        let log = s.sim.requests().await;
+        let add = log.iter().find(|r| r["domain"] == "single.batch.example")?;
+        add["atMs"].as_u64()
+    })
+    .await;
+    let created_ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    println!(
+        "one object on a settled controller: create->add {} ms",
+        add_ms.saturating_sub(created_ms)
+    );
     let metrics = eventually(30, "every object to show in the metrics", || async {
         let text = s.operator.scrape().await;
-        text.contains("closte_operator_mapped_domains{stage=\"checking-dns\"} 200")
+        text.contains("closte_operator_mapped_domains{stage=\"checking-dns\"} 201")
             .then_some(text)
     })
     .await;
     assert!(
         metrics.contains(
-            "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 200"
+            "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 201"
         ),
         "{metrics}"
     );
