@@ -53,14 +53,7 @@ fn main() -> ExitCode {
             print!("{}", api::crd_yaml());
             ExitCode::SUCCESS
         }
-        Command::Simulate(args) => match runtime().block_on(simulate::run(*args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "simulator failed");
-                eprintln!("closte-operator simulate: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Simulate(args) => finish("simulate", runtime().block_on(simulate::run(*args))),
         Command::Check(args) => match runtime().block_on(check::run(args)) {
             Ok(verdict) => {
                 println!("{verdict}");
@@ -71,17 +64,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Controller(args) => match runtime().block_on(controller::run(*args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "controller failed");
-                eprintln!("closte-operator controller: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Controller(args) => {
+            finish("controller", runtime().block_on(controller::run(*args)))
+        }
         Command::Sidecar | Command::Status { .. } => {
             eprintln!("closte-operator: this subcommand is not yet implemented");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The exit code of a long-running subcommand, its error logged and printed.
+fn finish<E: std::fmt::Display>(subcommand: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, subcommand, "stopped with an error");
+            eprintln!("closte-operator {subcommand}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

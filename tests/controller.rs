@@ -59,6 +59,13 @@ async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) ->
         .unwrap()
 }
 
+/// Creates one MappedDomain per name, with domain `NAME.SUFFIX`.
+async fn create_all(api: &Api<MappedDomain>, names: &[String], suffix: &str) {
+    for name in names {
+        create(api, name, json!({"domain": format!("{name}.{suffix}")})).await;
+    }
+}
+
 async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let mut list: Vec<Event> = events.list(&ListParams::default()).await.unwrap().items;
@@ -233,14 +240,7 @@ async fn outage_then_recovery_converges_without_duplicates() {
     )
     .await;
     let names: Vec<String> = (0..5).map(|i| format!("d{i}")).collect();
-    for name in &names {
-        create(
-            &s.api,
-            name,
-            json!({"domain": format!("{name}.outage.example")}),
-        )
-        .await;
-    }
+    create_all(&s.api, &names, "outage.example").await;
     for name in &names {
         let md = eventually(30, "a failure to show in status", || async {
             let md = s.api.get(name).await.ok()?;
@@ -539,14 +539,7 @@ async fn killed_mid_batch_the_final_set_matches_the_desired_set() {
     let s = setup("restart", &[], &["--closte-write-rate", "20"]).await;
     let mut operator = s.operator;
     let names: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
-    for name in &names {
-        create(
-            &s.api,
-            name,
-            json!({"domain": format!("{name}.restart.example")}),
-        )
-        .await;
-    }
+    create_all(&s.api, &names, "restart.example").await;
     eventually(30, "some adds", || async {
         (s.sim.count("aliases").await >= 10).then_some(())
     })

@@ -49,6 +49,11 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
     Duration::try_from_secs_f64(total).map_err(|_| err())
 }
 
+/// [`parse`] for command-line flags (clap's `value_parser`).
+pub fn parse_flag(s: &str) -> Result<Duration, String> {
+    parse(s).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

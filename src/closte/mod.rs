@@ -16,10 +16,6 @@ pub use limiter::FlowSettings;
 
 use std::time::Duration;
 
-fn duration(s: &str) -> Result<Duration, String> {
-    crate::api::duration::parse(s).map_err(|e| e.to_string())
-}
-
 /// Command-line settings for reaching Closte, shared by every subcommand that does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClosteArgs {
@@ -27,10 +23,10 @@ pub struct ClosteArgs {
     #[arg(long, env = "CLOSTE_API_URL", default_value = client::DEFAULT_BASE_URL)]
     pub closte_api_url: String,
     /// How long to wait for a connection to Closte.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::api::duration::parse_flag)]
     pub closte_connect_timeout: Duration,
     /// How long to wait for a whole Closte request.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = crate::api::duration::parse_flag)]
     pub closte_timeout: Duration,
 }
 

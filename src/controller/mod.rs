@@ -32,10 +32,6 @@ use crate::plan::Settings;
 /// The field manager of every write the controller makes.
 pub const FIELD_MANAGER: &str = "closte-operator";
 
-fn duration(s: &str) -> Result<Duration, String> {
-    crate::api::duration::parse(s).map_err(|e| e.to_string())
-}
-
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
@@ -47,7 +43,7 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub namespace: Option<String>,
     /// How often each account's alias list is re-read and settled objects are looked at again.
-    #[arg(long, default_value = "300s", value_parser = duration)]
+    #[arg(long, default_value = "300s", value_parser = crate::api::duration::parse_flag)]
     pub resync_period: Duration,
     /// Closte writes per second, per account.
     #[arg(long, default_value_t = 10.0)]
@@ -71,7 +67,7 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub lease_namespace: Option<String>,
     /// How long a leader's Lease lasts without renewal; a follower takes over after it.
-    #[arg(long, default_value = "15s", value_parser = duration)]
+    #[arg(long, default_value = "15s", value_parser = crate::api::duration::parse_flag)]
     pub lease_duration: Duration,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]

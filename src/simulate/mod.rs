@@ -20,10 +20,6 @@ use tokio::net::{TcpListener, UdpSocket};
 use self::faults::{ExistingAnswer, FaultKind, Faults, ListShape};
 use self::state::Sim;
 
-fn duration(s: &str) -> Result<Duration, String> {
-    crate::api::duration::parse(s).map_err(|e| e.to_string())
-}
-
 fn rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
@@ -55,7 +51,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub target_ip: IpAddr,
     /// Time from registration until an alias's certificate is served (e.g. 30s, 5m).
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::api::duration::parse_flag)]
     pub issue_delay: Duration,
     /// Where to write the simulator CA's certificate (PEM), for clients to trust.
     #[arg(long)]
@@ -64,7 +60,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub state_file: Option<PathBuf>,
     /// Latency added to every client API request (e.g. 50ms).
-    #[arg(long, default_value = "0s", value_parser = duration)]
+    #[arg(long, default_value = "0s", value_parser = crate::api::duration::parse_flag)]
     pub latency: Duration,
     /// Share of client API requests answered with an injected failure, 0 to 1.
     #[arg(long, default_value = "0", value_parser = rate)]
@@ -78,7 +74,7 @@ pub struct SimArgs {
     )]
     pub failures: Vec<FaultKind>,
     /// How long a "hang" failure holds a request before answering 504.
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::api::duration::parse_flag)]
     pub hang: Duration,
     /// Writes per second accepted before answering 429; unlimited when unset.
     #[arg(long)]
