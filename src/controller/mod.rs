@@ -283,7 +283,8 @@ async fn lead_then_work(
         .with_identity(identity.clone())
         .with_duration(seconds)
         .with_grace((seconds / 3).max(1))
-        .with_field_manager(FIELD_MANAGER)
+        // no shared field manager: the library's lock relies on each candidate
+        // applying under its own, so two candidates conflict instead of both winning
         .build()
         .await?;
     let (mut leading, _task) = manager.watch().await;
