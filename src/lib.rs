@@ -8,6 +8,7 @@ pub mod controller;
 pub mod domain;
 pub mod metrics;
 pub mod plan;
+pub mod probe;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

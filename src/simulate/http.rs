@@ -36,6 +36,10 @@ pub fn router(sim: Shared) -> Router {
         .route("/_sim/requests", get(requests).delete(clear_requests))
         .route("/_sim/faults", get(get_faults).put(put_faults))
         .route("/_sim/stats", get(stats))
+        .route(
+            "/_sim/certificates/{domain}",
+            axum::routing::put(set_certificate),
+        )
         .with_state(sim)
 }
 
@@ -232,6 +236,20 @@ async fn put_faults(State(sim): State<Shared>, Json(faults): Json<Faults>) -> Re
     tracing::info!(?faults, "fault configuration changed");
     sim.lock().unwrap().set_faults(faults.clone());
     Json(faults).into_response()
+}
+
+#[derive(Deserialize)]
+struct CertificateChoice {
+    mode: super::state::CertMode,
+}
+
+async fn set_certificate(
+    State(sim): State<Shared>,
+    Path(domain): Path<String>,
+    Json(choice): Json<CertificateChoice>,
+) -> StatusCode {
+    sim.lock().unwrap().set_cert_mode(&domain, choice.mode);
+    StatusCode::NO_CONTENT
 }
 
 async fn stats(State(sim): State<Shared>) -> Response {

@@ -23,11 +23,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::http::{Shared, now_ms};
+use super::state::CertMode;
 
 /// Issuer common name of every certificate the simulator hands out.
 pub const CA_NAME: &str = "Closte Simulator CA";
 /// The name on the certificate served before issuance and to unknown names.
 pub const PENDING_NAME: &str = "pending.closte-simulator.invalid";
+/// The name on the certificate of an alias set to serve another host's.
+pub const OTHER_HOST_NAME: &str = "other-host.closte-simulator.invalid";
 /// Validity of an issued certificate, as Let's Encrypt gives.
 const VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 
@@ -90,7 +93,7 @@ pub struct SniResolver {
     sim: Shared,
     ca: Arc<Ca>,
     pending: Arc<CertifiedKey>,
-    issued: Mutex<HashMap<(String, u64), Arc<CertifiedKey>>>,
+    issued: Mutex<HashMap<(String, u64, CertMode), Arc<CertifiedKey>>>,
 }
 
 impl std::fmt::Debug for SniResolver {
@@ -120,23 +123,29 @@ impl SniResolver {
             sim.tls_alias(server_name)
                 .filter(|a| a.issued(sim.issue_delay, now))
                 .map(|a| {
-                    (
-                        a.domain.clone(),
-                        a.added_at_ms + sim.issue_delay.as_millis() as u64,
-                    )
+                    let issued_at = a.added_at_ms + sim.issue_delay.as_millis() as u64;
+                    (a.domain.clone(), issued_at, sim.cert_mode(&a.domain))
                 })
         };
-        let Some((domain, issued_at_ms)) = alias else {
+        let Some((domain, issued_at_ms, mode)) = alias else {
             return self.pending.clone();
         };
         let mut issued = self.issued.lock().unwrap();
-        let key = (domain.clone(), issued_at_ms);
+        let key = (domain.clone(), issued_at_ms, mode);
         if let Some(cert) = issued.get(&key) {
             return cert.clone();
         }
-        let not_before = OffsetDateTime::from_unix_timestamp((issued_at_ms / 1000) as i64)
+        let issued_at = OffsetDateTime::from_unix_timestamp((issued_at_ms / 1000) as i64)
             .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        match self.ca.issue(&domain, not_before) {
+        let (name, not_before) = match mode {
+            CertMode::Issued => (domain.as_str(), issued_at),
+            CertMode::Expired => (
+                domain.as_str(),
+                OffsetDateTime::now_utc() - time::Duration::days(100),
+            ),
+            CertMode::OtherHost => (OTHER_HOST_NAME, issued_at),
+        };
+        match self.ca.issue(name, not_before) {
             Ok(cert) => {
                 issued.insert(key, cert.clone());
                 cert

@@ -105,6 +105,19 @@ struct StateFile {
     accounts: Vec<Vec<Alias>>,
 }
 
+/// What the HTTPS endpoint serves for an issued alias, set through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertMode {
+    /// A valid certificate for the alias.
+    #[default]
+    Issued,
+    /// A certificate for the alias whose validity ended ten days ago.
+    Expired,
+    /// A valid certificate for another name.
+    OtherHost,
+}
+
 #[derive(Debug)]
 pub struct Sim {
     keys: Vec<String>,
@@ -115,6 +128,7 @@ pub struct Sim {
     write_bucket: Option<TokenBucket>,
     pub issue_delay: Duration,
     state_file: Option<PathBuf>,
+    cert_modes: HashMap<String, CertMode>,
 }
 
 /// `wildcard` as PHP and browsers send booleans.
@@ -136,6 +150,7 @@ impl Sim {
             write_bucket: None,
             issue_delay,
             state_file: None,
+            cert_modes: HashMap::new(),
         };
         sim.set_faults(faults);
         sim
@@ -382,6 +397,15 @@ impl Sim {
             let (_, parent) = name.split_once('.')?;
             self.find(&format!("*.{parent}"))
         })
+    }
+
+    /// Makes the HTTPS endpoint serve `mode` for the alias `domain`.
+    pub fn set_cert_mode(&mut self, domain: &str, mode: CertMode) {
+        self.cert_modes.insert(fold_name(domain), mode);
+    }
+
+    pub fn cert_mode(&self, domain: &str) -> CertMode {
+        self.cert_modes.get(domain).copied().unwrap_or_default()
     }
 
     fn find(&self, name: &str) -> Option<&Alias> {
