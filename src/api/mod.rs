@@ -190,6 +190,11 @@ pub struct MappedDomainStatus {
     #[schemars(range(min = 0))]
     pub failed_attempts: Option<i32>,
 
+    /// DNS/TLS checks made in the current stage; reset when the domain is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub checks: Option<i32>,
+
     /// When the last attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<Time>,

@@ -69,6 +69,33 @@ pub struct ControllerArgs {
     /// How long a leader's Lease lasts without renewal; a follower takes over after it.
     #[arg(long, default_value = "15s", value_parser = crate::api::duration::parse_flag)]
     pub lease_duration: Duration,
+    /// DNS server (ADDR:PORT) for the checks; the system's resolver when unset.
+    #[arg(long)]
+    pub dns_server: Option<SocketAddr>,
+    /// Where correct DNS points (an IP or a hostname) for objects without spec.expectedTargets; repeatable. Without any, any address counts.
+    #[arg(long = "expected-target")]
+    pub expected_targets: Vec<String>,
+    /// Port of the TLS check.
+    #[arg(long, default_value_t = 443)]
+    pub https_port: u16,
+    /// PEM file of CAs the TLS check trusts besides the public (webpki) roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Time limit of one DNS query or TLS handshake.
+    #[arg(long, default_value = "10s", value_parser = crate::api::duration::parse_flag)]
+    pub probe_timeout: Duration,
+    /// DNS/TLS checks running at once.
+    #[arg(long, default_value_t = 32)]
+    pub max_concurrent_probes: usize,
+    /// Checks in one stage before it is reported failed (stage failed or ssl-failed); checking goes on, slower.
+    #[arg(long, default_value_t = 6)]
+    pub max_attempts: u32,
+    /// Warn (CertificateExpiringSoon) when the certificate expires within this and no renewed one has appeared.
+    #[arg(long, default_value = "336h", value_parser = crate::api::duration::parse_flag)]
+    pub renew_warning: Duration,
+    /// How often a done domain is checked again.
+    #[arg(long, default_value = "12h", value_parser = crate::api::duration::parse_flag)]
+    pub done_recheck: Duration,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -84,6 +111,8 @@ pub enum ControllerError {
     Client(#[from] crate::closte::client::BuildError),
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("DNS/TLS checks: {0}")]
+    Probe(String),
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -101,6 +130,7 @@ pub struct Context {
     settings: Settings,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    prober: Arc<crate::probe::Prober>,
     /// Per object (uid), the label of the key Closte last rejected, so a new
     /// key in the Secret is tried at once.
     rejected_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -225,13 +255,40 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     let settings = Settings {
         dry_run: args.dry_run,
         resync: args.resync_period,
+        probe: crate::plan::ProbeSettings {
+            max_attempts: args.max_attempts.max(1),
+            renew_warning: args.renew_warning,
+            done_recheck: args.done_recheck,
+        },
     };
+    let extra_ca =
+        match &args.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                ControllerError::Probe(format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    let prober = Arc::new(crate::probe::Prober {
+        resolver: Arc::new(
+            crate::probe::dns::HickoryResolve::new(args.dns_server, args.probe_timeout)
+                .map_err(ControllerError::Probe)?,
+        ),
+        tls: crate::probe::tls::TlsProber::new(
+            extra_ca.as_deref(),
+            args.https_port,
+            args.probe_timeout,
+        )
+        .map_err(|e| ControllerError::Probe(e.to_string()))?,
+        in_flight: tokio::sync::Semaphore::new(args.max_concurrent_probes.max(1)),
+        default_targets: args.expected_targets.clone(),
+    });
     let work = Work {
         client: client.clone(),
         accounts,
         default_key,
         settings,
         metrics,
+        prober,
         health: health.clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
@@ -315,6 +372,7 @@ struct Work {
     default_key: Option<ApiKey>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    prober: Arc<crate::probe::Prober>,
     health: Arc<Health>,
     namespace: Option<String>,
     concurrency: u16,
@@ -380,6 +438,7 @@ impl Work {
                 },
             ),
             metrics: self.metrics.clone(),
+            prober: self.prober.clone(),
             rejected_keys: Default::default(),
             last_write: Default::default(),
         });

@@ -183,7 +183,7 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
             Err(e) => Observation::Failed(e),
         },
     };
-    let facts = Facts {
+    let mut facts = Facts {
         now: Timestamp::now(),
         generation: md.metadata.generation,
         spec: &md.spec,
@@ -197,6 +197,7 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
             .get(RECONCILE_REQUESTED_AT)
             .map(String::as_str),
         settings: ctx.settings,
+        probe: None,
     };
     let action = plan::decide(&facts);
     let outcome = match (action, &account, &domain) {
@@ -229,6 +230,14 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         // decide() only writes to Closte with an account and a valid domain
         (_, _, _) => Outcome::Idle,
     };
+    if !deleting
+        && plan::registered_after(&facts, action, &outcome)
+        && plan::check_due(md.status.as_ref(), facts.now)
+        && let Ok(domain) = &domain
+    {
+        let expected = md.spec.expected_targets.clone().unwrap_or_default();
+        facts.probe = Some(ctx.prober.check(domain, &expected).await);
+    }
     let conclusion = plan::conclude(&facts, action, &outcome, fastrand::f64());
     let rejected_now = conclusion
         .status

@@ -3,6 +3,7 @@
 //! requeue time out ([`conclude`]). No IO, no clock, no randomness of its own.
 
 pub mod backoff;
+pub mod checks;
 mod status;
 
 use std::time::Duration;
@@ -12,7 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{DeletionPolicy, MappedDomainSpec, MappedDomainStatus, Ownership};
 use crate::closte::{ClosteError, Disposition};
 
-pub use status::conclude;
+pub use checks::{Probe, ProbeSettings, check_due};
+pub use status::{conclude, registered_after};
 
 /// How the controller is configured, as far as decisions go.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +23,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// How often a settled object is looked at again (drift, expiry).
     pub resync: Duration,
+    /// How DNS/TLS checks are paced.
+    pub probe: ProbeSettings,
 }
 
 /// Where the object's API key comes from, and whether it could be read.
@@ -85,6 +89,8 @@ pub struct Facts<'a> {
     pub observation: Observation,
     /// The reconcile-requested-at annotation, if set.
     pub reconcile_request: Option<&'a str>,
+    /// The DNS/TLS check of this pass, when one was due and ran.
+    pub probe: Option<Probe>,
     pub settings: Settings,
 }
 

@@ -2,6 +2,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use std::time::Duration;
+
+use super::checks;
 use super::{Action, Conclusion, Facts, Note, Observation, Outcome, SLOW_RETRY, error_requeue};
 use crate::api::{MappedDomainStatus, Ownership, Stage, conditions};
 use crate::closte::{ClosteError, Disposition};
@@ -194,61 +197,128 @@ pub fn conclude(facts: &Facts<'_>, action: Action, outcome: &Outcome, jitter: f6
     let reason = reason.as_str();
     let reg_status = if registered { "True" } else { "False" };
     set.set(conditions::REGISTERED, reg_status, reason, message.clone());
-    let (probe_reason, probe_message) = if registered {
-        ("NotChecked", "DNS and TLS are not observed yet".to_owned())
-    } else {
-        ("NotRegistered", "the alias is not on Closte".to_owned())
-    };
-    set.set(
-        conditions::DNS_READY,
-        "Unknown",
-        probe_reason,
-        probe_message.clone(),
-    );
-    set.set(
-        conditions::CERTIFICATE_READY,
-        "Unknown",
-        probe_reason,
-        probe_message,
-    );
-    let (ready_reason, ready_message) = if registered {
-        (
-            "CheckingDNS",
-            format!("{message}; waiting for DNS and the certificate"),
+
+    // DNS and TLS, once the alias is on Closte
+    let view = registered.then(|| {
+        checks::checks(
+            &facts.spec.domain,
+            &previous,
+            facts.probe.as_ref(),
+            facts.spec.check_interval(),
+            &facts.settings.probe,
+            facts.now,
+            jitter,
         )
-    } else {
-        (reason, message.clone())
+    });
+    match &view {
+        Some(view) => {
+            for (type_, v) in [
+                (conditions::DNS_READY, &view.dns_ready),
+                (conditions::CERTIFICATE_READY, &view.certificate_ready),
+            ] {
+                set.set(type_, v.status, &v.reason, v.message.clone());
+            }
+        }
+        None => {
+            for type_ in [conditions::DNS_READY, conditions::CERTIFICATE_READY] {
+                set.set(
+                    type_,
+                    "Unknown",
+                    "NotRegistered",
+                    "the alias is not on Closte".into(),
+                );
+            }
+        }
+    }
+    let (ready, ready_reason, ready_message) = match &view {
+        Some(view) if view.ready() => (
+            true,
+            "Ready".to_owned(),
+            format!("{message}; DNS and certificate are ready"),
+        ),
+        Some(view) if !view.dns_ready.is_true() => (
+            false,
+            view.dns_ready.reason.clone(),
+            view.dns_ready.message.clone(),
+        ),
+        Some(view) => (
+            false,
+            view.certificate_ready.reason.clone(),
+            view.certificate_ready.message.clone(),
+        ),
+        None => (false, reason.to_owned(), message.clone()),
     };
     set.set(
         conditions::READY,
-        "False",
-        ready_reason,
+        if ready { "True" } else { "False" },
+        &ready_reason,
         ready_message.clone(),
     );
-    if stalled {
-        set.set(
-            conditions::RECONCILING,
-            "False",
-            reason,
-            "stalled; see the Stalled condition".into(),
-        );
-        set.set(conditions::STALLED, "True", reason, message.clone());
+    let exhausted = view.as_ref().and_then(|v| v.exhausted.clone());
+    let stalled_by = if stalled {
+        Some((reason.to_owned(), message.clone()))
     } else {
-        set.set(conditions::RECONCILING, "True", ready_reason, ready_message);
-        set.set(
-            conditions::STALLED,
-            "False",
-            "Progressing",
-            "no problem that needs a person".into(),
-        );
+        exhausted
+    };
+    match &stalled_by {
+        Some((why, what)) => {
+            set.set(
+                conditions::RECONCILING,
+                "False",
+                why,
+                "stalled; see the Stalled condition".into(),
+            );
+            set.set(conditions::STALLED, "True", why, what.clone());
+        }
+        None if ready => {
+            set.set(
+                conditions::RECONCILING,
+                "False",
+                "Ready",
+                "nothing left to do".into(),
+            );
+            set.set(
+                conditions::STALLED,
+                "False",
+                "Ready",
+                "no problem that needs a person".into(),
+            );
+        }
+        None => {
+            set.set(
+                conditions::RECONCILING,
+                "True",
+                &ready_reason,
+                ready_message,
+            );
+            set.set(
+                conditions::STALLED,
+                "False",
+                "Progressing",
+                "no problem that needs a person".into(),
+            );
+        }
     }
     status.conditions = set.out;
 
-    status.stage = Some(match (registered, stalled) {
-        (true, _) => Stage::CheckingDns,
-        (false, true) => Stage::Failed,
-        (false, false) => Stage::Pending,
+    status.stage = Some(match (&view, stalled) {
+        (Some(view), _) => view.stage,
+        (None, true) => Stage::Failed,
+        (None, false) => Stage::Pending,
     });
+    match &view {
+        Some(view) => {
+            status.dns = view.dns.clone();
+            status.certificate = view.certificate.clone();
+            status.checks = view.checks;
+            status.last_check_time = view.last_check_time.clone();
+            status.next_check_time = view.next_check_time.clone();
+        }
+        None => {
+            status.checks = None;
+            status.next_check_time = None;
+        }
+    }
     status.ownership = match outcome {
         Outcome::Added => Some(Ownership::Created),
         _ if registered && previous.ownership.is_none() => Some(Ownership::Adopted),
@@ -275,7 +345,18 @@ pub fn conclude(facts: &Facts<'_>, action: Action, outcome: &Outcome, jitter: f6
         (None, true) => SLOW_RETRY,
         (None, false) => facts.settings.resync,
     };
-    let events = events(facts, &previous, action, outcome, &registration);
+    let mut events = events(facts, &previous, action, outcome, &registration);
+    let requeue = match view {
+        Some(view) => {
+            events.extend(view.notes);
+            let next = view
+                .next_check_time
+                .and_then(|t| Duration::try_from(t.0.duration_since(facts.now)).ok())
+                .unwrap_or(requeue);
+            requeue.min(next)
+        }
+        None => requeue,
+    };
     Conclusion {
         status,
         events,
@@ -379,4 +460,13 @@ fn orphan_cause(facts: &Facts<'_>) -> &'static str {
     } else {
         "adopted, and deletionPolicy is unset"
     }
+}
+
+/// Whether the alias is on Closte after running `action` with `outcome`; a
+/// DNS/TLS check is worth running only then.
+pub fn registered_after(facts: &Facts<'_>, action: Action, outcome: &Outcome) -> bool {
+    matches!(
+        registration(facts, action, outcome),
+        Registration::Yes { .. }
+    )
 }

@@ -33,7 +33,9 @@ fn facts<'a>(
         settings: Settings {
             dry_run: false,
             resync: RESYNC,
+            probe: ProbeSettings::default(),
         },
+        probe: None,
     }
 }
 
@@ -61,10 +63,10 @@ fn new_domain_is_added_and_owned() {
     assert_eq!(action, Action::Add);
     let s = &c.status;
     assert_eq!(condition(s, conditions::REGISTERED), ("True", "Added"));
-    assert_eq!(condition(s, conditions::READY), ("False", "CheckingDNS"));
+    assert_eq!(condition(s, conditions::READY), ("False", "NotChecked"));
     assert_eq!(
         condition(s, conditions::RECONCILING),
-        ("True", "CheckingDNS")
+        ("True", "NotChecked")
     );
     assert_eq!(condition(s, conditions::STALLED), ("False", "Progressing"));
     assert_eq!(
@@ -418,4 +420,239 @@ fn failures_gate_the_next_try() {
         retry_wait(Some(&r.status), Some(1), None, false, at(100)),
         Some(SLOW_RETRY - Duration::from_secs(100))
     );
+}
+
+mod stages {
+    use super::*;
+    use crate::api::CertificateStatus;
+    use crate::probe::dns::{DnsObservation, DnsVerdict};
+    use crate::probe::tls::{TlsObservation, TlsVerdict};
+
+    fn dns(verdict: DnsVerdict) -> DnsObservation {
+        DnsObservation {
+            verdict,
+            records: vec!["203.0.113.7".into()],
+            message: format!("dns says {}", verdict.reason()),
+        }
+    }
+
+    fn cert(serial: &str, not_after_days: i64) -> CertificateStatus {
+        CertificateStatus {
+            issuer: "CN=Test CA".into(),
+            subject: "CN=shop.example.com".into(),
+            dns_names: vec!["shop.example.com".into()],
+            serial_number: serial.into(),
+            not_before: Time(at(-3600)),
+            not_after: Time(at(not_after_days * 86400)),
+            sha256_fingerprint: "AA".into(),
+        }
+    }
+
+    fn tls(verdict: TlsVerdict, certificate: Option<CertificateStatus>) -> TlsObservation {
+        TlsObservation {
+            verdict,
+            certificate,
+            message: format!("tls says {}", verdict.reason()),
+        }
+    }
+
+    fn probe(d: DnsVerdict, t: Option<TlsObservation>) -> Probe {
+        Probe {
+            dns: dns(d),
+            expected: vec!["203.0.113.7".into()],
+            tls: t,
+        }
+    }
+
+    /// Runs checks over a registered domain, one pass per probe, `step` seconds apart.
+    fn run(probes: Vec<Probe>) -> Vec<Conclusion> {
+        let spec = spec("shop.example.com");
+        let (_, first) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+        let mut status = first.status;
+        let mut out = Vec::new();
+        for (i, p) in probes.into_iter().enumerate() {
+            let mut f = facts(&spec, Some(&status), Observation::Present);
+            f.now = at(600 * (i as i64 + 1));
+            f.probe = Some(p);
+            let (_, c) = pass(&f, Outcome::Idle);
+            status = c.status.clone();
+            out.push(c);
+        }
+        out
+    }
+
+    fn reasons(c: &Conclusion) -> Vec<&'static str> {
+        c.events.iter().map(|e| e.reason).collect()
+    }
+
+    #[test]
+    fn dns_then_certificate_then_done() {
+        let valid = || Some(tls(TlsVerdict::Valid, Some(cert("01", 90))));
+        let passes = run(vec![
+            probe(DnsVerdict::NxDomain, None),
+            probe(DnsVerdict::NxDomain, None),
+            probe(
+                DnsVerdict::Matched,
+                Some(tls(TlsVerdict::HostnameMismatch, Some(cert("FF", 90)))),
+            ),
+            probe(DnsVerdict::Matched, valid()),
+        ]);
+        let s = &passes[1].status;
+        assert_eq!(s.stage, Some(Stage::CheckingDns));
+        assert_eq!(s.checks, Some(2));
+        assert_eq!(condition(s, conditions::DNS_READY), ("False", "NXDOMAIN"));
+        assert_eq!(
+            condition(s, conditions::CERTIFICATE_READY),
+            ("Unknown", "DNSNotReady")
+        );
+        assert_eq!(condition(s, conditions::READY), ("False", "NXDOMAIN"));
+        // next check: the checkInterval (300 s), spread ±10 % (jitter 0.5: exact)
+        assert_eq!(s.next_check_time, Some(Time(at(1200 + 300))));
+
+        let s = &passes[2].status;
+        assert_eq!(s.stage, Some(Stage::CheckingSslCert));
+        assert_eq!(s.checks, Some(1), "a new stage counts from one");
+        assert_eq!(
+            condition(s, conditions::CERTIFICATE_READY),
+            ("False", "HostnameMismatch")
+        );
+        assert_eq!(
+            s.certificate.as_ref().unwrap().serial_number,
+            "FF",
+            "recorded though invalid"
+        );
+        assert_eq!(reasons(&passes[2]), ["DNSReady"]);
+
+        let done = &passes[3];
+        let s = &done.status;
+        assert_eq!(s.stage, Some(Stage::Done));
+        assert_eq!(s.checks, None);
+        assert_eq!(condition(s, conditions::READY), ("True", "Ready"));
+        assert_eq!(condition(s, conditions::RECONCILING).0, "False");
+        assert_eq!(condition(s, conditions::STALLED).0, "False");
+        assert_eq!(s.certificate.as_ref().unwrap().serial_number, "01");
+        assert!(s.dns.as_ref().unwrap().matched);
+        assert_eq!(reasons(done), ["CertificateIssued"]);
+        // done: the slow re-check
+        assert_eq!(s.next_check_time, Some(Time(at(2400 + 12 * 3600))));
+        // the resync (drift) comes first
+        assert_eq!(done.requeue, RESYNC);
+    }
+
+    #[test]
+    fn failed_after_max_attempts_but_still_checking() {
+        let mut probes: Vec<Probe> = (0..6)
+            .map(|_| probe(DnsVerdict::TargetMismatch, None))
+            .collect();
+        probes.push(probe(
+            DnsVerdict::Matched,
+            Some(tls(TlsVerdict::Valid, Some(cert("01", 90)))),
+        ));
+        let passes = run(probes);
+        let s = &passes[4].status;
+        assert_eq!(s.stage, Some(Stage::CheckingDns));
+        let failed = &passes[5];
+        assert_eq!(failed.status.stage, Some(Stage::Failed));
+        assert_eq!(
+            condition(&failed.status, conditions::STALLED),
+            ("True", "TargetMismatch")
+        );
+        assert_eq!(reasons(failed), ["DNSNotReady"]);
+        // slower, not stopped: 4 x 300 s
+        assert_eq!(failed.status.next_check_time, Some(Time(at(3600 + 1200))));
+        // a late DNS fix still ends done
+        assert_eq!(passes[6].status.stage, Some(Stage::Done));
+        assert_eq!(condition(&passes[6].status, conditions::STALLED).0, "False");
+    }
+
+    #[test]
+    fn ssl_failed_after_max_attempts() {
+        let probes = (0..6)
+            .map(|_| probe(DnsVerdict::Matched, Some(tls(TlsVerdict::Untrusted, None))))
+            .collect();
+        let passes = run(probes);
+        let last = &passes[5];
+        assert_eq!(last.status.stage, Some(Stage::SslFailed));
+        assert_eq!(
+            condition(&last.status, conditions::STALLED),
+            ("True", "Untrusted")
+        );
+        assert_eq!(reasons(last), ["CertificateNotReady"]);
+    }
+
+    #[test]
+    fn flapping_dns_and_a_replaced_certificate() {
+        let valid = |serial: &str| Some(tls(TlsVerdict::Valid, Some(cert(serial, 90))));
+        let passes = run(vec![
+            probe(DnsVerdict::Matched, valid("01")),
+            probe(DnsVerdict::TargetMismatch, None),
+            probe(DnsVerdict::Matched, valid("01")),
+            probe(DnsVerdict::Matched, valid("02")),
+        ]);
+        assert_eq!(passes[1].status.stage, Some(Stage::CheckingDns));
+        assert_eq!(reasons(&passes[1]), ["DNSLost"]);
+        assert_eq!(condition(&passes[1].status, conditions::READY).0, "False");
+        assert_eq!(
+            passes[1].status.certificate.as_ref().unwrap().serial_number,
+            "01",
+            "kept"
+        );
+        assert_eq!(passes[2].status.stage, Some(Stage::Done));
+        assert_eq!(reasons(&passes[3]), ["CertificateRenewed"]);
+    }
+
+    #[test]
+    fn expiring_certificate_warns_once() {
+        let soon = || Some(tls(TlsVerdict::Valid, Some(cert("01", 5))));
+        let passes = run(vec![
+            probe(DnsVerdict::Matched, soon()),
+            probe(DnsVerdict::Matched, soon()),
+        ]);
+        let s = &passes[0].status;
+        assert_eq!(
+            condition(s, conditions::CERTIFICATE_READY),
+            ("True", "CertificateExpiringSoon")
+        );
+        assert_eq!(condition(s, conditions::READY).0, "True", "still valid");
+        assert_eq!(
+            reasons(&passes[0]),
+            ["CertificateIssued", "CertificateExpiringSoon"]
+        );
+        assert!(passes[0].events[1].warning);
+        assert!(reasons(&passes[1]).is_empty(), "warned once");
+        // a certificate far from the window: the 12 h re-check
+        let fine = run(vec![probe(
+            DnsVerdict::Matched,
+            Some(tls(TlsVerdict::Valid, Some(cert("01", 20)))),
+        )]);
+        assert_eq!(
+            fine[0].status.next_check_time,
+            Some(Time(at(600 + 12 * 3600)))
+        );
+        // one whose warning window opens in an hour is looked at then
+        let mut near = cert("01", 14);
+        near.not_after = Time(at(14 * 86400 + 600 + 3600));
+        let near = run(vec![probe(
+            DnsVerdict::Matched,
+            Some(tls(TlsVerdict::Valid, Some(near))),
+        )]);
+        assert_eq!(near[0].status.next_check_time, Some(Time(at(600 + 3600))));
+    }
+
+    #[test]
+    fn no_probe_carries_the_last_check_forward() {
+        let passes = run(vec![probe(
+            DnsVerdict::Matched,
+            Some(tls(TlsVerdict::Valid, Some(cert("01", 90)))),
+        )]);
+        let done = passes[0].status.clone();
+        let spec = spec("shop.example.com");
+        let mut f = facts(&spec, Some(&done), Observation::Present);
+        f.now = at(700);
+        assert!(!check_due(Some(&done), f.now));
+        let (_, c) = pass(&f, Outcome::Idle);
+        assert_eq!(c.status, done, "nothing changes between checks");
+        assert!(c.events.is_empty());
+        assert!(check_due(Some(&done), at(600 + 12 * 3600)));
+    }
 }

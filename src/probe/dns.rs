@@ -211,15 +211,23 @@ pub async fn observe(
     domain: &Domain,
     expected: &[String],
 ) -> DnsObservation {
-    let name = probe_name(domain);
-    let lookup = resolver.lookup(&name).await;
+    observe_name(resolver, &probe_name(domain), expected).await
+}
+
+/// [`observe`] for a name already chosen (the TLS check reuses it as SNI).
+pub async fn observe_name(
+    resolver: &dyn Resolve,
+    name: &str,
+    expected: &[String],
+) -> DnsObservation {
+    let lookup = resolver.lookup(name).await;
     let mut target_addresses = Vec::new();
     for target in expected.iter().filter(|t| t.parse::<IpAddr>().is_err()) {
         if let Lookup::Answer { addresses, .. } = resolver.lookup(target).await {
             target_addresses.extend(addresses);
         }
     }
-    judge(&name, &lookup, expected, &target_addresses)
+    judge(name, &lookup, expected, &target_addresses)
 }
 
 #[cfg(test)]
