@@ -26,7 +26,7 @@ fn mapped_domain(name: &str, domain: &str) -> MappedDomain {
 async fn oldest_claim_wins_and_hands_over() {
     let client = common::client().await;
     common::install_crd(&client).await;
-    let sim = Simulator::start("conflict", &["--api-key", KEY]);
+    let sim = Simulator::start_with_probes("conflict", &["--api-key", KEY]);
     let _operator = Operator::start("conflict", &sim, KEY, None, &[]);
     let first_ns = common::namespace(&client, "tenant-a").await;
     let second_ns = common::namespace(&client, "tenant-b").await;

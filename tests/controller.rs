@@ -31,7 +31,7 @@ async fn setup(name: &str, sim_args: &[&str], operator_args: &[&str]) -> Setup {
     let ns = common::namespace(&client, name).await;
     let mut args = vec!["--api-key", KEY];
     args.extend_from_slice(sim_args);
-    let sim = Simulator::start(name, &args);
+    let sim = Simulator::start_with_probes(name, &args);
     let operator = Operator::start(name, &sim, KEY, Some(&ns), operator_args);
     let api = Api::namespaced(client.clone(), &ns);
     Setup {
@@ -353,7 +353,7 @@ async fn suspend_and_dry_run_write_nothing() {
     wait_condition(&s.api, "s", "Registered", "True", Some("Added")).await;
 
     let dry_ns = common::namespace(&s.client, "dry").await;
-    let sim2 = Simulator::start("dry-sim", &["--api-key", KEY]);
+    let sim2 = Simulator::start_with_probes("dry-sim", &["--api-key", KEY]);
     let _dry = Operator::start("dry-run", &sim2, KEY, Some(&dry_ns), &["--dry-run"]);
     let dry_api: Api<MappedDomain> = Api::namespaced(s.client.clone(), &dry_ns);
     create(&dry_api, "d", json!({"domain": "dry.example.com"})).await;

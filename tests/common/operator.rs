@@ -49,6 +49,14 @@ impl Operator {
             .env("RUST_LOG", "info,closte_operator=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        // checks go to the simulator's DNS and HTTPS, never to the machine's resolver
+        if let (Some(dns), Some(https), Some(ca)) = (sim.dns, sim.https, &sim.ca) {
+            command
+                .args(["--dns-server", &dns.to_string()])
+                .args(["--https-port", &https.port().to_string()])
+                .args(["--ca-file", ca.to_str().unwrap()])
+                .args(["--expected-target", "127.0.0.1"]);
+        }
         if let Some(ns) = namespace {
             command.args(["--namespace", ns, "--lease-namespace", ns]);
         }

@@ -31,6 +31,24 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 impl Simulator {
+    /// Like [`Simulator::start`], with DNS and HTTPS on free ports and its CA
+    /// written to the test's scratch folder.
+    pub fn start_with_probes(name: &str, args: &[&str]) -> Simulator {
+        let ca = scratch(&format!("{name}-ca")).join("ca.pem");
+        let mut all = vec![
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+            ca.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Simulator::start(name, &all)
+    }
+
     /// Starts a simulator on free loopback ports with `args` added
     /// (`--api-key` at least), and waits for its ready line.
     pub fn start(name: &str, args: &[&str]) -> Simulator {

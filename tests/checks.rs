@@ -1,0 +1,177 @@
+//! DNS and TLS observation end to end: the controller process checks the
+//! simulator's DNS and HTTPS and records what it saw in status.
+
+mod common;
+
+use std::time::Duration;
+
+use closte_operator::api::{MappedDomain, Stage};
+use closte_operator::probe::tls::TlsProber;
+use common::operator::{Operator, condition, eventually, wait_condition};
+use common::sim::Simulator;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+const KEY: &str = "checks-key-0c7e";
+
+async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) {
+    let md: MappedDomain = serde_json::from_value(json!({
+        "apiVersion": "closte-operator.io/v1alpha1",
+        "kind": "MappedDomain",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &md).await.unwrap();
+}
+
+async fn stage(api: &Api<MappedDomain>, name: &str) -> Option<Stage> {
+    api.get(name).await.ok()?.status?.stage
+}
+
+#[tokio::test]
+async fn domains_reach_done_with_the_certificate_recorded() {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let ns = common::namespace(&client, "checks").await;
+    let sim = Simulator::start_with_probes("checks", &["--api-key", KEY, "--issue-delay", "3s"]);
+    let _operator = Operator::start("checks", &sim, KEY, Some(&ns), &[]);
+    let api: Api<MappedDomain> = Api::namespaced(client.clone(), &ns);
+    create(
+        &api,
+        "shop",
+        json!({"domain": "shop.checks.example", "checkInterval": "10s"}),
+    )
+    .await;
+    create(
+        &api,
+        "wild",
+        json!({"domain": "*.wild.checks.example", "checkInterval": "10s"}),
+    )
+    .await;
+
+    // registered at once, the certificate not issued yet
+    eventually(20, "shop to wait for its certificate", || async {
+        (stage(&api, "shop").await == Some(Stage::CheckingSslCert)).then_some(())
+    })
+    .await;
+    let md = api.get("shop").await.unwrap();
+    assert_eq!(
+        condition(&md, "DNSReady").unwrap(),
+        ("True".into(), "Matched".into())
+    );
+    assert_eq!(
+        condition(&md, "CertificateReady").unwrap(),
+        ("False".into(), "HostnameMismatch".into())
+    );
+    assert!(md.status.as_ref().unwrap().next_check_time.is_some());
+
+    for name in ["shop", "wild"] {
+        let md = wait_condition(&api, name, "Ready", "True", Some("Ready")).await;
+        let status = md.status.unwrap();
+        assert_eq!(status.stage, Some(Stage::Done));
+        assert_eq!(status.dns.as_ref().unwrap().records, ["127.0.0.1"]);
+        let cert = status.certificate.unwrap();
+        assert!(
+            cert.issuer.contains("Closte Simulator CA"),
+            "{}",
+            cert.issuer
+        );
+        assert!(status.last_check_time.is_some());
+        if name == "shop" {
+            assert_eq!(cert.dns_names, ["shop.checks.example"]);
+            // the recorded certificate is the one a TLS client sees
+            let pem = std::fs::read(sim.ca.as_ref().unwrap()).unwrap();
+            let prober = TlsProber::new(
+                Some(&pem),
+                sim.https.unwrap().port(),
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            let seen = prober
+                .probe("127.0.0.1".parse().unwrap(), "shop.checks.example")
+                .await;
+            assert_eq!(
+                seen.certificate.unwrap().sha256_fingerprint,
+                cert.sha256_fingerprint
+            );
+        } else {
+            assert_eq!(cert.dns_names, ["*.wild.checks.example"]);
+        }
+    }
+    // kubectl shows it
+    let out = common::kubectl(&["get", "md", "shop", "-n", &ns]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[2], "done", "{table}");
+    assert_eq!(row[3], "True", "{table}");
+    assert!(row[4].starts_with("20"), "EXPIRES shows a date: {table}");
+}
+
+#[tokio::test]
+async fn wrong_target_other_host_and_expired_certificates() {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let ns = common::namespace(&client, "badchecks").await;
+    let sim = Simulator::start_with_probes("badchecks", &["--api-key", KEY, "--issue-delay", "0s"]);
+    let _operator = Operator::start("badchecks", &sim, KEY, Some(&ns), &[]);
+    let api: Api<MappedDomain> = Api::namespaced(client.clone(), &ns);
+    let put = |domain: &str, mode: &str| {
+        let url = format!("{}/certificates/{domain}", sim.admin);
+        let body = format!(r#"{{"mode":"{mode}"}}"#);
+        async move {
+            let response = reqwest::Client::new()
+                .put(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 204);
+        }
+    };
+    put("other.checks.example", "other-host").await;
+    put("expired.checks.example", "expired").await;
+    create(&api, "other", json!({"domain": "other.checks.example"})).await;
+    create(&api, "expired", json!({"domain": "expired.checks.example"})).await;
+    create(
+        &api,
+        "elsewhere",
+        json!({"domain": "elsewhere.checks.example", "expectedTargets": ["203.0.113.50"]}),
+    )
+    .await;
+    wait_condition(
+        &api,
+        "other",
+        "CertificateReady",
+        "False",
+        Some("HostnameMismatch"),
+    )
+    .await;
+    let expired = wait_condition(
+        &api,
+        "expired",
+        "CertificateReady",
+        "False",
+        Some("Expired"),
+    )
+    .await;
+    let cert = expired.status.unwrap().certificate.unwrap();
+    assert!(
+        cert.not_after.0 < k8s_openapi::jiff::Timestamp::now(),
+        "the expired certificate is recorded"
+    );
+    let elsewhere = wait_condition(
+        &api,
+        "elsewhere",
+        "DNSReady",
+        "False",
+        Some("TargetMismatch"),
+    )
+    .await;
+    let dns = elsewhere.status.unwrap().dns.unwrap();
+    assert_eq!(dns.records, ["127.0.0.1"]);
+    assert_eq!(dns.expected, ["203.0.113.50"]);
+    assert!(!dns.matched);
+    assert_eq!(stage(&api, "elsewhere").await, Some(Stage::CheckingDns));
+}
