@@ -15,7 +15,7 @@ BIN := target/debug/closte-operator
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-demo: cluster-up sim-up ## local control plane + Closte simulator + controller; examples registered
+demo: cluster-up sim-up ## local control plane + Closte simulator + controller; examples end Ready
 	$(BIN) crd | kubectl apply --server-side --field-manager=closte-operator-demo -f -
 	kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io
 	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
@@ -23,6 +23,7 @@ demo: cluster-up sim-up ## local control plane + Closte simulator + controller; 
 	kubectl create secret generic closte-api-key --from-literal=apiKey=$(SIM_KEY) --dry-run=client -o yaml | kubectl apply -f -
 	kubectl apply -f examples/
 	kubectl wait --for=condition=Registered --timeout=60s mappeddomains --all
+	kubectl wait --for=condition=Ready --timeout=90s mappeddomains --all
 	kubectl get mappeddomains
 	curl -s http://127.0.0.1:18088/_sim/domains; echo
 	@echo; echo "Try: export KUBECONFIG=$(KUBECONFIG); kubectl explain mappeddomain.spec"
@@ -36,6 +37,7 @@ controller-up: build ## run the controller in the background against the simulat
 	  echo "controller already running"; \
 	else \
 	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) controller --closte-api-url $(SIM_API) \
+	    --dns-server 127.0.0.1:10053 --https-port 10443 --ca-file $(SIM_DIR)/ca.pem --expected-target 127.0.0.1 \
 	    --metrics-addr 127.0.0.1:18080 >$(SIM_DIR)/controller.log 2>&1 </dev/null & echo $$! >$(SIM_DIR)/controller.pid; \
 	  for i in $$(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done; \
 	  echo "controller: metrics http://127.0.0.1:18080/metrics, log $(SIM_DIR)/controller.log"; \
@@ -54,7 +56,7 @@ sim-up: build ## start the Closte simulator in the background (API :18088, DNS :
 	else \
 	  rm -f $(SIM_DIR)/sim.ready; \
 	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) simulate --listen 127.0.0.1:18088 \
-	    --dns-listen 127.0.0.1:10053 --https-listen 127.0.0.1:10443 --issue-delay 30s \
+	    --dns-listen 127.0.0.1:10053 --https-listen 127.0.0.1:10443 --issue-delay 5s \
 	    --ca-out $(SIM_DIR)/ca.pem --state-file $(SIM_DIR)/state.json \
 	    >$(SIM_DIR)/sim.ready 2>$(SIM_DIR)/sim.log </dev/null & echo $$! >$(SIM_DIR)/sim.pid; \
 	  for i in $$(seq 100); do [ -s $(SIM_DIR)/sim.ready ] && break; sleep 0.1; done; \

@@ -26,6 +26,7 @@ pub struct Metrics {
     closte_requests: Family<Labels, Counter>,
     closte_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    checks: Family<Labels, Counter>,
     pub leader: Gauge,
 }
 
@@ -54,6 +55,7 @@ impl Metrics {
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let leader = Gauge::default();
         let in_flight = Gauge::default();
+        let checks = Family::<Labels, Counter>::default();
         registry.register(
             "reconciles",
             "Reconcile passes by result",
@@ -86,6 +88,7 @@ impl Metrics {
             closte_requests,
             closte_seconds,
             in_flight,
+            checks,
             leader,
         }
     }
@@ -93,6 +96,12 @@ impl Metrics {
     pub fn reconcile_started(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    pub fn checked(&self, dns: &'static str, tls: &'static str) {
+        self.checks
+            .get_or_create(&vec![("dns", dns.into()), ("tls", tls.into())])
+            .inc();
     }
 
     pub fn reconciled(&self, took: Duration, ok: bool) {
@@ -125,6 +134,7 @@ impl Metrics {
         let ready = Family::<Labels, Gauge>::default();
         let stage = Family::<Labels, Gauge>::default();
         let by_stage = Family::<Labels, Gauge>::default();
+        let expiry = Family::<Labels, Gauge>::default();
         let cached = Gauge::<i64>::default();
         for md in objects {
             let namespace = md.metadata.namespace.clone().unwrap_or_default();
@@ -144,6 +154,11 @@ impl Metrics {
                 ("domain", md.spec.domain.clone()),
             ];
             ready.get_or_create(&object).set(i64::from(is_ready));
+            if let Some(cert) = status.and_then(|s| s.certificate.as_ref()) {
+                expiry
+                    .get_or_create(&object)
+                    .set(cert.not_after.0.as_second());
+            }
             let mut with_stage = object.clone();
             with_stage.push(("stage", stage_name.clone()));
             stage.get_or_create(&with_stage).set(1);
@@ -161,6 +176,11 @@ impl Metrics {
             stage,
         );
         cache.register("mapped_domains", "MappedDomains by stage", by_stage);
+        cache.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the certificate each MappedDomain serves expires (Unix time)",
+            expiry,
+        );
         cache.register("cached_objects", "MappedDomains in the watch cache", cached);
         encode(&mut text, &cache).expect("writing to a String");
         text

@@ -90,11 +90,15 @@ async fn create_registers_and_delete_removes() {
     let md = wait_condition(&s.api, "shop", "Registered", "True", Some("Added")).await;
     let status = md.status.clone().unwrap();
     assert_eq!(status.ownership, Some(Ownership::Created));
-    assert_eq!(status.stage, Some(Stage::CheckingDns));
+    assert_eq!(status.stage, Some(Stage::CheckingSslCert));
     assert_eq!(status.observed_generation, created.metadata.generation);
     assert!(md.finalizers().contains(&FINALIZER.to_string()));
     assert_eq!(condition(&md, "Ready").unwrap().0, "False");
-    assert_eq!(condition(&md, "DNSReady").unwrap().0, "Unknown");
+    assert_eq!(
+        condition(&md, "DNSReady").unwrap().0,
+        "True",
+        "the simulator's DNS points here"
+    );
     assert_eq!(s.sim.aliases().await, ["shop.lifecycle.example"]);
     let reasons = eventually(10, "the Added event", || async {
         let r = event_reasons(&s.client, &s.ns, "shop").await;
@@ -447,7 +451,7 @@ async fn many_objects_share_one_list_call() {
     );
     let metrics = eventually(30, "every object to show in the metrics", || async {
         let text = s.operator.scrape().await;
-        text.contains("closte_operator_mapped_domains{stage=\"checking-dns\"} 201")
+        text.contains("closte_operator_mapped_domains{stage=\"checking-ssl-cert\"} 201")
             .then_some(text)
     })
     .await;

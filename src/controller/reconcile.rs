@@ -236,7 +236,13 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         && let Ok(domain) = &domain
     {
         let expected = md.spec.expected_targets.clone().unwrap_or_default();
-        facts.probe = Some(ctx.prober.check(domain, &expected).await);
+        let probe = ctx.prober.check(domain, &expected).await;
+        let tls = probe
+            .tls
+            .as_ref()
+            .map_or("NotChecked", |t| t.verdict.reason());
+        ctx.metrics.checked(probe.dns.verdict.reason(), tls);
+        facts.probe = Some(probe);
     }
     let conclusion = plan::conclude(&facts, action, &outcome, fastrand::f64());
     let rejected_now = conclusion
