@@ -78,8 +78,18 @@ impl Metrics {
         );
         registry.register(
             "leader",
-            "1 while this replica holds the leader lease",
+            "Whether this replica holds the leader lease",
             leader.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconcile passes running now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "checks",
+            "DNS/TLS checks by DNS and TLS verdict",
+            checks.clone(),
         );
         Metrics {
             registry,
@@ -198,6 +208,8 @@ mod tests {
         metrics.closte_request("adddomainalias", "ok", Duration::from_millis(7));
         metrics.closte_request("adddomainalias", "ok", Duration::from_millis(9));
         metrics.leader.set(1);
+        metrics.checked("Matched", "Valid");
+        let in_flight = metrics.reconcile_started();
         let md: MappedDomain = serde_json::from_value(serde_json::json!({
             "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
             "metadata": {"name": "a", "namespace": "n"},
@@ -211,12 +223,20 @@ mod tests {
             "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 2",
             "closte_operator_closte_request_duration_seconds_count{endpoint=\"adddomainalias\"} 2",
             "closte_operator_leader 1",
+            "closte_operator_reconciles_in_flight 1",
+            "closte_operator_checks_total{dns=\"Matched\",tls=\"Valid\"} 1",
             "closte_operator_mapped_domain_ready{namespace=\"n\",name=\"a\",domain=\"a.example.com\"} 0",
             "closte_operator_mapped_domains{stage=\"checking-dns\"} 1",
             "closte_operator_cached_objects 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        drop(in_flight);
+        assert!(
+            metrics
+                .render(&[], true)
+                .contains("closte_operator_reconciles_in_flight 0")
+        );
         assert_eq!(text.matches("# EOF").count(), 1);
         assert!(text.ends_with("# EOF\n"));
     }
