@@ -116,22 +116,10 @@ async fn wrong_target_other_host_and_expired_certificates() {
     let sim = Simulator::start_with_probes("badchecks", &["--api-key", KEY, "--issue-delay", "0s"]);
     let _operator = Operator::start("badchecks", &sim, KEY, Some(&ns), &[]);
     let api: Api<MappedDomain> = Api::namespaced(client.clone(), &ns);
-    let put = |domain: &str, mode: &str| {
-        let url = format!("{}/certificates/{domain}", sim.admin);
-        let body = format!(r#"{{"mode":"{mode}"}}"#);
-        async move {
-            let response = reqwest::Client::new()
-                .put(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 204);
-        }
-    };
-    put("other.checks.example", "other-host").await;
-    put("expired.checks.example", "expired").await;
+    sim.set_certificate("other.checks.example", "other-host")
+        .await;
+    sim.set_certificate("expired.checks.example", "expired")
+        .await;
     create(&api, "other", json!({"domain": "other.checks.example"})).await;
     create(&api, "expired", json!({"domain": "expired.checks.example"})).await;
     create(

@@ -194,32 +194,14 @@ async fn rejected_domain_stalls_without_a_retry_storm() {
     let md = wait_condition(&s.api, "bad", "Stalled", "True", Some("DomainRejected")).await;
     assert_eq!(md.status.as_ref().unwrap().stage, Some(Stage::Failed));
     assert_eq!(condition(&md, "Reconciling").unwrap().0, "False");
-    let out = common::kubectl(&[
-        "wait",
-        "-n",
-        &s.ns,
-        "--for=condition=Stalled",
-        "md/bad",
-        "--timeout=10s",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = common::kubectl(&[
-        "wait",
-        "-n",
-        &s.ns,
-        "--for=condition=Ready=False",
-        "md/bad",
-        "--timeout=10s",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for condition in ["--for=condition=Stalled", "--for=condition=Ready=False"] {
+        let out = common::kubectl(&["wait", "-n", &s.ns, condition, "md/bad", "--timeout=10s"]);
+        assert!(
+            out.status.success(),
+            "{condition}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // watch the request log over a window: the rejection is not retried in a loop
     tokio::time::sleep(Duration::from_secs(30)).await;
     let attempts = s

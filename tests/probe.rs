@@ -162,21 +162,10 @@ async fn tls_verdicts_and_the_recorded_certificate() {
     );
 
     // an expired certificate, and one for another host
-    let set = |domain: &'static str, mode: &'static str| {
-        let url = format!("{}/certificates/{domain}", sim.admin);
-        async move {
-            let response = reqwest::Client::new()
-                .put(url)
-                .header("content-type", "application/json")
-                .body(format!(r#"{{"mode":"{mode}"}}"#))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 204);
-        }
-    };
-    set("expired.probe.example", "expired").await;
-    set("other.probe.example", "other-host").await;
+    sim.set_certificate("expired.probe.example", "expired")
+        .await;
+    sim.set_certificate("other.probe.example", "other-host")
+        .await;
     let expired = trusted.probe(local, "expired.probe.example").await;
     assert_eq!(expired.verdict, TlsVerdict::Expired, "{}", expired.message);
     assert!(expired.certificate.unwrap().not_after.0 < k8s_openapi::jiff::Timestamp::now());

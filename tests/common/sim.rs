@@ -161,6 +161,14 @@ impl Simulator {
         assert_eq!(status, 201);
     }
 
+    /// Makes the HTTPS endpoint serve `mode` (issued, expired, other-host) for `domain`.
+    pub async fn set_certificate(&self, domain: &str, mode: &str) {
+        let path = format!("/certificates/{domain}");
+        let body = serde_json::json!({ "mode": mode });
+        let (status, _) = self.admin(reqwest::Method::PUT, &path, Some(body)).await;
+        assert_eq!(status, 204);
+    }
+
     pub async fn remove_alias(&self, domain: &str) -> bool {
         let path = format!("/domains/{domain}");
         self.admin(reqwest::Method::DELETE, &path, None).await.0 == 204
