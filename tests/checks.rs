@@ -25,18 +25,25 @@ async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) {
     api.create(&PostParams::default(), &md).await.unwrap();
 }
 
+/// A namespace, a simulator with DNS and HTTPS (`issue_delay`), and a
+/// controller checking against them.
+async fn setup(name: &str, issue_delay: &str) -> (Api<MappedDomain>, Simulator, Operator) {
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let ns = common::namespace(&client, name).await;
+    let sim = Simulator::start_with_probes(name, &["--api-key", KEY, "--issue-delay", issue_delay]);
+    let operator = Operator::start(name, &sim, KEY, Some(&ns), &[]);
+    (Api::namespaced(client, &ns), sim, operator)
+}
+
 async fn stage(api: &Api<MappedDomain>, name: &str) -> Option<Stage> {
     api.get(name).await.ok()?.status?.stage
 }
 
 #[tokio::test]
 async fn domains_reach_done_with_the_certificate_recorded() {
-    let client = common::client().await;
-    common::install_crd(&client).await;
-    let ns = common::namespace(&client, "checks").await;
-    let sim = Simulator::start_with_probes("checks", &["--api-key", KEY, "--issue-delay", "3s"]);
-    let _operator = Operator::start("checks", &sim, KEY, Some(&ns), &[]);
-    let api: Api<MappedDomain> = Api::namespaced(client.clone(), &ns);
+    let (api, sim, _operator) = setup("checks", "3s").await;
+    let ns = api.namespace().unwrap().to_owned();
     create(
         &api,
         "shop",
@@ -110,12 +117,7 @@ async fn domains_reach_done_with_the_certificate_recorded() {
 
 #[tokio::test]
 async fn wrong_target_other_host_and_expired_certificates() {
-    let client = common::client().await;
-    common::install_crd(&client).await;
-    let ns = common::namespace(&client, "badchecks").await;
-    let sim = Simulator::start_with_probes("badchecks", &["--api-key", KEY, "--issue-delay", "0s"]);
-    let _operator = Operator::start("badchecks", &sim, KEY, Some(&ns), &[]);
-    let api: Api<MappedDomain> = Api::namespaced(client.clone(), &ns);
+    let (api, sim, _operator) = setup("badchecks", "0s").await;
     sim.set_certificate("other.checks.example", "other-host")
         .await;
     sim.set_certificate("expired.checks.example", "expired")

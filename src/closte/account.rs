@@ -69,14 +69,6 @@ impl Account {
         }
     }
 
-    pub fn key(&self) -> &ApiKey {
-        &self.key
-    }
-
-    pub fn flow(&self) -> &FlowControl {
-        &self.flow
-    }
-
     /// The alias list, at most one resync period old (or newer than the last
     /// disagreement). Concurrent callers share one request.
     pub async fn domains(&self) -> Result<Arc<DomainSet>, ClosteError> {
@@ -189,47 +181,42 @@ impl Account {
     /// Adds the alias. When Closte refuses in a way that may mean "already
     /// there", the answer comes from a fresh list, never from the error text.
     pub async fn add(&self, domain: &Domain) -> Result<AddOutcome, ClosteError> {
-        let result = {
-            let _permit = self.flow.admit(true).await;
-            self.client.add(&self.key, domain.as_str()).await
-        };
-        self.note_rate_limit(&result);
-        match result {
-            Ok(()) => {
-                self.record_write(domain, true);
-                Ok(AddOutcome::Added)
-            }
-            Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
-                self.invalidate();
-                match self.refresh().await {
-                    Ok(list) if list.contains(&fold_name(domain.as_str())) => {
-                        Ok(AddOutcome::AlreadyPresent)
-                    }
-                    _ => Err(error),
-                }
-            }
-            Err(error) => Err(error),
-        }
+        Ok(match self.write(domain, true).await? {
+            Written::ByUs => AddOutcome::Added,
+            Written::AlreadySo => AddOutcome::AlreadyPresent,
+        })
     }
 
     /// Removes the alias; an alias that is already gone counts as removed.
     pub async fn delete(&self, domain: &Domain) -> Result<DeleteOutcome, ClosteError> {
+        Ok(match self.write(domain, false).await? {
+            Written::ByUs => DeleteOutcome::Deleted,
+            Written::AlreadySo => DeleteOutcome::AlreadyAbsent,
+        })
+    }
+
+    /// Adds (`present`) or removes the alias. An answer that may mean the
+    /// alias is already as wanted is settled by a fresh list.
+    async fn write(&self, domain: &Domain, present: bool) -> Result<Written, ClosteError> {
         let result = {
             let _permit = self.flow.admit(true).await;
-            self.client.delete(&self.key, domain.as_str()).await
+            if present {
+                self.client.add(&self.key, domain.as_str()).await
+            } else {
+                self.client.delete(&self.key, domain.as_str()).await
+            }
         };
         self.note_rate_limit(&result);
         match result {
             Ok(()) => {
-                self.record_write(domain, false);
-                Ok(DeleteOutcome::Deleted)
+                self.record_write(domain, present);
+                Ok(Written::ByUs)
             }
             Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
                 self.invalidate();
                 match self.refresh().await {
-                    Ok(list) if !list.contains(&fold_name(domain.as_str())) => {
-                        self.record_write(domain, false);
-                        Ok(DeleteOutcome::AlreadyAbsent)
+                    Ok(list) if list.contains(&fold_name(domain.as_str())) == present => {
+                        Ok(Written::AlreadySo)
                     }
                     _ => Err(error),
                 }
@@ -237,6 +224,12 @@ impl Account {
             Err(error) => Err(error),
         }
     }
+}
+
+/// Whether a write changed Closte, or found it already as wanted.
+enum Written {
+    ByUs,
+    AlreadySo,
 }
 
 /// Every account the process talks to, one [`Account`] per API key.

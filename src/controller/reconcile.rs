@@ -30,20 +30,20 @@ pub enum Error {
 
 /// The oldest MappedDomain claiming the same domain, if it is not `md`.
 fn conflict_winner(md: &MappedDomain, ctx: &Context) -> Option<ConflictWinner> {
-    let key = |m: &MappedDomain| {
+    fn key(m: &MappedDomain) -> (Option<Timestamp>, Option<&str>) {
         (
-            m.metadata.creation_timestamp.clone(),
-            m.metadata.uid.clone(),
+            m.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            m.metadata.uid.as_deref(),
         )
-    };
-    let winner = ctx
-        .store
-        .state()
-        .into_iter()
-        .filter(|other| other.spec.domain == md.spec.domain)
-        .chain(std::iter::once(Arc::new(md.clone())))
-        .min_by_key(|m| key(m))?;
-    (winner.metadata.uid != md.metadata.uid).then(|| ConflictWinner {
+    }
+    let state = ctx.store.state();
+    let winner = state
+        .iter()
+        .filter(|other| {
+            other.spec.domain == md.spec.domain && other.metadata.uid != md.metadata.uid
+        })
+        .min_by(|a, b| key(a).cmp(&key(b)))?;
+    (key(winner) < key(md)).then(|| ConflictWinner {
         namespace: winner.namespace().unwrap_or_default(),
         name: winner.name_any(),
     })
@@ -151,14 +151,16 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         }
         _ => false,
     };
+    let reconcile_request = md
+        .annotations()
+        .get(RECONCILE_REQUESTED_AT)
+        .map(String::as_str);
     let may_write = conflict.is_none() && md.spec.suspend != Some(true) && !ctx.settings.dry_run;
     if may_write
         && let Some(wait) = plan::retry_wait(
             md.status.as_ref(),
             md.metadata.generation,
-            md.annotations()
-                .get(RECONCILE_REQUESTED_AT)
-                .map(String::as_str),
+            reconcile_request,
             credentials_changed,
             Timestamp::now(),
         )
@@ -192,10 +194,7 @@ async fn reconcile_inner(md: &MappedDomain, ctx: &Context) -> Result<Requeue, Er
         conflict,
         credentials,
         observation,
-        reconcile_request: md
-            .annotations()
-            .get(RECONCILE_REQUESTED_AT)
-            .map(String::as_str),
+        reconcile_request,
         settings: ctx.settings,
         probe: None,
     };
