@@ -6,6 +6,7 @@ pub mod check;
 pub mod closte;
 pub mod controller;
 pub mod domain;
+pub mod index;
 pub mod metrics;
 pub mod plan;
 pub mod probe;

@@ -1,7 +1,6 @@
 //! Prometheus metrics: counters and histograms updated as work happens, and
 //! per-object gauges computed from the watch cache at scrape time.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -11,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{MappedDomain, conditions};
+use crate::index::Claim;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -134,8 +133,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition: process metrics, then gauges from `objects`.
-    pub fn render(&self, objects: &[Arc<MappedDomain>], synced: bool) -> String {
+    /// The text exposition: process metrics, then gauges from the index's
+    /// claims (read at scrape time, so nothing per object is kept here).
+    pub fn render<'c>(&self, claims: impl IntoIterator<Item = &'c Claim>, synced: bool) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String");
         let mut text = text.trim_end_matches("# EOF\n").to_owned();
@@ -146,35 +146,29 @@ impl Metrics {
         let by_stage = Family::<Labels, Gauge>::default();
         let expiry = Family::<Labels, Gauge>::default();
         let cached = Gauge::<i64>::default();
-        for md in objects {
-            let namespace = md.metadata.namespace.clone().unwrap_or_default();
-            let name = md.metadata.name.clone().unwrap_or_default();
-            let status = md.status.as_ref();
-            let is_ready = status
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY))
-                .is_some_and(|c| c.status == "True");
-            let stage_name = status
-                .and_then(|s| s.stage)
+        let mut count = 0;
+        for claim in claims {
+            count += 1;
+            let stage_name = claim
+                .stage
                 .and_then(|s| serde_json::to_value(s).ok())
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into());
             let object = vec![
-                ("namespace", namespace),
-                ("name", name),
-                ("domain", md.spec.domain.clone()),
+                ("namespace", claim.key.namespace.clone()),
+                ("name", claim.key.name.clone()),
+                ("domain", claim.domain.clone()),
             ];
-            ready.get_or_create(&object).set(i64::from(is_ready));
-            if let Some(cert) = status.and_then(|s| s.certificate.as_ref()) {
-                expiry
-                    .get_or_create(&object)
-                    .set(cert.not_after.0.as_second());
+            ready.get_or_create(&object).set(i64::from(claim.ready));
+            if let Some(not_after) = claim.cert_not_after {
+                expiry.get_or_create(&object).set(not_after);
             }
             let mut with_stage = object.clone();
             with_stage.push(("stage", stage_name.clone()));
             stage.get_or_create(&with_stage).set(1);
             by_stage.get_or_create(&vec![("stage", stage_name)]).inc();
         }
-        cached.set(if synced { objects.len() as i64 } else { 0 });
+        cached.set(if synced { count } else { 0 });
         cache.register(
             "mapped_domain_ready",
             "1 when the MappedDomain is Ready",
@@ -210,14 +204,14 @@ mod tests {
         metrics.leader.set(1);
         metrics.checked("Matched", "Valid");
         let in_flight = metrics.reconcile_started();
-        let md: MappedDomain = serde_json::from_value(serde_json::json!({
+        let md: crate::api::MappedDomain = serde_json::from_value(serde_json::json!({
             "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
             "metadata": {"name": "a", "namespace": "n"},
             "spec": {"domain": "a.example.com"},
             "status": {"stage": "checking-dns"}
         }))
         .unwrap();
-        let text = metrics.render(&[Arc::new(md)], true);
+        let text = metrics.render([&Claim::from_resource(&md)], true);
         for line in [
             "closte_operator_reconciles_total{result=\"ok\"} 1",
             "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 2",
@@ -234,7 +228,7 @@ mod tests {
         drop(in_flight);
         assert!(
             metrics
-                .render(&[], true)
+                .render([], true)
                 .contains("closte_operator_reconciles_in_flight 0")
         );
         assert_eq!(text.matches("# EOF").count(), 1);

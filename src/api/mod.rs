@@ -27,7 +27,7 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// Desired state of one domain alias on a Closte site.
 // Each printcolumn(...) repeats `type_ = ...`, which this lint mistakes for a duplicate.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "closte-operator.io",
     version = "v1alpha1",

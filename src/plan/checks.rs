@@ -1,16 +1,16 @@
-//! The DNS/TLS stage machine: from the previous status and this pass's probe
-//! (if one ran) to the DNSReady and CertificateReady conditions, the stage,
-//! the recorded answer and certificate, and when to check again. Pure.
+//! The DNS/TLS stage machine: from the previous status and this pass's check
+//! (if one ran) to the DNSReady and CertificateReady verdicts, the stage, the
+//! recorded answer and certificate, and when to check again. Pure.
 
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::Note;
-use crate::api::{CertificateStatus, DnsStatus, MappedDomainStatus, Stage, conditions};
-use crate::probe::dns::{DnsObservation, DnsVerdict};
-use crate::probe::tls::{TlsObservation, TlsVerdict};
+use super::events::Note;
+use super::facts::Check;
+use crate::api::conditions::{ConditionType, Reason, Status};
+use crate::api::{CertificateStatus, DnsStatus, MappedDomainStatus, Stage};
 
 /// How checking is paced, from controller flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,46 +36,40 @@ impl Default for ProbeSettings {
 /// Checks slow down by this factor once a stage has failed.
 const FAILED_SLOWDOWN: u32 = 4;
 
-/// What one check saw. TLS is probed only when DNS matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    pub dns: DnsObservation,
-    pub expected: Vec<String>,
-    pub tls: Option<TlsObservation>,
-}
-
 /// One condition's status, reason and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub status: &'static str,
-    pub reason: String,
+    pub status: Status,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Verdict {
-    fn new(status: &'static str, reason: &str, message: impl Into<String>) -> Verdict {
+    fn new(status: Status, reason: Reason, message: impl Into<String>) -> Verdict {
         Verdict {
             status,
-            reason: reason.to_owned(),
+            reason,
             message: message.into(),
         }
     }
 
-    fn from_condition(c: &Condition) -> Verdict {
-        let status = match c.status.as_str() {
-            "True" => "True",
-            "False" => "False",
-            _ => "Unknown",
-        };
-        Verdict {
-            status,
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-        }
+    fn not_checked() -> Verdict {
+        Verdict::new(Status::Unknown, Reason::NotChecked, "not checked yet")
     }
 
-    pub(crate) fn is_true(&self) -> bool {
-        self.status == "True"
+    /// A stored verdict worth carrying forward: a real check's, in words this
+    /// version knows.
+    fn from_condition(c: &Condition) -> Option<Verdict> {
+        let reason = Reason::parse(&c.reason)?;
+        (!matches!(reason, Reason::NotRegistered | Reason::NotChecked)).then(|| Verdict {
+            status: Status::parse(&c.status),
+            reason,
+            message: c.message.clone(),
+        })
+    }
+
+    pub fn is_true(&self) -> bool {
+        self.status == Status::True
     }
 }
 
@@ -85,8 +79,8 @@ pub struct CheckView {
     pub dns_ready: Verdict,
     pub certificate_ready: Verdict,
     pub stage: Stage,
-    /// Checks exhausted in the current stage: (reason, message).
-    pub exhausted: Option<(String, String)>,
+    /// Checks exhausted in the current stage: the verdict that failed.
+    pub exhausted: Option<Verdict>,
     pub checks: Option<i32>,
     pub dns: Option<DnsStatus>,
     pub certificate: Option<CertificateStatus>,
@@ -98,6 +92,13 @@ pub struct CheckView {
 impl CheckView {
     pub fn ready(&self) -> bool {
         self.stage == Stage::Done
+    }
+
+    /// The first of DNSReady and CertificateReady that is not true.
+    pub fn blocking(&self) -> Option<&Verdict> {
+        [&self.dns_ready, &self.certificate_ready]
+            .into_iter()
+            .find(|v| !v.is_true())
     }
 }
 
@@ -115,12 +116,11 @@ fn add(now: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(now)
 }
 
-fn previous_verdict(previous: &MappedDomainStatus, type_: &str) -> Option<Verdict> {
+fn previous_verdict(previous: &MappedDomainStatus, type_: ConditionType) -> Verdict {
     previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_ && c.reason != "NotRegistered" && c.reason != "NotChecked")
-        .map(Verdict::from_condition)
+        .condition(type_)
+        .and_then(Verdict::from_condition)
+        .unwrap_or_else(Verdict::not_checked)
 }
 
 /// The stage a DNS and certificate verdict put a domain in, before failure counting.
@@ -141,98 +141,112 @@ fn base_stage(stage: Option<Stage>) -> Option<Stage> {
     }
 }
 
-/// The DNS/TLS view of a registered domain. `interval` is the spec's
-/// checkInterval; `jitter` in [0, 1) spreads the next check by ±10 %.
+/// The failed stage a stage falls into after too many checks, with the
+/// verdict to blame.
+fn exhausted_stage(stage: Stage, dns: &Verdict, certificate: &Verdict) -> Option<(Stage, Verdict)> {
+    match stage {
+        Stage::CheckingDns | Stage::Failed => Some((Stage::Failed, dns.clone())),
+        Stage::CheckingSslCert | Stage::SslFailed => Some((Stage::SslFailed, certificate.clone())),
+        _ => None,
+    }
+}
+
+/// How the DNS/TLS checks of a registered domain are paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace<'a> {
+    /// The spec's checkInterval.
+    pub interval: Duration,
+    pub settings: &'a ProbeSettings,
+    pub now: Timestamp,
+    /// Uniform in [0, 1): spreads the next check by ±10 %.
+    pub jitter: f64,
+}
+
+/// The DNS/TLS view of a registered domain after this pass.
 pub fn checks(
     domain: &str,
     previous: &MappedDomainStatus,
-    probe: Option<&Probe>,
-    interval: Duration,
-    settings: &ProbeSettings,
-    now: Timestamp,
-    jitter: f64,
+    check: Option<&Check>,
+    pace: Pace<'_>,
 ) -> CheckView {
-    let not_checked = || Verdict::new("Unknown", "NotChecked", "not checked yet");
-    let Some(probe) = probe else {
-        // not due: carry the last check forward
-        let dns_ready =
-            previous_verdict(previous, conditions::DNS_READY).unwrap_or_else(not_checked);
-        let certificate_ready =
-            previous_verdict(previous, conditions::CERTIFICATE_READY).unwrap_or_else(not_checked);
-        let stage = match previous.stage {
-            Some(
-                s @ (Stage::CheckingDns
-                | Stage::CheckingSslCert
-                | Stage::Done
-                | Stage::Failed
-                | Stage::SslFailed),
-            ) => s,
-            _ => stage_of(&dns_ready, &certificate_ready),
-        };
-        let exhausted = matches!(stage, Stage::Failed | Stage::SslFailed).then(|| {
-            let failing = if stage == Stage::Failed {
-                &dns_ready
-            } else {
-                &certificate_ready
-            };
-            (failing.reason.clone(), failing.message.clone())
-        });
-        return CheckView {
-            dns_ready,
-            certificate_ready,
-            stage,
-            exhausted,
-            checks: previous.checks,
-            dns: previous.dns.clone(),
-            certificate: previous.certificate.clone(),
-            last_check_time: previous.last_check_time.clone(),
-            next_check_time: previous.next_check_time.clone(),
-            notes: Vec::new(),
-        };
-    };
+    match check {
+        None => carried(previous),
+        Some(check) => judged(domain, previous, check, pace),
+    }
+}
 
-    let dns_ok = probe.dns.verdict == DnsVerdict::Matched;
-    let dns_ready = if dns_ok {
-        Verdict::new("True", "Matched", probe.dns.message.clone())
-    } else {
-        Verdict::new(
-            "False",
-            probe.dns.verdict.reason(),
-            probe.dns.message.clone(),
-        )
+/// No check ran: the last one stands.
+fn carried(previous: &MappedDomainStatus) -> CheckView {
+    let dns_ready = previous_verdict(previous, ConditionType::DnsReady);
+    let certificate_ready = previous_verdict(previous, ConditionType::CertificateReady);
+    let stage = match previous.stage {
+        Some(s) if s != Stage::Pending => s,
+        _ => stage_of(&dns_ready, &certificate_ready),
     };
+    let exhausted = matches!(stage, Stage::Failed | Stage::SslFailed)
+        .then(|| exhausted_stage(stage, &dns_ready, &certificate_ready))
+        .flatten()
+        .map(|(_, v)| v);
+    CheckView {
+        dns_ready,
+        certificate_ready,
+        stage,
+        exhausted,
+        checks: previous.checks,
+        dns: previous.dns.clone(),
+        certificate: previous.certificate.clone(),
+        last_check_time: previous.last_check_time.clone(),
+        next_check_time: previous.next_check_time.clone(),
+        notes: Vec::new(),
+    }
+}
+
+/// The verdicts of a check that ran.
+fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict, Verdict) {
+    let dns = &check.dns;
+    let dns_ready = Verdict::new(
+        Status::from_bool(dns.matched()),
+        dns.reason,
+        dns.message.clone(),
+    );
+    let certificate_ready = match &check.tls {
+        Some(tls) if dns.matched() && tls.valid() => match &tls.certificate {
+            Some(cert) if cert.not_after.0 < add(now, renew_warning) => Verdict::new(
+                Status::True,
+                Reason::CertificateExpiringSoon,
+                format!(
+                    "the certificate expires at {} and no renewed one has appeared",
+                    cert.not_after.0
+                ),
+            ),
+            _ => Verdict::new(Status::True, Reason::Valid, tls.message.clone()),
+        },
+        Some(tls) if dns.matched() => Verdict::new(Status::False, tls.reason, tls.message.clone()),
+        _ => Verdict::new(
+            Status::Unknown,
+            Reason::DnsNotReady,
+            "checked once DNS is ready",
+        ),
+    };
+    (dns_ready, certificate_ready)
+}
+
+/// A check ran: new verdicts, the stage with failures counted, the next check.
+fn judged(domain: &str, previous: &MappedDomainStatus, check: &Check, pace: Pace<'_>) -> CheckView {
+    let (dns_ready, certificate_ready) = verdicts(check, pace.settings.renew_warning, pace.now);
+    let matched = check.dns.matched();
     let dns = Some(DnsStatus {
-        records: probe.dns.records.clone(),
-        matched: dns_ok,
-        expected: probe.expected.clone(),
-        message: (!dns_ok).then(|| probe.dns.message.clone()),
+        records: check.dns.records.clone(),
+        matched,
+        expected: check.expected.clone(),
+        message: (!matched).then(|| check.dns.message.clone()),
     });
-    let mut certificate = previous.certificate.clone();
-    let certificate_ready = match (&probe.tls, dns_ok) {
-        (Some(tls), true) => {
-            if tls.certificate.is_some() {
-                certificate = tls.certificate.clone();
-            }
-            if tls.verdict == TlsVerdict::Valid {
-                match &tls.certificate {
-                    Some(cert) if cert.not_after.0 < add(now, settings.renew_warning) => {
-                        Verdict::new(
-                            "True",
-                            "CertificateExpiringSoon",
-                            format!(
-                                "the certificate expires at {} and no renewed one has appeared",
-                                cert.not_after.0
-                            ),
-                        )
-                    }
-                    _ => Verdict::new("True", "Valid", tls.message.clone()),
-                }
-            } else {
-                Verdict::new("False", tls.verdict.reason(), tls.message.clone())
-            }
-        }
-        _ => Verdict::new("Unknown", "DNSNotReady", "checked once DNS is ready"),
-    };
+    let served = check
+        .tls
+        .as_ref()
+        .filter(|_| matched)
+        .and_then(|t| t.certificate.clone());
+    let certificate = served.or_else(|| previous.certificate.clone());
 
     let stage = stage_of(&dns_ready, &certificate_ready);
     let checks = if stage == Stage::Done {
@@ -242,43 +256,13 @@ pub fn checks(
     } else {
         1
     };
-    let exhausted = stage != Stage::Done && checks >= settings.max_attempts as i32;
-    let (stage, exhausted) = match (stage, exhausted) {
-        (Stage::CheckingDns, true) => (
-            Stage::Failed,
-            Some((dns_ready.reason.clone(), dns_ready.message.clone())),
-        ),
-        (Stage::CheckingSslCert, true) => (
-            Stage::SslFailed,
-            Some((
-                certificate_ready.reason.clone(),
-                certificate_ready.message.clone(),
-            )),
-        ),
-        (stage, _) => (stage, None),
-    };
-
-    let spread = 0.9 + 0.2 * jitter.clamp(0.0, 1.0);
-    let wait = match stage {
-        Stage::Done => {
-            // look again before the warning window opens, or at the slow pace
-            let until_warning = certificate
-                .as_ref()
-                .map(|c| {
-                    c.not_after
-                        .0
-                        .duration_since(add(now, settings.renew_warning))
-                })
-                .and_then(|d| Duration::try_from(d).ok())
-                .filter(|d| !d.is_zero());
-            until_warning.map_or(settings.done_recheck, |d| d.min(settings.done_recheck))
+    let (stage, exhausted) = match exhausted_stage(stage, &dns_ready, &certificate_ready) {
+        Some((failed, blame)) if checks >= pace.settings.max_attempts as i32 => {
+            (failed, Some(blame))
         }
-        Stage::Failed | Stage::SslFailed => {
-            interval.saturating_mul(FAILED_SLOWDOWN).mul_f64(spread)
-        }
-        _ => interval.mul_f64(spread),
+        _ => (stage, None),
     };
-
+    let wait = next_wait(stage, certificate.as_ref(), pace);
     let notes = transition_notes(
         domain,
         previous,
@@ -295,13 +279,38 @@ pub fn checks(
         checks: (checks > 0).then_some(checks),
         dns,
         certificate,
-        last_check_time: Some(Time(now)),
-        next_check_time: Some(Time(add(now, wait))),
+        last_check_time: Some(Time(pace.now)),
+        next_check_time: Some(Time(add(pace.now, wait))),
         notes,
     }
 }
 
-fn note(warning: bool, reason: &'static str, message: String) -> Note {
+/// Time to the next check: the interval (slower once failed), or for a done
+/// domain the slow re-check, or the opening of the renewal warning window.
+fn next_wait(stage: Stage, certificate: Option<&CertificateStatus>, pace: Pace<'_>) -> Duration {
+    let spread = 0.9 + 0.2 * pace.jitter.clamp(0.0, 1.0);
+    let settings = pace.settings;
+    match stage {
+        Stage::Done => {
+            let until_warning = certificate
+                .map(|c| {
+                    c.not_after
+                        .0
+                        .duration_since(add(pace.now, settings.renew_warning))
+                })
+                .and_then(|d| Duration::try_from(d).ok())
+                .filter(|d| !d.is_zero());
+            until_warning.map_or(settings.done_recheck, |d| d.min(settings.done_recheck))
+        }
+        Stage::Failed | Stage::SslFailed => pace
+            .interval
+            .saturating_mul(FAILED_SLOWDOWN)
+            .mul_f64(spread),
+        _ => pace.interval.mul_f64(spread),
+    }
+}
+
+fn note(warning: bool, reason: Reason, message: String) -> Note {
     Note {
         warning,
         reason,
@@ -310,6 +319,8 @@ fn note(warning: bool, reason: &'static str, message: String) -> Note {
     }
 }
 
+/// Events for a change of stage, a certificate entering the warning window,
+/// and a replaced certificate.
 fn transition_notes(
     domain: &str,
     previous: &MappedDomainStatus,
@@ -320,44 +331,35 @@ fn transition_notes(
 ) -> Vec<Note> {
     let mut notes = Vec::new();
     let before = previous.stage;
-    let previous_cert_reason = previous
-        .conditions
-        .iter()
-        .find(|c| c.type_ == conditions::CERTIFICATE_READY)
-        .map(|c| c.reason.as_str());
     if before != Some(stage) {
-        match stage {
+        let changed = match stage {
             Stage::CheckingSslCert if base_stage(before) != Some(Stage::CheckingSslCert) => {
-                notes.push(note(false, "DNSReady", dns.message.clone()))
+                Some(note(false, Reason::DnsReady, dns.message.clone()))
             }
             Stage::Done => {
                 let until = cert.map(|c| c.not_after.0.to_string()).unwrap_or_default();
-                notes.push(note(
-                    false,
-                    "CertificateIssued",
-                    format!("{domain} serves a valid certificate until {until}"),
-                ))
+                let message = format!("{domain} serves a valid certificate until {until}");
+                Some(note(false, Reason::CertificateIssued, message))
             }
-            Stage::Failed => notes.push(note(true, "DNSNotReady", dns.message.clone())),
-            Stage::SslFailed => notes.push(note(
+            Stage::Failed => Some(note(true, Reason::DnsNotReady, dns.message.clone())),
+            Stage::SslFailed => Some(note(
                 true,
-                "CertificateNotReady",
+                Reason::CertificateNotReady,
                 certificate.message.clone(),
             )),
-            Stage::CheckingDns
-                if before == Some(Stage::Done) || before == Some(Stage::CheckingSslCert) =>
-            {
-                notes.push(note(true, "DNSLost", dns.message.clone()))
+            Stage::CheckingDns if matches!(before, Some(Stage::Done | Stage::CheckingSslCert)) => {
+                Some(note(true, Reason::DnsLost, dns.message.clone()))
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        notes.extend(changed);
     }
-    if certificate.reason == "CertificateExpiringSoon"
-        && previous_cert_reason != Some("CertificateExpiringSoon")
-    {
+    let warned_before =
+        previous.reason(ConditionType::CertificateReady) == Some(Reason::CertificateExpiringSoon);
+    if certificate.reason == Reason::CertificateExpiringSoon && !warned_before {
         notes.push(note(
             true,
-            "CertificateExpiringSoon",
+            Reason::CertificateExpiringSoon,
             certificate.message.clone(),
         ));
     }
@@ -366,14 +368,11 @@ fn transition_notes(
         && before == Some(Stage::Done)
         && old.serial_number != new.serial_number
     {
-        notes.push(note(
-            false,
-            "CertificateRenewed",
-            format!(
-                "{domain} serves a new certificate until {}",
-                new.not_after.0
-            ),
-        ));
+        let message = format!(
+            "{domain} serves a new certificate until {}",
+            new.not_after.0
+        );
+        notes.push(note(false, Reason::CertificateRenewed, message));
     }
     notes
 }

@@ -1,14 +1,20 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use super::*;
-use crate::api::{DeletionPolicy, Stage, conditions};
+use crate::api::conditions::{ConditionType, Reason};
+use crate::api::{DeletionPolicy, MappedDomainSpec, MappedDomainStatus, Ownership, Stage};
 
 const RESYNC: Duration = Duration::from_secs(300);
+const LABEL: &str = "account-0001";
 
 fn spec(domain: &str) -> MappedDomainSpec {
-    serde_json::from_value(serde_json::json!({ "domain": domain })).unwrap()
+    MappedDomainSpec {
+        domain: domain.into(),
+        ..MappedDomainSpec::default()
+    }
 }
 
 fn at(secs: i64) -> Timestamp {
@@ -26,33 +32,70 @@ fn facts<'a>(
         spec,
         previous,
         deleting: false,
-        conflict: None,
-        credentials: Credentials::Available,
-        observation,
+        finalized: true,
         reconcile_request: None,
+        conflict: None,
+        credentials: Credentials::Available {
+            label: LABEL.into(),
+        },
+        rejected_key: None,
+        invalid_domain: None,
+        observation,
         settings: Settings {
             dry_run: false,
             resync: RESYNC,
             probe: ProbeSettings::default(),
         },
-        probe: None,
     }
 }
 
-/// decide, pretend the action had `outcome`, conclude.
-fn pass(facts: &Facts<'_>, outcome: Outcome) -> (Action, Conclusion) {
-    let action = decide(facts);
+fn transient() -> Failure {
+    Failure {
+        reason: Reason::ClosteUnavailable,
+        message: "Closte unavailable: HTTP 502".into(),
+        retry: Retry::BackOff,
+    }
+}
+
+fn rejected_domain() -> Failure {
+    Failure {
+        reason: Reason::DomainRejected,
+        message: "Closte rejected domain: Invalid or empty domain: shop.example.com".into(),
+        retry: Retry::Stop,
+    }
+}
+
+/// The action of a plan that acts.
+fn action_of(facts: &Facts<'_>) -> Action {
+    match decide(facts) {
+        Plan::Act { action, .. } => action,
+        other => panic!("expected an action, got {other:?}"),
+    }
+}
+
+/// decide, pretend the action had `outcome` (and `check` ran), conclude.
+fn pass_checked(facts: &Facts<'_>, outcome: Outcome, check: Option<Check>) -> (Action, Conclusion) {
+    let action = action_of(facts);
     let outcome = if action == Action::Nothing {
         Outcome::Idle
     } else {
         outcome
     };
-    (action, conclude(facts, action, &outcome, 0.5))
+    let acted = Acted::new(facts, action, outcome);
+    (action, conclude(facts, &acted, check.as_ref(), 0.5))
 }
 
-fn condition<'s>(status: &'s MappedDomainStatus, type_: &str) -> (&'s str, &'s str) {
-    let c = status.conditions.iter().find(|c| c.type_ == type_).unwrap();
+fn pass(facts: &Facts<'_>, outcome: Outcome) -> (Action, Conclusion) {
+    pass_checked(facts, outcome, None)
+}
+
+fn condition(status: &MappedDomainStatus, type_: ConditionType) -> (&str, &str) {
+    let c = status.condition(type_).unwrap();
     (c.status.as_str(), c.reason.as_str())
+}
+
+fn reasons(c: &Conclusion) -> Vec<Reason> {
+    c.events.iter().map(|e| e.reason).collect()
 }
 
 #[test]
@@ -62,15 +105,18 @@ fn new_domain_is_added_and_owned() {
     let (action, c) = pass(&f, Outcome::Added);
     assert_eq!(action, Action::Add);
     let s = &c.status;
-    assert_eq!(condition(s, conditions::REGISTERED), ("True", "Added"));
-    assert_eq!(condition(s, conditions::READY), ("False", "NotChecked"));
+    assert_eq!(condition(s, ConditionType::Registered), ("True", "Added"));
+    assert_eq!(condition(s, ConditionType::Ready), ("False", "NotChecked"));
     assert_eq!(
-        condition(s, conditions::RECONCILING),
+        condition(s, ConditionType::Reconciling),
         ("True", "NotChecked")
     );
-    assert_eq!(condition(s, conditions::STALLED), ("False", "Progressing"));
     assert_eq!(
-        condition(s, conditions::DNS_READY),
+        condition(s, ConditionType::Stalled),
+        ("False", "Progressing")
+    );
+    assert_eq!(
+        condition(s, ConditionType::DnsReady),
         ("Unknown", "NotChecked")
     );
     assert_eq!(s.stage, Some(Stage::CheckingDns));
@@ -80,8 +126,11 @@ fn new_domain_is_added_and_owned() {
     assert_eq!(s.failed_attempts, None);
     assert_eq!(c.requeue, RESYNC);
     assert_eq!(c.events.len(), 1);
-    assert_eq!((c.events[0].reason, c.events[0].warning), ("Added", false));
-    assert_eq!(conditions::ALL.len(), s.conditions.len());
+    assert_eq!(
+        (c.events[0].reason, c.events[0].warning),
+        (Reason::Added, false)
+    );
+    assert_eq!(ConditionType::ALL.len(), s.conditions.len());
 }
 
 #[test]
@@ -91,10 +140,10 @@ fn existing_alias_is_adopted_without_a_write() {
     assert_eq!(action, Action::Nothing);
     assert_eq!(c.status.ownership, Some(Ownership::Adopted));
     assert_eq!(
-        condition(&c.status, conditions::REGISTERED),
+        condition(&c.status, ConditionType::Registered),
         ("True", "Adopted")
     );
-    assert_eq!(c.events[0].reason, "Adopted");
+    assert_eq!(c.events[0].reason, Reason::Adopted);
 }
 
 #[test]
@@ -123,10 +172,10 @@ fn vanished_alias_is_added_again() {
     );
     assert_eq!(action, Action::Add);
     assert_eq!(
-        condition(&c.status, conditions::REGISTERED),
+        condition(&c.status, ConditionType::Registered),
         ("True", "ReRegistered")
     );
-    assert_eq!(c.events[0].reason, "ReRegistered");
+    assert_eq!(c.events[0].reason, Reason::ReRegistered);
 }
 
 #[test]
@@ -140,16 +189,16 @@ fn conflict_loser_never_touches_closte() {
     let (action, c) = pass(&f, Outcome::Idle);
     assert_eq!(action, Action::Nothing);
     assert_eq!(
-        condition(&c.status, conditions::STALLED),
+        condition(&c.status, ConditionType::Stalled),
         ("True", "DomainConflict")
     );
-    assert_eq!(condition(&c.status, conditions::RECONCILING).0, "False");
+    assert_eq!(condition(&c.status, ConditionType::Reconciling).0, "False");
     assert_eq!(c.status.stage, Some(Stage::Failed));
     assert_eq!(c.status.failed_attempts, None);
     assert!(c.events[0].warning && c.events[0].message.contains("a/first"));
     f.deleting = true;
     f.observation = Observation::Present;
-    assert_eq!(decide(&f), Action::Release);
+    assert_eq!(action_of(&f), Action::Release);
 }
 
 #[test]
@@ -162,13 +211,16 @@ fn missing_credentials_stall_and_retry_slowly() {
     let (action, c) = pass(&f, Outcome::Idle);
     assert_eq!(action, Action::Nothing);
     assert_eq!(
-        condition(&c.status, conditions::STALLED),
+        condition(&c.status, ConditionType::Stalled),
         ("True", "CredentialsNotFound")
     );
     assert_eq!(c.requeue, SLOW_RETRY);
     assert_eq!(c.status.failed_attempts, Some(1));
     let mut again = facts(&spec, Some(&c.status), Observation::NotObserved);
     again.credentials = f.credentials.clone();
+    again.now = at(1);
+    assert_eq!(decide(&again), Plan::Wait(SLOW_RETRY - Duration::from_secs(1)));
+    again.now = at(300);
     let (_, c2) = pass(&again, Outcome::Idle);
     assert!(c2.events.is_empty(), "same problem, no new event");
     assert_eq!(c2.status.failed_attempts, Some(2));
@@ -177,78 +229,70 @@ fn missing_credentials_stall_and_retry_slowly() {
 #[test]
 fn transient_errors_back_off_then_recover() {
     let spec = spec("shop.example.com");
-    let down = ClosteError::Transient {
-        reason: "HTTP 502".into(),
-    };
+    let down = transient();
     let mut status: Option<MappedDomainStatus> = None;
     let mut delays = Vec::new();
+    let mut now = 0;
     for _ in 0..4 {
-        let f = facts(&spec, status.as_ref(), Observation::Absent);
+        let mut f = facts(&spec, status.as_ref(), Observation::Absent);
+        f.now = at(now);
         let (action, c) = pass(&f, Outcome::Failed(down.clone()));
         assert_eq!(action, Action::Add);
-        assert_eq!(condition(&c.status, conditions::STALLED).0, "False");
+        assert_eq!(condition(&c.status, ConditionType::Stalled).0, "False");
         assert_eq!(
-            condition(&c.status, conditions::READY),
+            condition(&c.status, ConditionType::Ready),
             ("False", "ClosteUnavailable")
         );
         assert_eq!(c.status.stage, Some(Stage::Pending));
         delays.push(c.requeue.as_secs());
         status = Some(c.status);
+        now += c.requeue.as_secs() as i64;
     }
     assert_eq!(delays, [5, 10, 20, 40]);
     assert_eq!(status.as_ref().unwrap().failed_attempts, Some(4));
-    assert_eq!(
-        status.as_ref().unwrap().last_failure_time,
-        Some(Time(at(0)))
-    );
-    let (_, ok) = pass(
-        &facts(&spec, status.as_ref(), Observation::Absent),
-        Outcome::Added,
-    );
+    let last_failure = Some(Time(at(5 + 10 + 20)));
+    assert_eq!(status.as_ref().unwrap().last_failure_time, last_failure);
+    let mut f = facts(&spec, status.as_ref(), Observation::Absent);
+    f.now = at(now);
+    let (_, ok) = pass(&f, Outcome::Added);
     assert_eq!(ok.status.failed_attempts, None);
-    assert_eq!(
-        ok.status.last_failure_time,
-        Some(Time(at(0))),
-        "history is kept"
-    );
+    assert_eq!(ok.status.last_failure_time, last_failure, "history is kept");
 }
 
 #[test]
 fn rate_limit_waits_as_told() {
     let spec = spec("shop.example.com");
-    let limited = ClosteError::RateLimited {
-        retry_after: Some(Duration::from_secs(42)),
+    let limited = Failure {
+        reason: Reason::RateLimited,
+        message: "Closte rate limit reached (retry after 42s)".into(),
+        retry: Retry::After(Duration::from_secs(42)),
     };
     let (_, c) = pass(
         &facts(&spec, None, Observation::Absent),
         Outcome::Failed(limited),
     );
     assert_eq!(c.requeue, Duration::from_secs(42));
-    assert_eq!(condition(&c.status, conditions::STALLED).0, "False");
+    assert_eq!(condition(&c.status, ConditionType::Stalled).0, "False");
 }
 
 #[test]
 fn rejected_domain_stalls_once() {
     let spec = spec("shop.example.com");
-    let rejected = ClosteError::DomainRejected {
-        domain: "shop.example.com".into(),
-        message: "Invalid or empty domain: shop.example.com".into(),
-    };
+    let rejected = rejected_domain();
     let (_, c) = pass(
         &facts(&spec, None, Observation::Absent),
         Outcome::Failed(rejected.clone()),
     );
     assert_eq!(
-        condition(&c.status, conditions::STALLED),
+        condition(&c.status, ConditionType::Stalled),
         ("True", "DomainRejected")
     );
     assert_eq!(c.status.stage, Some(Stage::Failed));
     assert_eq!(c.requeue, SLOW_RETRY);
     assert!(c.events[0].warning);
-    let (_, again) = pass(
-        &facts(&spec, Some(&c.status), Observation::Absent),
-        Outcome::Failed(rejected),
-    );
+    let mut later = facts(&spec, Some(&c.status), Observation::Absent);
+    later.now = at(300);
+    let (_, again) = pass(&later, Outcome::Failed(rejected));
     assert!(again.events.is_empty());
 }
 
@@ -295,7 +339,7 @@ fn deletion_follows_policy_and_ownership() {
         (
             Some(DeletionPolicy::Delete),
             Some(Ownership::Created),
-            Observation::Failed(ClosteError::Transient { reason: "x".into() }),
+            Observation::Failed(transient()),
             Action::Nothing,
         ),
     ];
@@ -308,7 +352,11 @@ fn deletion_follows_policy_and_ownership() {
         };
         let mut f = facts(&spec, Some(&previous), observation.clone());
         f.deleting = true;
-        assert_eq!(decide(&f), want, "{policy:?} {ownership:?} {observation:?}");
+        assert_eq!(
+            action_of(&f),
+            want,
+            "{policy:?} {ownership:?} {observation:?}"
+        );
     }
 }
 
@@ -322,7 +370,7 @@ fn deletion_events() {
     let mut f = facts(&spec, Some(&previous), Observation::Present);
     f.deleting = true;
     let (_, c) = pass(&f, Outcome::Released);
-    assert_eq!(c.events[0].reason, "Orphaned");
+    assert_eq!(c.events[0].reason, Reason::Orphaned);
     assert!(c.events[0].message.contains("adopted"));
     let created = MappedDomainStatus {
         ownership: Some(Ownership::Created),
@@ -332,7 +380,7 @@ fn deletion_events() {
     f.deleting = true;
     let (action, c) = pass(&f, Outcome::Deleted);
     assert_eq!(action, Action::DeleteThenRelease);
-    assert_eq!(c.events[0].reason, "Deregistered");
+    assert_eq!(c.events[0].reason, Reason::Deregistered);
 }
 
 #[test]
@@ -342,7 +390,7 @@ fn suspend_and_dry_run_write_nothing() {
     let (action, c) = pass(&facts(&suspended, None, Observation::Absent), Outcome::Idle);
     assert_eq!(action, Action::Nothing);
     assert_eq!(
-        condition(&c.status, conditions::REGISTERED),
+        condition(&c.status, ConditionType::Registered),
         ("False", "Suspended")
     );
     let plain = spec("shop.example.com");
@@ -351,7 +399,7 @@ fn suspend_and_dry_run_write_nothing() {
     let (action, c) = pass(&f, Outcome::Idle);
     assert_eq!(action, Action::Nothing);
     assert_eq!(
-        condition(&c.status, conditions::REGISTERED),
+        condition(&c.status, ConditionType::Registered),
         ("False", "DryRun")
     );
     assert!(c.events[0].message.contains("would add"));
@@ -362,7 +410,7 @@ fn suspend_and_dry_run_write_nothing() {
     };
     let mut f = facts(&suspended, Some(&created), Observation::Present);
     f.deleting = true;
-    assert_eq!(decide(&f), Action::Release);
+    assert_eq!(action_of(&f), Action::Release);
 }
 
 #[test]
@@ -380,61 +428,176 @@ fn reconcile_request_is_echoed() {
 #[test]
 fn failures_gate_the_next_try() {
     let spec = spec("shop.example.com");
-    let down = ClosteError::Transient {
-        reason: "HTTP 502".into(),
-    };
     let (_, c) = pass(
         &facts(&spec, None, Observation::Absent),
-        Outcome::Failed(down),
+        Outcome::Failed(transient()),
     );
     let s = &c.status;
+    let later = |secs: i64| {
+        let mut f = facts(&spec, Some(s), Observation::NotObserved);
+        f.now = at(secs);
+        f
+    };
     // 5 s backoff at the short end of the jitter: 4 s
-    assert_eq!(
-        retry_wait(Some(s), Some(1), None, false, at(1)),
-        Some(Duration::from_secs(3))
-    );
-    assert_eq!(retry_wait(Some(s), Some(1), None, false, at(4)), None);
+    assert_eq!(retry_wait(&later(1)), Some(Duration::from_secs(3)));
+    assert_eq!(decide(&later(1)), Plan::Wait(Duration::from_secs(3)));
+    assert!(!observes(&later(1)), "a waiting pass does not ask Closte");
+    assert_eq!(retry_wait(&later(4)), None);
+    assert!(observes(&later(4)));
     // a spec change, a reconcile request or new credentials make it due at once
-    assert_eq!(retry_wait(Some(s), Some(2), None, false, at(1)), None);
-    assert_eq!(
-        retry_wait(Some(s), Some(1), Some("now"), false, at(1)),
-        None
-    );
-    assert_eq!(retry_wait(Some(s), Some(1), None, true, at(1)), None);
+    let mut changed = later(1);
+    changed.generation = Some(2);
+    assert_eq!(retry_wait(&changed), None);
+    let mut requested = later(1);
+    requested.reconcile_request = Some("now");
+    assert_eq!(retry_wait(&requested), None);
+    // suspended or conflicting objects never wait: they write nothing anyway
+    let mut suspended_spec = spec.clone();
+    suspended_spec.suspend = Some(true);
+    let mut suspended = facts(&suspended_spec, Some(s), Observation::NotObserved);
+    suspended.now = at(1);
+    assert!(matches!(decide(&suspended), Plan::Act { .. }));
     // no failure, no gate
     let (_, ok) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
     assert_eq!(
-        retry_wait(Some(&ok.status), Some(1), None, false, at(0)),
+        retry_wait(&facts(&spec, Some(&ok.status), Observation::NotObserved)),
         None
     );
     // a rejection waits for the slow retry
-    let rejected = ClosteError::DomainRejected {
-        domain: "d".into(),
-        message: "no".into(),
-    };
     let (_, r) = pass(
+        &facts(&spec, None, Observation::Absent),
+        Outcome::Failed(rejected_domain()),
+    );
+    let mut f = facts(&spec, Some(&r.status), Observation::NotObserved);
+    f.now = at(100);
+    assert_eq!(retry_wait(&f), Some(SLOW_RETRY - Duration::from_secs(100)));
+}
+
+#[test]
+fn new_credentials_end_the_wait() {
+    let spec = spec("shop.example.com");
+    // a missing Secret: due again as soon as a key can be read
+    let mut missing = facts(&spec, None, Observation::NotObserved);
+    missing.credentials = Credentials::SecretNotFound {
+        secret: "closte".into(),
+    };
+    let (_, c) = pass(&missing, Outcome::Idle);
+    let mut still_missing = facts(&spec, Some(&c.status), Observation::NotObserved);
+    still_missing.credentials = missing.credentials.clone();
+    still_missing.now = at(10);
+    assert!(retry_wait(&still_missing).is_some());
+    let mut found = facts(&spec, Some(&c.status), Observation::NotObserved);
+    found.now = at(10);
+    assert_eq!(retry_wait(&found), None);
+
+    // a rejected key: remembered by label; the same key waits, another does not
+    let rejected = Failure {
+        reason: Reason::CredentialsRejected,
+        message: "Closte rejected the API key: Invalid API key".into(),
+        retry: Retry::Stop,
+    };
+    let (_, c) = pass(
         &facts(&spec, None, Observation::Absent),
         Outcome::Failed(rejected),
     );
     assert_eq!(
-        retry_wait(Some(&r.status), Some(1), None, false, at(100)),
-        Some(SLOW_RETRY - Duration::from_secs(100))
+        c.rejected_key.as_deref(),
+        Some(LABEL),
+        "remember which key failed"
     );
+    assert_eq!(
+        condition(&c.status, ConditionType::Stalled),
+        ("True", "CredentialsRejected")
+    );
+    let mut same = facts(&spec, Some(&c.status), Observation::NotObserved);
+    same.rejected_key = c.rejected_key.clone();
+    same.now = at(10);
+    assert!(retry_wait(&same).is_some());
+    let mut rotated = same.clone();
+    rotated.credentials = Credentials::Available {
+        label: "account-0002".into(),
+    };
+    assert_eq!(retry_wait(&rotated), None);
+    let (_, ok) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+    assert_eq!(ok.rejected_key, None, "forgotten once it works");
+}
+
+#[test]
+fn the_finalizer_comes_first_and_goes_last() {
+    let spec = spec("shop.example.com");
+    let mut fresh = facts(&spec, None, Observation::NotObserved);
+    fresh.finalized = false;
+    assert_eq!(decide(&fresh), Plan::AddFinalizer);
+    assert!(!observes(&fresh));
+    fresh.deleting = true;
+    assert_eq!(
+        decide(&fresh),
+        Plan::Skip,
+        "deleting without our finalizer: not ours"
+    );
+
+    // the intent is written before an add, once
+    let absent = facts(&spec, None, Observation::Absent);
+    let Plan::Act { intent, action } = decide(&absent) else {
+        panic!("expected an action")
+    };
+    assert_eq!(action, Action::Add);
+    assert_eq!(intent.unwrap().ownership, Some(Ownership::Created));
+    let created = MappedDomainStatus {
+        ownership: Some(Ownership::Created),
+        ..Default::default()
+    };
+    let again = facts(&spec, Some(&created), Observation::Absent);
+    assert!(matches!(
+        decide(&again),
+        Plan::Act {
+            intent: None,
+            action: Action::Add
+        }
+    ));
+
+    // a deletion that removed the alias releases the finalizer instead of writing status
+    let mut deleting = facts(&spec, Some(&created), Observation::Present);
+    deleting.deleting = true;
+    let (_, c) = pass(&deleting, Outcome::Deleted);
+    assert!(c.release_finalizer && !c.write_status);
+    // one that failed keeps it, and says why
+    let (_, c) = pass(&deleting, Outcome::Failed(transient()));
+    assert!(!c.release_finalizer && c.write_status);
+    assert_eq!(c.events[0].reason, Reason::ClosteUnavailable);
+    assert_eq!(c.events[0].action, "DeleteAlias");
+}
+
+#[test]
+fn an_invalid_domain_stalls_without_asking_closte() {
+    let spec = spec("bad..example.com");
+    let mut f = facts(&spec, None, Observation::NotObserved);
+    f.invalid_domain = Some("invalid domain \"bad..example.com\": empty label".into());
+    assert!(!observes(&f));
+    let (action, c) = pass(&f, Outcome::Idle);
+    assert_eq!(action, Action::Nothing);
+    assert_eq!(
+        condition(&c.status, ConditionType::Stalled),
+        ("True", "DomainRejected")
+    );
+    assert_eq!(c.requeue, SLOW_RETRY);
+}
+
+#[test]
+fn unchanged_status_is_not_written() {
+    let spec = spec("shop.example.com");
+    let (_, first) = pass(&facts(&spec, None, Observation::Present), Outcome::Idle);
+    assert!(first.write_status);
+    let (_, second) = pass(
+        &facts(&spec, Some(&first.status), Observation::Present),
+        Outcome::Idle,
+    );
+    assert!(!second.write_status);
 }
 
 mod stages {
     use super::*;
     use crate::api::CertificateStatus;
-    use crate::probe::dns::{DnsObservation, DnsVerdict};
-    use crate::probe::tls::{TlsObservation, TlsVerdict};
-
-    fn dns(verdict: DnsVerdict) -> DnsObservation {
-        DnsObservation {
-            verdict,
-            records: vec!["203.0.113.7".into()],
-            message: format!("dns says {}", verdict.reason()),
-        }
-    }
 
     fn cert(serial: &str, not_after_days: i64) -> CertificateStatus {
         CertificateStatus {
@@ -448,64 +611,63 @@ mod stages {
         }
     }
 
-    fn tls(verdict: TlsVerdict, certificate: Option<CertificateStatus>) -> TlsObservation {
-        TlsObservation {
-            verdict,
+    fn tls(reason: Reason, certificate: Option<CertificateStatus>) -> TlsCheck {
+        TlsCheck {
+            reason,
             certificate,
-            message: format!("tls says {}", verdict.reason()),
+            message: format!("tls says {reason}"),
         }
     }
 
-    fn probe(d: DnsVerdict, t: Option<TlsObservation>) -> Probe {
-        Probe {
-            dns: dns(d),
+    fn check(dns: Reason, tls: Option<TlsCheck>) -> Check {
+        Check {
+            dns: DnsCheck {
+                reason: dns,
+                records: vec!["203.0.113.7".into()],
+                message: format!("dns says {dns}"),
+            },
             expected: vec!["203.0.113.7".into()],
-            tls: t,
+            tls,
         }
     }
 
-    /// Runs checks over a registered domain, one pass per probe, `step` seconds apart.
-    fn run(probes: Vec<Probe>) -> Vec<Conclusion> {
+    /// Runs checks over a registered domain, one pass per check, 600 s apart.
+    fn run(checks: Vec<Check>) -> Vec<Conclusion> {
         let spec = spec("shop.example.com");
         let (_, first) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
         let mut status = first.status;
         let mut out = Vec::new();
-        for (i, p) in probes.into_iter().enumerate() {
+        for (i, c) in checks.into_iter().enumerate() {
             let mut f = facts(&spec, Some(&status), Observation::Present);
             f.now = at(600 * (i as i64 + 1));
-            f.probe = Some(p);
-            let (_, c) = pass(&f, Outcome::Idle);
+            let (_, c) = pass_checked(&f, Outcome::Idle, Some(c));
             status = c.status.clone();
             out.push(c);
         }
         out
     }
 
-    fn reasons(c: &Conclusion) -> Vec<&'static str> {
-        c.events.iter().map(|e| e.reason).collect()
-    }
-
     #[test]
     fn dns_then_certificate_then_done() {
-        let valid = || Some(tls(TlsVerdict::Valid, Some(cert("01", 90))));
+        let valid = || Some(tls(Reason::Valid, Some(cert("01", 90))));
         let passes = run(vec![
-            probe(DnsVerdict::NxDomain, None),
-            probe(DnsVerdict::NxDomain, None),
-            probe(
-                DnsVerdict::Matched,
-                Some(tls(TlsVerdict::HostnameMismatch, Some(cert("FF", 90)))),
+            check(Reason::NxDomain, None),
+            check(Reason::NxDomain, None),
+            check(
+                Reason::Matched,
+                Some(tls(Reason::HostnameMismatch, Some(cert("FF", 90)))),
             ),
-            probe(DnsVerdict::Matched, valid()),
+            check(Reason::Matched, valid()),
         ]);
         let s = &passes[1].status;
         assert_eq!(s.stage, Some(Stage::CheckingDns));
         assert_eq!(s.checks, Some(2));
-        assert_eq!(condition(s, conditions::DNS_READY), ("False", "NXDOMAIN"));
+        assert_eq!(condition(s, ConditionType::DnsReady), ("False", "NXDOMAIN"));
         assert_eq!(
-            condition(s, conditions::CERTIFICATE_READY),
+            condition(s, ConditionType::CertificateReady),
             ("Unknown", "DNSNotReady")
         );
-        assert_eq!(condition(s, conditions::READY), ("False", "NXDOMAIN"));
+        assert_eq!(condition(s, ConditionType::Ready), ("False", "NXDOMAIN"));
         // next check: the checkInterval (300 s), spread ±10 % (jitter 0.5: exact)
         assert_eq!(s.next_check_time, Some(Time(at(1200 + 300))));
 
@@ -513,7 +675,7 @@ mod stages {
         assert_eq!(s.stage, Some(Stage::CheckingSslCert));
         assert_eq!(s.checks, Some(1), "a new stage counts from one");
         assert_eq!(
-            condition(s, conditions::CERTIFICATE_READY),
+            condition(s, ConditionType::CertificateReady),
             ("False", "HostnameMismatch")
         );
         assert_eq!(
@@ -521,18 +683,18 @@ mod stages {
             "FF",
             "recorded though invalid"
         );
-        assert_eq!(reasons(&passes[2]), ["DNSReady"]);
+        assert_eq!(reasons(&passes[2]), [Reason::DnsReady]);
 
         let done = &passes[3];
         let s = &done.status;
         assert_eq!(s.stage, Some(Stage::Done));
         assert_eq!(s.checks, None);
-        assert_eq!(condition(s, conditions::READY), ("True", "Ready"));
-        assert_eq!(condition(s, conditions::RECONCILING).0, "False");
-        assert_eq!(condition(s, conditions::STALLED).0, "False");
+        assert_eq!(condition(s, ConditionType::Ready), ("True", "Ready"));
+        assert_eq!(condition(s, ConditionType::Reconciling).0, "False");
+        assert_eq!(condition(s, ConditionType::Stalled).0, "False");
         assert_eq!(s.certificate.as_ref().unwrap().serial_number, "01");
         assert!(s.dns.as_ref().unwrap().matched);
-        assert_eq!(reasons(done), ["CertificateIssued"]);
+        assert_eq!(reasons(done), [Reason::CertificateIssued]);
         // done: the slow re-check
         assert_eq!(s.next_check_time, Some(Time(at(2400 + 12 * 3600))));
         // the resync (drift) comes first
@@ -541,12 +703,12 @@ mod stages {
 
     #[test]
     fn failed_after_max_attempts_but_still_checking() {
-        let mut probes: Vec<Probe> = (0..6)
-            .map(|_| probe(DnsVerdict::TargetMismatch, None))
+        let mut probes: Vec<Check> = (0..6)
+            .map(|_| check(Reason::TargetMismatch, None))
             .collect();
-        probes.push(probe(
-            DnsVerdict::Matched,
-            Some(tls(TlsVerdict::Valid, Some(cert("01", 90)))),
+        probes.push(check(
+            Reason::Matched,
+            Some(tls(Reason::Valid, Some(cert("01", 90)))),
         ));
         let passes = run(probes);
         let s = &passes[4].status;
@@ -554,76 +716,82 @@ mod stages {
         let failed = &passes[5];
         assert_eq!(failed.status.stage, Some(Stage::Failed));
         assert_eq!(
-            condition(&failed.status, conditions::STALLED),
+            condition(&failed.status, ConditionType::Stalled),
             ("True", "TargetMismatch")
         );
-        assert_eq!(reasons(failed), ["DNSNotReady"]);
+        assert_eq!(reasons(failed), [Reason::DnsNotReady]);
         // slower, not stopped: 4 x 300 s
         assert_eq!(failed.status.next_check_time, Some(Time(at(3600 + 1200))));
         // a late DNS fix still ends done
         assert_eq!(passes[6].status.stage, Some(Stage::Done));
-        assert_eq!(condition(&passes[6].status, conditions::STALLED).0, "False");
+        assert_eq!(
+            condition(&passes[6].status, ConditionType::Stalled).0,
+            "False"
+        );
     }
 
     #[test]
     fn ssl_failed_after_max_attempts() {
         let probes = (0..6)
-            .map(|_| probe(DnsVerdict::Matched, Some(tls(TlsVerdict::Untrusted, None))))
+            .map(|_| check(Reason::Matched, Some(tls(Reason::Untrusted, None))))
             .collect();
         let passes = run(probes);
         let last = &passes[5];
         assert_eq!(last.status.stage, Some(Stage::SslFailed));
         assert_eq!(
-            condition(&last.status, conditions::STALLED),
+            condition(&last.status, ConditionType::Stalled),
             ("True", "Untrusted")
         );
-        assert_eq!(reasons(last), ["CertificateNotReady"]);
+        assert_eq!(reasons(last), [Reason::CertificateNotReady]);
     }
 
     #[test]
     fn flapping_dns_and_a_replaced_certificate() {
-        let valid = |serial: &str| Some(tls(TlsVerdict::Valid, Some(cert(serial, 90))));
+        let valid = |serial: &str| Some(tls(Reason::Valid, Some(cert(serial, 90))));
         let passes = run(vec![
-            probe(DnsVerdict::Matched, valid("01")),
-            probe(DnsVerdict::TargetMismatch, None),
-            probe(DnsVerdict::Matched, valid("01")),
-            probe(DnsVerdict::Matched, valid("02")),
+            check(Reason::Matched, valid("01")),
+            check(Reason::TargetMismatch, None),
+            check(Reason::Matched, valid("01")),
+            check(Reason::Matched, valid("02")),
         ]);
         assert_eq!(passes[1].status.stage, Some(Stage::CheckingDns));
-        assert_eq!(reasons(&passes[1]), ["DNSLost"]);
-        assert_eq!(condition(&passes[1].status, conditions::READY).0, "False");
+        assert_eq!(reasons(&passes[1]), [Reason::DnsLost]);
+        assert_eq!(
+            condition(&passes[1].status, ConditionType::Ready).0,
+            "False"
+        );
         assert_eq!(
             passes[1].status.certificate.as_ref().unwrap().serial_number,
             "01",
             "kept"
         );
         assert_eq!(passes[2].status.stage, Some(Stage::Done));
-        assert_eq!(reasons(&passes[3]), ["CertificateRenewed"]);
+        assert_eq!(reasons(&passes[3]), [Reason::CertificateRenewed]);
     }
 
     #[test]
     fn expiring_certificate_warns_once() {
-        let soon = || Some(tls(TlsVerdict::Valid, Some(cert("01", 5))));
+        let soon = || Some(tls(Reason::Valid, Some(cert("01", 5))));
         let passes = run(vec![
-            probe(DnsVerdict::Matched, soon()),
-            probe(DnsVerdict::Matched, soon()),
+            check(Reason::Matched, soon()),
+            check(Reason::Matched, soon()),
         ]);
         let s = &passes[0].status;
         assert_eq!(
-            condition(s, conditions::CERTIFICATE_READY),
+            condition(s, ConditionType::CertificateReady),
             ("True", "CertificateExpiringSoon")
         );
-        assert_eq!(condition(s, conditions::READY).0, "True", "still valid");
+        assert_eq!(condition(s, ConditionType::Ready).0, "True", "still valid");
         assert_eq!(
             reasons(&passes[0]),
-            ["CertificateIssued", "CertificateExpiringSoon"]
+            [Reason::CertificateIssued, Reason::CertificateExpiringSoon]
         );
         assert!(passes[0].events[1].warning);
         assert!(reasons(&passes[1]).is_empty(), "warned once");
         // a certificate far from the window: the 12 h re-check
-        let fine = run(vec![probe(
-            DnsVerdict::Matched,
-            Some(tls(TlsVerdict::Valid, Some(cert("01", 20)))),
+        let fine = run(vec![check(
+            Reason::Matched,
+            Some(tls(Reason::Valid, Some(cert("01", 20)))),
         )]);
         assert_eq!(
             fine[0].status.next_check_time,
@@ -632,18 +800,18 @@ mod stages {
         // one whose warning window opens in an hour is looked at then
         let mut near = cert("01", 14);
         near.not_after = Time(at(14 * 86400 + 600 + 3600));
-        let near = run(vec![probe(
-            DnsVerdict::Matched,
-            Some(tls(TlsVerdict::Valid, Some(near))),
+        let near = run(vec![check(
+            Reason::Matched,
+            Some(tls(Reason::Valid, Some(near))),
         )]);
         assert_eq!(near[0].status.next_check_time, Some(Time(at(600 + 3600))));
     }
 
     #[test]
     fn no_probe_carries_the_last_check_forward() {
-        let passes = run(vec![probe(
-            DnsVerdict::Matched,
-            Some(tls(TlsVerdict::Valid, Some(cert("01", 90)))),
+        let passes = run(vec![check(
+            Reason::Matched,
+            Some(tls(Reason::Valid, Some(cert("01", 90)))),
         )]);
         let done = passes[0].status.clone();
         let spec = spec("shop.example.com");

@@ -26,7 +26,7 @@ pub enum Lookup {
     Error(String),
 }
 
-/// The verdict on a domain's DNS, named as the `DNSReady` reasons.
+/// The verdict on a domain's DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DnsVerdict {
     Matched,
@@ -34,18 +34,6 @@ pub enum DnsVerdict {
     NxDomain,
     NoAnswer,
     ResolverError,
-}
-
-impl DnsVerdict {
-    pub fn reason(self) -> &'static str {
-        match self {
-            DnsVerdict::Matched => "Matched",
-            DnsVerdict::TargetMismatch => "TargetMismatch",
-            DnsVerdict::NxDomain => "NXDOMAIN",
-            DnsVerdict::NoAnswer => "NoAnswer",
-            DnsVerdict::ResolverError => "ResolverError",
-        }
-    }
 }
 
 /// The verdict with what was found, for status.
@@ -286,8 +274,8 @@ mod tests {
             DnsVerdict::TargetMismatch
         );
         assert_eq!(
-            judge("a", &Lookup::NxDomain, &[], &[]).verdict.reason(),
-            "NXDOMAIN"
+            judge("a", &Lookup::NxDomain, &[], &[]).verdict,
+            DnsVerdict::NxDomain
         );
         assert_eq!(
             judge("a", &Lookup::NoAnswer, &[], &[]).verdict,

@@ -10,7 +10,15 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::domain::Domain;
-use crate::plan::Probe;
+
+/// What one check saw. TLS is probed only when DNS matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub dns: dns::DnsObservation,
+    /// The targets the DNS answer was compared with.
+    pub expected: Vec<String>,
+    pub tls: Option<tls::TlsObservation>,
+}
 
 /// One DNS-then-TLS check of a domain, with a global cap on checks in flight.
 pub struct Prober {

@@ -17,7 +17,7 @@ use x509_parser::extensions::GeneralName;
 
 use crate::api::CertificateStatus;
 
-/// The verdict on a served certificate, named as the `CertificateReady` reasons.
+/// The verdict on a served certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsVerdict {
     Valid,
@@ -30,18 +30,6 @@ pub enum TlsVerdict {
 }
 
 impl TlsVerdict {
-    pub fn reason(self) -> &'static str {
-        match self {
-            TlsVerdict::Valid => "Valid",
-            TlsVerdict::Untrusted => "Untrusted",
-            TlsVerdict::HostnameMismatch => "HostnameMismatch",
-            TlsVerdict::Expired => "Expired",
-            TlsVerdict::NotYetValid => "NotYetValid",
-            TlsVerdict::HandshakeFailed => "HandshakeFailed",
-            TlsVerdict::ConnectFailed => "ConnectFailed",
-        }
-    }
-
     /// The verdict for a rustls verification error.
     pub fn from_error(error: &rustls::Error) -> TlsVerdict {
         match error {

@@ -1,0 +1,224 @@
+//! The IO step before a decision: everything a pass knows about one
+//! MappedDomain, read from Kubernetes, the index and Closte, and converted
+//! into the plan's vocabulary. Needs no running Controller: `status` and the
+//! sidecar build [`Sources`] from a client and call [`gather`] and [`check`].
+
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use super::Error;
+use crate::api::conditions::Reason;
+use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT};
+use crate::closte::{Account, Accounts, ApiKey, ClosteError, Disposition};
+use crate::domain::Domain;
+use crate::index::{Index, claimed_domain};
+use crate::plan::{
+    self, Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Retry,
+    Settings, TlsCheck,
+};
+use crate::probe::dns::{DnsObservation, DnsVerdict};
+use crate::probe::tls::{TlsObservation, TlsVerdict};
+use crate::probe::{Probe, Prober};
+
+/// Where facts come from.
+pub struct Sources {
+    pub client: Client,
+    pub accounts: Arc<Accounts>,
+    /// The controller's own key, for objects without `spec.credentialsRef`.
+    pub default_key: Option<ApiKey>,
+    pub prober: Arc<Prober>,
+    pub settings: Settings,
+    /// Every claim, for conflicts.
+    pub index: Arc<RwLock<Index>>,
+}
+
+/// When to read the account's alias list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    /// When the plan may act on it (not while a backoff runs).
+    WhenNeeded,
+    /// Whenever a key and a valid domain allow it (a diagnosis).
+    Always,
+}
+
+/// The facts of one pass, and the handles its action needs.
+pub struct Gathered<'a> {
+    pub facts: Facts<'a>,
+    /// The account of the object's key, when one could be read.
+    pub account: Option<Arc<Account>>,
+    /// `spec.domain` when it passes the domain rules.
+    pub domain: Option<Domain>,
+}
+
+/// Reads everything a decision about `md` needs. `rejected_key` is the label
+/// of the key Closte last rejected for this object, as remembered by the caller.
+pub async fn gather<'a>(
+    md: &'a MappedDomain,
+    sources: &Sources,
+    rejected_key: Option<String>,
+    observe: Observe,
+) -> Result<Gathered<'a>, Error> {
+    let now = Timestamp::now();
+    let conflict = conflict_winner(md, &sources.index);
+    let (credentials, key) = match conflict {
+        Some(_) => (Credentials::NotRead, None),
+        None => credentials(md, sources).await?,
+    };
+    let domain = Domain::parse(&md.spec.domain);
+    let mut facts = Facts {
+        now,
+        generation: md.metadata.generation,
+        spec: &md.spec,
+        previous: md.status.as_ref(),
+        deleting: md.metadata.deletion_timestamp.is_some(),
+        finalized: md.finalizers().iter().any(|f| f == FINALIZER),
+        reconcile_request: md
+            .annotations()
+            .get(RECONCILE_REQUESTED_AT)
+            .map(String::as_str),
+        conflict,
+        credentials,
+        rejected_key,
+        invalid_domain: domain.as_ref().err().map(ToString::to_string),
+        observation: Observation::NotObserved,
+        settings: sources.settings,
+    };
+    let account = key.map(|k| sources.accounts.get(&k));
+    let wanted = match observe {
+        Observe::WhenNeeded => plan::observes(&facts),
+        Observe::Always => facts.conflict.is_none(),
+    };
+    if let (true, Some(account), Ok(domain)) = (wanted, &account, &domain) {
+        facts.observation = match account.contains(domain).await {
+            Ok(true) => Observation::Present,
+            Ok(false) => Observation::Absent,
+            Err(e) => Observation::Failed(failure(&e)),
+        };
+    }
+    Ok(Gathered {
+        facts,
+        account,
+        domain: domain.ok(),
+    })
+}
+
+/// The oldest other MappedDomain claiming the same domain, if older than `md`.
+fn conflict_winner(md: &MappedDomain, index: &RwLock<Index>) -> Option<ConflictWinner> {
+    let created = md.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let uid = md.metadata.uid.as_deref().unwrap_or_default();
+    let index = index.read().unwrap();
+    let winner = index.winner(&claimed_domain(&md.spec.domain), created, uid)?;
+    Some(ConflictWinner {
+        namespace: winner.namespace.clone(),
+        name: winner.name.clone(),
+    })
+}
+
+/// The API key for `md`: its Secret's (read by name, so a rotated key is
+/// seen on the next pass), or the controller's own.
+async fn credentials(
+    md: &MappedDomain,
+    sources: &Sources,
+) -> Result<(Credentials, Option<ApiKey>), Error> {
+    let available = |key: ApiKey| {
+        let label = key.label();
+        (Credentials::Available { label }, Some(key))
+    };
+    let Some(reference) = &md.spec.credentials_ref else {
+        return Ok(match &sources.default_key {
+            Some(key) => available(key.clone()),
+            None => (Credentials::NoDefaultKey, None),
+        });
+    };
+    let ns = md.namespace().ok_or(Error::NoNamespace)?;
+    let secrets: Api<Secret> = Api::namespaced(sources.client.clone(), &ns);
+    let Some(secret) = secrets.get_opt(&reference.name).await? else {
+        let secret = reference.name.clone();
+        return Ok((Credentials::SecretNotFound { secret }, None));
+    };
+    let key = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&reference.key))
+        .and_then(|bytes| std::str::from_utf8(&bytes.0).ok())
+        .and_then(|text| ApiKey::new(text).ok());
+    Ok(match key {
+        Some(key) => available(key),
+        None => {
+            let (secret, key) = (reference.name.clone(), reference.key.clone());
+            (Credentials::KeyNotInSecret { secret, key }, None)
+        }
+    })
+}
+
+/// Checks DNS and TLS of `domain` as `spec` expects them.
+pub async fn check(prober: &Prober, domain: &Domain, spec: &MappedDomainSpec) -> Check {
+    let expected = spec.expected_targets.as_deref().unwrap_or_default();
+    check_from(prober.check(domain, expected).await)
+}
+
+/// A Closte error as the plan sees it.
+pub fn failure(error: &ClosteError) -> Failure {
+    let reason = match error {
+        ClosteError::DomainRejected { .. } => Reason::DomainRejected,
+        ClosteError::CredentialsRejected { .. } => Reason::CredentialsRejected,
+        ClosteError::RateLimited { .. } => Reason::RateLimited,
+        ClosteError::Transient { .. } => Reason::ClosteUnavailable,
+        ClosteError::Unexpected { .. } => Reason::UnexpectedAnswer,
+    };
+    let retry = match error.disposition() {
+        Disposition::Stop => Retry::Stop,
+        Disposition::BackOff => Retry::BackOff,
+        Disposition::RetryAfter(pause) => Retry::After(pause),
+    };
+    Failure {
+        reason,
+        message: error.to_string(),
+        retry,
+    }
+}
+
+/// A probe's observations as the plan sees them.
+pub fn check_from(probe: Probe) -> Check {
+    Check {
+        dns: dns_check(probe.dns),
+        expected: probe.expected,
+        tls: probe.tls.map(tls_check),
+    }
+}
+
+fn dns_check(observation: DnsObservation) -> DnsCheck {
+    let reason = match observation.verdict {
+        DnsVerdict::Matched => Reason::Matched,
+        DnsVerdict::TargetMismatch => Reason::TargetMismatch,
+        DnsVerdict::NxDomain => Reason::NxDomain,
+        DnsVerdict::NoAnswer => Reason::NoAnswer,
+        DnsVerdict::ResolverError => Reason::ResolverError,
+    };
+    DnsCheck {
+        reason,
+        records: observation.records,
+        message: observation.message,
+    }
+}
+
+fn tls_check(observation: TlsObservation) -> TlsCheck {
+    let reason = match observation.verdict {
+        TlsVerdict::Valid => Reason::Valid,
+        TlsVerdict::Untrusted => Reason::Untrusted,
+        TlsVerdict::HostnameMismatch => Reason::HostnameMismatch,
+        TlsVerdict::Expired => Reason::Expired,
+        TlsVerdict::NotYetValid => Reason::NotYetValid,
+        TlsVerdict::HandshakeFailed => Reason::HandshakeFailed,
+        TlsVerdict::ConnectFailed => Reason::ConnectFailed,
+    };
+    TlsCheck {
+        reason,
+        certificate: observation.certificate,
+        message: observation.message,
+    }
+}

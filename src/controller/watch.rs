@@ -1,0 +1,187 @@
+//! What the controller watches and keeps: one watch of MappedDomains that
+//! feeds the [`Index`] (a compact claim per object) and a store of bare names
+//! for the kube-runtime Controller, plus a watch of Secrets' metadata mapped
+//! to their users through the index. Whole objects are never cached: a pass
+//! reads its object fresh.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{Controller, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::events::Publisher;
+use super::gather::Sources;
+use super::health::Health;
+use super::{Context, FIELD_MANAGER, reconcile};
+use crate::api::MappedDomain;
+use crate::closte::{Accounts, ApiKey};
+use crate::index::{Claim, Index, ObjectKey};
+use crate::metrics::Metrics;
+use crate::plan::Settings;
+use crate::probe::Prober;
+
+/// What the Controller caches per object: its name, nothing else.
+type Name = PartialObjectMeta<MappedDomain>;
+
+/// Objects per page of the initial list: bounds the memory a (re-)list takes.
+const LIST_PAGE: u32 = 250;
+
+/// Everything needed to start the controller, as often as leadership comes back.
+pub struct Work {
+    pub client: Client,
+    pub accounts: Arc<Accounts>,
+    pub default_key: Option<ApiKey>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub prober: Arc<Prober>,
+    pub health: Arc<Health>,
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    pub identity: String,
+}
+
+impl Work {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Runs the Controller until the watch ends (it does not, but for errors
+    /// it cannot recover from).
+    pub async fn run(&self) {
+        let index = self.health.index.clone();
+        let (reader, writer) = reflector::store::<Name>();
+        let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Name>>();
+        let health = self.health.clone();
+        let feed = index.clone();
+        let events = watcher::watcher(
+            self.api::<MappedDomain>(),
+            watcher::Config::default().page_size(LIST_PAGE),
+        )
+        .default_backoff()
+        .map_ok(move |event| index_event(&feed, &nudge, &health, event));
+        let names = reflector::reflector(writer, events).applied_objects();
+        let secrets = watcher::watcher(
+            self.api::<PartialObjectMeta<Secret>>(),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects();
+        let users = index.clone();
+        let ctx = Arc::new(Context {
+            sources: Sources {
+                client: self.client.clone(),
+                accounts: self.accounts.clone(),
+                default_key: self.default_key.clone(),
+                prober: self.prober.clone(),
+                settings: self.settings,
+                index,
+            },
+            publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
+            metrics: self.metrics.clone(),
+            rejected_keys: Mutex::new(HashMap::new()),
+        });
+        let nudges =
+            futures::stream::unfold(
+                nudged,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        Controller::for_stream(names, reader)
+            .with_config(kube::runtime::controller::Config::default().concurrency(self.concurrency))
+            .reconcile_on(nudges)
+            .watches_stream(secrets, move |secret| {
+                let ns = secret.namespace().unwrap_or_default();
+                let users = users
+                    .read()
+                    .unwrap()
+                    .users_of_secret(&ns, &secret.name_any());
+                users
+                    .into_iter()
+                    .map(|key| name_ref(&key))
+                    .collect::<Vec<_>>()
+            })
+            .run(reconcile::reconcile, reconcile::error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile error");
+                }
+            })
+            .await;
+    }
+}
+
+/// Applies a watch event to the index, nudges the rivals of a claim that
+/// went (after the index has forgotten it), and passes the event on with
+/// only the object's name.
+fn index_event(
+    index: &RwLock<Index>,
+    nudge: &UnboundedSender<ObjectRef<Name>>,
+    health: &Health,
+    event: Event<MappedDomain>,
+) -> Event<Name> {
+    let mut rivals = Vec::new();
+    let event = {
+        let mut index = index.write().unwrap();
+        match event {
+            Event::Init => {
+                index.reset_begin();
+                Event::Init
+            }
+            Event::InitApply(md) => {
+                index.apply(Claim::from_resource(&md));
+                Event::InitApply(name_of(&md))
+            }
+            Event::InitDone => {
+                rivals = index.reset_done();
+                Event::InitDone
+            }
+            Event::Apply(md) => {
+                index.apply(Claim::from_resource(&md));
+                Event::Apply(name_of(&md))
+            }
+            Event::Delete(md) => {
+                let claim = Claim::from_resource(&md);
+                rivals = index.delete(&claim.key);
+                Event::Delete(name_of(&md))
+            }
+        }
+    };
+    if matches!(event, Event::InitDone) && !health.synced.swap(true, Ordering::Relaxed) {
+        tracing::info!("watch cache synced");
+    }
+    for rival in rivals {
+        // a claim that went may free its domain for another
+        let _ = nudge.send(name_ref(&rival));
+    }
+    event
+}
+
+fn name_of(md: &MappedDomain) -> Name {
+    PartialObjectMeta {
+        types: None,
+        metadata: ObjectMeta {
+            name: md.metadata.name.clone(),
+            namespace: md.metadata.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        _phantom: std::marker::PhantomData,
+    }
+}
+
+fn name_ref(key: &ObjectKey) -> ObjectRef<Name> {
+    ObjectRef::new(&key.name).within(&key.namespace)
+}

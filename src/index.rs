@@ -1,0 +1,351 @@
+//! What the controller keeps of every MappedDomain between passes: a compact
+//! [`Claim`] per object, and lookups by domain (who claims it, who wins) and
+//! by Secret (who uses it). Kept in step by the watch, which applies every
+//! event and resets the whole set on a re-list. No IO, no kube client.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::conditions::ConditionType;
+use crate::api::{MappedDomain, Stage};
+use crate::domain;
+
+/// A namespaced object's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The order of claims on one domain: the oldest wins (creationTimestamp,
+/// then uid).
+type Seniority = (Option<Timestamp>, String);
+
+/// What decisions and metrics read of one MappedDomain; everything else of
+/// the object (its status messages, records and certificate) is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub key: ObjectKey,
+    pub uid: String,
+    /// `spec.domain` normalised (as written when it breaks the rules).
+    pub domain: String,
+    pub created: Option<Timestamp>,
+    /// The Secret named by `spec.credentialsRef`.
+    pub credentials_secret: Option<String>,
+    pub ready: bool,
+    pub stage: Option<Stage>,
+    /// When the recorded certificate expires (Unix seconds).
+    pub cert_not_after: Option<i64>,
+}
+
+impl Claim {
+    pub fn from_resource(md: &MappedDomain) -> Claim {
+        let status = md.status.as_ref();
+        Claim {
+            key: ObjectKey {
+                namespace: md.metadata.namespace.clone().unwrap_or_default(),
+                name: md.metadata.name.clone().unwrap_or_default(),
+            },
+            uid: md.metadata.uid.clone().unwrap_or_default(),
+            domain: claimed_domain(&md.spec.domain),
+            created: md.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            credentials_secret: md.spec.credentials_ref.as_ref().map(|r| r.name.clone()),
+            ready: status.is_some_and(|s| s.is_true(ConditionType::Ready)),
+            stage: status.and_then(|s| s.stage),
+            cert_not_after: status
+                .and_then(|s| s.certificate.as_ref())
+                .map(|c| c.not_after.0.as_second()),
+        }
+    }
+
+    fn seniority(&self) -> Seniority {
+        (self.created, self.uid.clone())
+    }
+}
+
+/// The form of a domain that claims compare: normalised, so that two
+/// spellings of one name conflict.
+pub fn claimed_domain(domain: &str) -> String {
+    domain::normalize(domain).map_or_else(|_| domain.to_owned(), |d| d.as_str().to_owned())
+}
+
+/// Every claim, by object, by domain and by Secret.
+#[derive(Debug, Default)]
+pub struct Index {
+    claims: HashMap<ObjectKey, Claim>,
+    by_domain: HashMap<String, BTreeSet<(Seniority, ObjectKey)>>,
+    by_secret: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    /// The keys seen since a re-list began.
+    relisted: Option<HashSet<ObjectKey>>,
+}
+
+impl Index {
+    /// Adds or updates a claim.
+    pub fn apply(&mut self, claim: Claim) {
+        if let Some(relisted) = &mut self.relisted {
+            relisted.insert(claim.key.clone());
+        }
+        if let Some(old) = self.claims.get(&claim.key)
+            && (old.domain != claim.domain
+                || old.seniority() != claim.seniority()
+                || old.credentials_secret != claim.credentials_secret)
+        {
+            let key = claim.key.clone();
+            self.unlink(&key);
+        }
+        let key = claim.key.clone();
+        self.by_domain
+            .entry(claim.domain.clone())
+            .or_default()
+            .insert((claim.seniority(), key.clone()));
+        if let Some(secret) = &claim.credentials_secret {
+            self.by_secret
+                .entry(secret_key(&key.namespace, secret))
+                .or_default()
+                .insert(key.clone());
+        }
+        self.claims.insert(key, claim);
+    }
+
+    /// Removes a claim; returns the other claimants of its domain, which may
+    /// now win it.
+    pub fn delete(&mut self, key: &ObjectKey) -> Vec<ObjectKey> {
+        let Some(claim) = self.unlink(key) else {
+            return Vec::new();
+        };
+        self.claimants(&claim.domain).cloned().collect()
+    }
+
+    /// A re-list begins: claims not applied again before [`Index::reset_done`]
+    /// are gone.
+    pub fn reset_begin(&mut self) {
+        self.relisted = Some(HashSet::new());
+    }
+
+    /// The re-list is complete: drops the claims it did not list and returns
+    /// the other claimants of their domains.
+    pub fn reset_done(&mut self) -> Vec<ObjectKey> {
+        let Some(seen) = self.relisted.take() else {
+            return Vec::new();
+        };
+        let gone: Vec<ObjectKey> = self
+            .claims
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        let mut rivals: Vec<ObjectKey> = gone.iter().flat_map(|k| self.delete(k)).collect();
+        rivals.sort();
+        rivals.dedup();
+        rivals
+    }
+
+    fn unlink(&mut self, key: &ObjectKey) -> Option<Claim> {
+        let claim = self.claims.remove(key)?;
+        if let Some(set) = self.by_domain.get_mut(&claim.domain) {
+            set.remove(&(claim.seniority(), key.clone()));
+            if set.is_empty() {
+                self.by_domain.remove(&claim.domain);
+            }
+        }
+        if let Some(secret) = &claim.credentials_secret {
+            let secret = secret_key(&key.namespace, secret);
+            if let Some(users) = self.by_secret.get_mut(&secret) {
+                users.remove(key);
+                if users.is_empty() {
+                    self.by_secret.remove(&secret);
+                }
+            }
+        }
+        Some(claim)
+    }
+
+    /// Everyone claiming `domain` (normalised), oldest first.
+    pub fn claimants(&self, domain: &str) -> impl Iterator<Item = &ObjectKey> {
+        self.by_domain
+            .get(domain)
+            .into_iter()
+            .flat_map(|set| set.iter().map(|(_, key)| key))
+    }
+
+    /// The oldest claim on `domain` when it is older than the claim
+    /// `(created, uid)`: the one that keeps the domain.
+    pub fn winner(
+        &self,
+        domain: &str,
+        created: Option<Timestamp>,
+        uid: &str,
+    ) -> Option<&ObjectKey> {
+        let mine = (created, uid.to_owned());
+        let (seniority, key) = self.by_domain.get(domain)?.first()?;
+        (*seniority < mine).then_some(key)
+    }
+
+    /// The objects whose `spec.credentialsRef` names Secret `namespace/name`.
+    pub fn users_of_secret(&self, namespace: &str, name: &str) -> Vec<ObjectKey> {
+        self.by_secret
+            .get(&secret_key(namespace, name))
+            .map(|users| users.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn claims(&self) -> impl Iterator<Item = &Claim> {
+        self.claims.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.claims.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+}
+
+fn secret_key(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(ns: &str, name: &str, domain: &str, created: i64) -> Claim {
+        Claim {
+            key: ObjectKey {
+                namespace: ns.into(),
+                name: name.into(),
+            },
+            uid: format!("uid-{name}"),
+            domain: claimed_domain(domain),
+            created: Some(Timestamp::from_second(1_800_000_000 + created).unwrap()),
+            credentials_secret: None,
+            ready: false,
+            stage: None,
+            cert_not_after: None,
+        }
+    }
+
+    fn key(ns: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn oldest_claim_wins_then_hands_over() {
+        let mut index = Index::default();
+        let old = claim("a", "first", "shop.example.com", 0);
+        let young = claim("b", "second", "Shop.Example.com.", 10);
+        index.apply(young.clone());
+        index.apply(old.clone());
+        let domain = claimed_domain("shop.example.com");
+        assert_eq!(
+            index.winner(&domain, young.created, &young.uid),
+            Some(&old.key)
+        );
+        assert_eq!(
+            index.winner(&domain, old.created, &old.uid),
+            None,
+            "the oldest has no winner over it"
+        );
+        assert_eq!(index.claimants(&domain).count(), 2);
+        assert_eq!(index.delete(&old.key), vec![young.key.clone()]);
+        assert_eq!(index.winner(&domain, young.created, &young.uid), None);
+        assert_eq!(index.delete(&young.key), Vec::<ObjectKey>::new());
+        assert!(index.by_domain.is_empty(), "no empty sets left behind");
+    }
+
+    #[test]
+    fn same_second_falls_back_to_uid() {
+        let mut index = Index::default();
+        let a = claim("n", "a", "x.example.com", 0);
+        let b = claim("n", "b", "x.example.com", 0);
+        index.apply(a.clone());
+        index.apply(b.clone());
+        assert_eq!(
+            index.winner(&a.domain, b.created, &b.uid),
+            Some(&a.key),
+            "uid-a < uid-b"
+        );
+    }
+
+    #[test]
+    fn secrets_map_to_their_users() {
+        let mut index = Index::default();
+        let mut a = claim("n", "a", "a.example.com", 0);
+        a.credentials_secret = Some("closte".into());
+        let mut b = claim("m", "b", "b.example.com", 0);
+        b.credentials_secret = Some("closte".into());
+        index.apply(a.clone());
+        index.apply(b);
+        assert_eq!(index.users_of_secret("n", "closte"), vec![key("n", "a")]);
+        // the reference changes: the old Secret no longer maps to it
+        a.credentials_secret = Some("other".into());
+        index.apply(a);
+        assert!(index.users_of_secret("n", "closte").is_empty());
+        assert_eq!(index.users_of_secret("n", "other"), vec![key("n", "a")]);
+        index.delete(&key("n", "a"));
+        assert!(index.users_of_secret("n", "other").is_empty());
+        assert!(!index.by_secret.contains_key(&key("n", "other")));
+    }
+
+    #[test]
+    fn relist_drops_what_went_while_the_watch_was_down() {
+        let mut index = Index::default();
+        let winner = claim("a", "winner", "shop.example.com", 0);
+        let loser = claim("b", "loser", "shop.example.com", 10);
+        index.apply(winner.clone());
+        index.apply(loser.clone());
+        // the winner was deleted while the watch was down: the re-list lacks it
+        index.reset_begin();
+        index.apply(loser.clone());
+        assert_eq!(
+            index.len(),
+            2,
+            "nothing is dropped before the re-list is complete"
+        );
+        assert_eq!(index.reset_done(), vec![loser.key.clone()]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.winner(&loser.domain, loser.created, &loser.uid), None);
+        assert_eq!(
+            index.reset_done(),
+            Vec::<ObjectKey>::new(),
+            "no re-list in progress"
+        );
+    }
+
+    #[test]
+    fn claims_keep_what_metrics_read() {
+        let md: MappedDomain = serde_json::from_value(serde_json::json!({
+            "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u1",
+                         "creationTimestamp": "2026-11-24T10:00:00Z"},
+            "spec": {"domain": "a.example.com", "credentialsRef": {"name": "s", "key": "k"}},
+            "status": {"stage": "done",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                "lastTransitionTime": "2026-11-24T10:00:00Z"}],
+                "certificate": {"issuer": "i", "subject": "s", "serialNumber": "01",
+                    "notBefore": "2026-11-24T10:00:00Z", "notAfter": "2027-01-01T00:00:00Z",
+                    "sha256Fingerprint": "AA"}}
+        }))
+        .unwrap();
+        let claim = Claim::from_resource(&md);
+        assert_eq!(claim.key, key("n", "a"));
+        assert_eq!(claim.credentials_secret.as_deref(), Some("s"));
+        assert!(claim.ready);
+        assert_eq!(claim.stage, Some(Stage::Done));
+        assert_eq!(claim.cert_not_after, Some(1_798_761_600));
+    }
+}

@@ -1,0 +1,144 @@
+//! The first pure step of a pass: from the facts to what the pass does
+//! before anything else is known (the finalizer, the retry gate, the Closte
+//! action and the ownership intent written before it).
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::SignedDuration;
+
+use super::facts::{Facts, Observation};
+use super::{SLOW_RETRY, backoff};
+use crate::api::conditions::{ConditionType, Reason};
+use crate::api::{MappedDomainStatus, Ownership};
+
+/// What a pass does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Deleting and the finalizer is already gone: nothing left to do.
+    Skip,
+    /// Put the finalizer on, in a pass of its own: the next pass starts from
+    /// the object this write produced.
+    AddFinalizer,
+    /// The last attempt failed and its backoff has not run out.
+    Wait(Duration),
+    /// Write `intent` first (if any), then run `action` and conclude.
+    Act {
+        intent: Option<Box<MappedDomainStatus>>,
+        action: Action,
+    },
+}
+
+/// The one thing a pass does to Closte and the finalizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// Add the alias.
+    Add,
+    /// Remove the alias, then release the finalizer.
+    DeleteThenRelease,
+    /// Release the finalizer without touching Closte.
+    Release,
+}
+
+/// The plan for a pass. `facts.observation` is what [`observes`] asked for.
+pub fn decide(facts: &Facts<'_>) -> Plan {
+    if let Some(early) = preflight(facts) {
+        return early;
+    }
+    let action = action(facts);
+    // Record the intent first: if the process dies between the add and the
+    // status write, the next one still knows the alias is its own.
+    let intent = (action == Action::Add && facts.previous_ownership() != Some(Ownership::Created))
+        .then(|| {
+            Box::new(MappedDomainStatus {
+                ownership: Some(Ownership::Created),
+                ..facts.previous.cloned().unwrap_or_default()
+            })
+        });
+    Plan::Act { intent, action }
+}
+
+/// Whether the pass needs the account's alias list: it may act on Closte.
+pub fn observes(facts: &Facts<'_>) -> bool {
+    facts.conflict.is_none()
+        && facts.credentials.label().is_some()
+        && facts.invalid_domain.is_none()
+        && preflight(facts).is_none()
+}
+
+/// The plans that need no observation of Closte.
+fn preflight(facts: &Facts<'_>) -> Option<Plan> {
+    if facts.deleting && !facts.finalized {
+        return Some(Plan::Skip);
+    }
+    if !facts.finalized {
+        return Some(Plan::AddFinalizer);
+    }
+    let may_write = facts.conflict.is_none() && !facts.writes_off();
+    match retry_wait(facts) {
+        Some(wait) if may_write => Some(Plan::Wait(wait)),
+        _ => None,
+    }
+}
+
+fn action(facts: &Facts<'_>) -> Action {
+    if facts.deleting {
+        if facts.conflict.is_some() || !facts.deletes_alias() || facts.writes_off() {
+            return Action::Release;
+        }
+        return match facts.observation {
+            Observation::Present => Action::DeleteThenRelease,
+            Observation::Absent => Action::Release,
+            // unknown: keep the finalizer until Closte can be asked
+            Observation::NotObserved | Observation::Failed(_) => Action::Nothing,
+        };
+    }
+    match facts.observation {
+        Observation::Absent if facts.conflict.is_none() && !facts.writes_off() => Action::Add,
+        _ => Action::Nothing,
+    }
+}
+
+/// Whether the credentials differ from those that failed last time: a new
+/// Secret or key, or another key than the one Closte rejected.
+fn credentials_changed(facts: &Facts<'_>) -> bool {
+    let Some(previous) = facts
+        .previous
+        .and_then(|s| s.reason(ConditionType::Registered))
+    else {
+        return false;
+    };
+    match previous {
+        reason if reason.credentials_missing() => facts.credentials.label().is_some(),
+        Reason::CredentialsRejected => facts.credentials.label() != facts.rejected_key.as_deref(),
+        _ => false,
+    }
+}
+
+/// How long to wait before trying Closte again after the failure recorded in
+/// the previous status; `None` when a try is due now. A try is due at once
+/// when the spec changed, a reconcile was requested, or the credentials
+/// changed. This gate keeps the controller's own status writes (which trigger
+/// a pass) from turning backoff into a retry loop.
+pub fn retry_wait(facts: &Facts<'_>) -> Option<Duration> {
+    let previous = facts.previous?;
+    let attempts = previous.failed_attempts.filter(|n| *n > 0)?;
+    let last_failure = previous.last_failure_time.as_ref()?.0;
+    let registered = previous.condition(ConditionType::Registered)?;
+    let reconcile_requested = facts
+        .reconcile_request
+        .is_some_and(|r| previous.last_handled_reconcile_at.as_deref() != Some(r));
+    if registered.observed_generation != facts.generation
+        || reconcile_requested
+        || credentials_changed(facts)
+    {
+        return None;
+    }
+    let wait = match Reason::parse(&registered.reason) {
+        Some(reason) if reason.needs_person() => SLOW_RETRY,
+        _ => backoff::delay(attempts as u32, 0.0), // the short end of the jitter range
+    };
+    let elapsed = facts.now.duration_since(last_failure);
+    let remaining = SignedDuration::try_from(wait).ok()? - elapsed;
+    Duration::try_from(remaining).ok().filter(|d| !d.is_zero())
+}

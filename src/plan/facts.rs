@@ -1,0 +1,201 @@
+//! What a pass knows before it decides: the object, what the world looked
+//! like, and the outcomes of what it did. Plain values in the plan's own
+//! vocabulary; the IO modules' results are converted into them at the edge.
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::Settings;
+use crate::api::conditions::Reason;
+use crate::api::{
+    CertificateStatus, DeletionPolicy, MappedDomainSpec, MappedDomainStatus, Ownership,
+};
+
+/// Everything the decision needs, gathered by the reconciler.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub now: Timestamp,
+    pub generation: Option<i64>,
+    pub spec: &'a MappedDomainSpec,
+    pub previous: Option<&'a MappedDomainStatus>,
+    pub deleting: bool,
+    /// This controller's finalizer is on the object.
+    pub finalized: bool,
+    /// The reconcile-requested-at annotation, if set.
+    pub reconcile_request: Option<&'a str>,
+    /// An older MappedDomain that claims the same domain.
+    pub conflict: Option<ConflictWinner>,
+    pub credentials: Credentials,
+    /// The label of the key Closte last rejected for this object, if any.
+    pub rejected_key: Option<String>,
+    /// Why `spec.domain` breaks the domain rules (an object older than them).
+    pub invalid_domain: Option<String>,
+    /// What the account's alias list says about the domain.
+    pub observation: Observation,
+    pub settings: Settings,
+}
+
+impl Facts<'_> {
+    pub(crate) fn previous_ownership(&self) -> Option<Ownership> {
+        self.previous.and_then(|s| s.ownership)
+    }
+
+    /// Whether deleting this object should remove the alias from Closte.
+    pub fn deletes_alias(&self) -> bool {
+        match self.spec.deletion_policy {
+            Some(DeletionPolicy::Delete) => true,
+            Some(DeletionPolicy::Orphan) => false,
+            None => self.previous_ownership() == Some(Ownership::Created),
+        }
+    }
+
+    pub(crate) fn suspended(&self) -> bool {
+        self.spec.suspend == Some(true)
+    }
+
+    /// Closte writes are off for this object: suspended or a dry run.
+    pub(crate) fn writes_off(&self) -> bool {
+        self.suspended() || self.settings.dry_run
+    }
+}
+
+/// Another MappedDomain that holds the same domain and wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictWinner {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Where the object's API key comes from, and whether it could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A key was read; `label` names it without revealing it.
+    Available {
+        label: String,
+    },
+    SecretNotFound {
+        secret: String,
+    },
+    KeyNotInSecret {
+        secret: String,
+        key: String,
+    },
+    /// No credentialsRef and the controller has no key of its own.
+    NoDefaultKey,
+    /// Not read: the object lost a conflict and will not touch Closte.
+    NotRead,
+}
+
+impl Credentials {
+    pub(crate) fn label(&self) -> Option<&str> {
+        match self {
+            Credentials::Available { label } => Some(label),
+            _ => None,
+        }
+    }
+
+    /// The reason and message when the key could not be read.
+    pub(crate) fn problem(&self) -> Option<(Reason, String)> {
+        let message = match self {
+            Credentials::Available { .. } | Credentials::NotRead => return None,
+            Credentials::SecretNotFound { secret } => {
+                format!("Secret {secret:?} named by spec.credentialsRef does not exist")
+            }
+            Credentials::KeyNotInSecret { secret, key } => {
+                format!("Secret {secret:?} has no non-empty key {key:?}")
+            }
+            Credentials::NoDefaultKey => {
+                let text = "no spec.credentialsRef and the controller has no API key of its own";
+                return Some((Reason::NoApiKey, text.into()));
+            }
+        };
+        Some((Reason::CredentialsNotFound, message))
+    }
+}
+
+/// A failed attempt to reach or change Closte, as the plan sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+    pub retry: Retry,
+}
+
+/// When a failure is worth trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Only after a person changes something (slow retry meanwhile).
+    Stop,
+    /// With exponential backoff.
+    BackOff,
+    /// After this long (a rate limit).
+    After(Duration),
+}
+
+/// What the account's alias list says about the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// Not looked at: no key, a conflict, an invalid domain, or a pass that waits.
+    NotObserved,
+    Present,
+    Absent,
+    Failed(Failure),
+}
+
+/// What running the Closte action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was run.
+    Idle,
+    Added,
+    /// The add failed but the list shows the alias.
+    AlreadyPresent,
+    Deleted,
+    AlreadyAbsent,
+    /// The finalizer may go without touching Closte.
+    Released,
+    Failed(Failure),
+}
+
+/// One DNS-then-TLS check of the domain. TLS is checked only when DNS matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub dns: DnsCheck,
+    /// The targets the answer was compared with.
+    pub expected: Vec<String>,
+    pub tls: Option<TlsCheck>,
+}
+
+/// The DNS answer and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsCheck {
+    /// Matched, TargetMismatch, NXDOMAIN, NoAnswer or ResolverError.
+    pub reason: Reason,
+    /// CNAMEs and addresses of the answer.
+    pub records: Vec<String>,
+    pub message: String,
+}
+
+impl DnsCheck {
+    pub fn matched(&self) -> bool {
+        self.reason == Reason::Matched
+    }
+}
+
+/// The certificate served and its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCheck {
+    /// Valid, Untrusted, HostnameMismatch, Expired, NotYetValid,
+    /// HandshakeFailed or ConnectFailed.
+    pub reason: Reason,
+    /// The leaf certificate, whenever one was presented.
+    pub certificate: Option<CertificateStatus>,
+    pub message: String,
+}
+
+impl TlsCheck {
+    pub fn valid(&self) -> bool {
+        self.reason == Reason::Valid
+    }
+}
