@@ -107,4 +107,27 @@ mod tests {
         );
         assert_eq!(verdict(Ok(())).exit_code(), 2);
     }
+
+    /// The answer every Closte-compatible server gives to the probe is the one
+    /// the check accepts.
+    #[test]
+    fn the_encoded_probe_answer_is_accepted() {
+        use crate::closte::wire::{self, Endpoint, Response};
+        let answer = |body: &str| {
+            let response = Response {
+                status: 200,
+                retry_after: None,
+                body: body.as_bytes(),
+            };
+            wire::interpret(Endpoint::AddDomainAlias, None, response, str::to_owned).map(drop)
+        };
+        assert_eq!(
+            verdict(answer(&wire::invalid_domain_body(""))),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict(answer(&wire::invalid_domain_body("x"))).exit_code(),
+            2
+        );
+    }
 }

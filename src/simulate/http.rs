@@ -64,32 +64,25 @@ fn respond(answer: Answer) -> Response {
 }
 
 fn fault_answer(kind: FaultKind, faults: &Faults) -> Answer {
-    let (status, body, html) = match kind {
-        FaultKind::ServerError => (
-            500,
-            r#"{"success":false,"error":"Internal server error"}"#,
-            false,
-        ),
-        FaultKind::BadGateway => (502, BAD_GATEWAY_PAGE, true),
-        FaultKind::TooManyRequests => (
-            429,
-            r#"{"success":false,"error":"Too many requests"}"#,
-            false,
-        ),
-        FaultKind::Hang => (
-            504,
-            "<html><body><h1>504 Gateway Time-out</h1></body></html>",
-            true,
-        ),
-        FaultKind::BadJson => (200, r#"{"success": tr"#, false),
-    };
-    Answer {
+    let page = |status: u16, body: &str| Answer {
         status,
         body: body.into(),
-        html,
-        retry_after: (kind == FaultKind::TooManyRequests)
-            .then_some(faults.retry_after_secs)
-            .flatten(),
+        html: true,
+        retry_after: None,
+    };
+    match kind {
+        FaultKind::ServerError => Answer::failure(500, "Internal server error"),
+        FaultKind::BadGateway => page(502, BAD_GATEWAY_PAGE),
+        FaultKind::TooManyRequests => Answer {
+            retry_after: faults.retry_after_secs,
+            ..Answer::failure(429, "Too many requests")
+        },
+        FaultKind::Hang => page(
+            504,
+            "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+        ),
+        // deliberately not Closte's wire format: a half-written answer
+        FaultKind::BadJson => Answer::closte(200, r#"{"success": tr"#.into()),
     }
 }
 

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::faults::{ExistingAnswer, Faults, ListShape};
 use crate::closte::limiter::TokenBucket;
-use crate::closte::wire::{Endpoint, INVALID_DOMAIN_PREFIX};
+use crate::closte::wire::{self, Endpoint, ListItem};
 use crate::domain::{self, fold_name};
 
 /// Requests kept in the log; older ones are dropped.
@@ -69,33 +68,24 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn json(status: u16, value: serde_json::Value) -> Answer {
-        Answer {
-            status,
-            body: value.to_string(),
-            html: false,
-            retry_after: None,
-        }
-    }
-
-    /// `{"success":false,"error":...}`, keys in Closte's order.
-    fn failure(status: u16, error: &str) -> Answer {
-        #[derive(Serialize)]
-        struct Failure<'a> {
-            success: bool,
-            error: &'a str,
-        }
-        let body = serde_json::to_string(&Failure {
-            success: false,
-            error,
-        })
-        .expect("serialisable");
+    /// A JSON answer of Closte's (bodies from [`wire`]).
+    pub(super) fn closte(status: u16, body: String) -> Answer {
         Answer {
             status,
             body,
             html: false,
             retry_after: None,
         }
+    }
+
+    /// `{"success":true}`.
+    fn success() -> Answer {
+        Answer::closte(200, wire::SUCCESS_BODY.into())
+    }
+
+    /// `{"success":false,"error":...}`.
+    pub(super) fn failure(status: u16, error: &str) -> Answer {
+        Answer::closte(status, wire::failure_body(error))
     }
 }
 
@@ -244,34 +234,24 @@ impl Sim {
     }
 
     fn list(&self, account: usize) -> Answer {
-        let domains: Vec<serde_json::Value> = self.sites[account]
+        let items: Vec<ListItem> = self.sites[account]
             .values()
-            .enumerate()
-            .map(|(i, alias)| match self.faults.list_shape {
-                ListShape::Strings => json!(alias.domain),
-                ListShape::Objects => json!({
-                    "Id": i + 1,
-                    "Domain": alias.domain,
-                    "IsWildcard": alias.wildcard,
-                }),
+            .zip(1..)
+            .map(|(alias, id)| match self.faults.list_shape {
+                ListShape::Strings => ListItem::Name(&alias.domain),
+                ListShape::Objects => ListItem::Object {
+                    domain: &alias.domain,
+                    id,
+                    wildcard: alias.wildcard,
+                },
             })
             .collect();
-        // success first, as Closte writes it
-        let body = format!(
-            r#"{{"success":true,"domains":{}}}"#,
-            serde_json::Value::Array(domains)
-        );
-        Answer {
-            status: 200,
-            body,
-            html: false,
-            retry_after: None,
-        }
+        Answer::closte(200, wire::domains_body(&items))
     }
 
     fn add(&mut self, account: usize, raw: &str, wildcard_flag: bool, now_ms: u64) -> Answer {
         let name = fold_name(raw);
-        let invalid = || Answer::failure(200, &format!("{INVALID_DOMAIN_PREFIX}{raw}"));
+        let invalid = || Answer::closte(200, wire::invalid_domain_body(raw));
         if name.is_empty() || domain::validate(&name).is_err() || self.faults.rejects(&name) {
             return invalid();
         }
@@ -281,24 +261,24 @@ impl Sim {
         if self.sites[account].contains_key(&name) {
             return match self.faults.existing_answer {
                 ExistingAnswer::Error => Answer::failure(200, "Domain alias already exists"),
-                ExistingAnswer::Success => Answer::json(200, json!({ "success": true })),
+                ExistingAnswer::Success => Answer::success(),
             };
         }
         self.sites[account].insert(name.clone(), Alias::new(name, now_ms));
         self.save();
-        Answer::json(200, json!({ "success": true }))
+        Answer::success()
     }
 
     fn delete(&mut self, account: usize, raw: &str) -> Answer {
         let name = fold_name(raw);
         if name.is_empty() {
-            return Answer::failure(200, &format!("{INVALID_DOMAIN_PREFIX}{raw}"));
+            return Answer::closte(200, wire::invalid_domain_body(raw));
         }
         if self.sites[account].remove(&name).is_none() {
             return Answer::failure(200, "Domain alias not found");
         }
         self.save();
-        Answer::json(200, json!({ "success": true }))
+        Answer::success()
     }
 
     /// Appends to the request log and returns the entry's sequence number.
@@ -475,15 +455,23 @@ mod tests {
     fn empty_domain_answer_is_byte_exact() {
         let mut sim = sim();
         let (answer, _) = sim.call(Endpoint::AddDomainAlias, &params(&[("apikey", "k1")]), 0);
-        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-        assert_eq!(body["error"].as_str(), Some("Invalid or empty domain: "));
-        assert_eq!(body["success"], false);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (
+                200,
+                r#"{"success":false,"error":"Invalid or empty domain: "}"#
+            )
+        );
+        // the domain comes back exactly as it was sent, not folded
         let (answer, _) = sim.call(
             Endpoint::AddDomainAlias,
-            &params(&[("apikey", "k1"), ("domain", "bad..name")]),
+            &params(&[("apikey", "k1"), ("domain", "Bad..Name.")]),
             0,
         );
-        assert!(answer.body.contains("Invalid or empty domain: bad..name"));
+        assert_eq!(
+            answer.body,
+            r#"{"success":false,"error":"Invalid or empty domain: Bad..Name."}"#
+        );
     }
 
     #[test]
