@@ -105,6 +105,77 @@ async fn api_answers_like_closte() {
     assert!(!sim.log().contains(KEY), "simulator log holds the key");
 }
 
+#[tokio::test]
+async fn lost_answer_applies_writes_and_answers_502() {
+    let dir = scratch("lost-answer");
+    let state = dir.join("state.json");
+    let sim = Simulator::start(
+        "lost-answer",
+        &[
+            "--api-key",
+            KEY,
+            "--failure-rate",
+            "1",
+            "--failures",
+            "lost-answer",
+            "--state-file",
+            state.to_str().unwrap(),
+        ],
+    );
+    let saved = || std::fs::read_to_string(&state).unwrap_or_default();
+    let form = [
+        ("apikey", KEY),
+        ("domain", "lost.example.com"),
+        ("wildcard", "0"),
+    ];
+    let (status, body) = post(&format!("{}/adddomainalias", sim.api), &form).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("<title>502 Bad Gateway</title>"), "{body}");
+    assert_eq!(sim.aliases().await, ["lost.example.com"]);
+    assert!(saved().contains("lost.example.com"), "{}", saved());
+
+    // a read has nothing to apply: it is answered normally
+    let list = reqwest::get(format!("{}/getdomains?apikey={KEY}", sim.api))
+        .await
+        .unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+    assert!(
+        list.text()
+            .await
+            .unwrap()
+            .contains(r#""Domain":"lost.example.com""#),
+        "the list shows the alias"
+    );
+
+    let (status, body) = post(&format!("{}/deletedomainalias", sim.api), &form).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("nginx"), "{body}");
+    assert!(sim.aliases().await.is_empty());
+    assert!(!saved().contains("lost.example.com"), "{}", saved());
+
+    let log: Vec<(String, u64, Option<String>)> = sim
+        .requests()
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["endpoint"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+                r["fault"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let lost = Some("lost-answer".to_owned());
+    assert_eq!(
+        log,
+        [
+            ("adddomainalias".to_owned(), 502, lost.clone()),
+            ("getdomains".to_owned(), 200, None),
+            ("deletedomainalias".to_owned(), 502, lost),
+        ]
+    );
+}
+
 fn resolver(dns: SocketAddr, tcp: bool) -> TokioResolver {
     let mut connection = if tcp {
         ConnectionConfig::tcp()

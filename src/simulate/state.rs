@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::faults::{ExistingAnswer, Faults, ListShape};
+use super::faults::{ExistingAnswer, FaultKind, Faults, ListShape};
 use crate::closte::limiter::TokenBucket;
 use crate::closte::wire::{self, Endpoint, ListItem};
 use crate::domain::{self, fold_name};
@@ -69,7 +69,7 @@ pub struct Answer {
 
 impl Answer {
     /// A JSON answer of Closte's (bodies from [`wire`]).
-    pub(super) fn closte(status: u16, body: String) -> Answer {
+    fn closte(status: u16, body: String) -> Answer {
         Answer {
             status,
             body,
@@ -84,10 +84,14 @@ impl Answer {
     }
 
     /// `{"success":false,"error":...}`.
-    pub(super) fn failure(status: u16, error: &str) -> Answer {
+    fn failure(status: u16, error: &str) -> Answer {
         Answer::closte(status, wire::failure_body(error))
     }
 }
+
+/// What nginx in front of a service answers when the service's answer did not reach it.
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+    <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /// Persisted part of the simulator: aliases per account index (never keys).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -210,8 +214,70 @@ impl Sim {
         }
     }
 
-    /// Answers one client API call. Returns the answer, the account index of
-    /// the key (if known) and the domain parameter.
+    /// Answers one client API request and logs it. `fault` is the failure
+    /// drawn for it ([`Faults::draw`]): most kinds answer in place of the call,
+    /// which then changes nothing; `lost-answer` lets the call (the write rate
+    /// limit included) run as usual and then answers as if its answer had been
+    /// lost on the way back.
+    pub fn serve(
+        &mut self,
+        endpoint: Endpoint,
+        method: &str,
+        params: &HashMap<String, String>,
+        fault: Option<FaultKind>,
+        now: Instant,
+        now_ms: u64,
+    ) -> Answer {
+        let (answer, account) = match fault {
+            Some(kind) if kind != FaultKind::LostAnswer => (self.fault_answer(kind), None),
+            _ => {
+                let (answer, account) = if endpoint.is_write() && !self.admit_write(now) {
+                    (self.rate_limited(), None)
+                } else {
+                    self.call(endpoint, params, now_ms)
+                };
+                match fault {
+                    Some(lost) => (self.fault_answer(lost), account),
+                    None => (answer, account),
+                }
+            }
+        };
+        self.record(LogEntry {
+            seq: 0,
+            at_ms: now_ms,
+            endpoint: endpoint.path().into(),
+            method: method.into(),
+            account,
+            domain: params.get("domain").cloned(),
+            status: answer.status,
+            fault: fault.map(|f| f.name().into()),
+        });
+        answer
+    }
+
+    /// The answer an injected failure gives.
+    fn fault_answer(&self, kind: FaultKind) -> Answer {
+        let page = |status: u16, body: &str| Answer {
+            status,
+            body: body.into(),
+            html: true,
+            retry_after: None,
+        };
+        match kind {
+            FaultKind::ServerError => Answer::failure(500, "Internal server error"),
+            FaultKind::BadGateway | FaultKind::LostAnswer => page(502, BAD_GATEWAY_PAGE),
+            FaultKind::TooManyRequests => self.rate_limited(),
+            FaultKind::Hang => page(
+                504,
+                "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+            ),
+            // deliberately not Closte's wire format: a half-written answer
+            FaultKind::BadJson => Answer::closte(200, r#"{"success": tr"#.into()),
+        }
+    }
+
+    /// Answers one client API call. Returns the answer and the account index
+    /// of the key (if known).
     pub fn call(
         &mut self,
         endpoint: Endpoint,
@@ -504,6 +570,62 @@ mod tests {
         assert!(alias.issued(Duration::from_secs(60), 60_000));
         assert!(sim.admin_remove("plain.example.org"));
         assert!(!sim.admin_remove("plain.example.org"));
+    }
+
+    #[test]
+    fn lost_answer_applies_the_write_then_answers_502() {
+        let dir = std::env::temp_dir().join(format!("closte-sim-lost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        let mut sim = sim().with_state_file(path.clone()).unwrap();
+        let now = Instant::now();
+        let lost = Some(FaultKind::LostAnswer);
+        let name = "lost.example.com";
+        let saved = || std::fs::read_to_string(&path).unwrap_or_default();
+
+        let add = params(&[("apikey", "k1"), ("domain", name), ("wildcard", "0")]);
+        let answer = sim.serve(Endpoint::AddDomainAlias, "POST", &add, lost, now, 7);
+        assert_eq!((answer.status, answer.html), (502, true));
+        assert_eq!(answer.body, BAD_GATEWAY_PAGE);
+        assert!(sim.tls_alias(name).is_some(), "the add was applied");
+        assert!(saved().contains(name), "and saved");
+
+        let delete = params(&[("apikey", "k1"), ("domain", name)]);
+        let answer = sim.serve(Endpoint::DeleteDomainAlias, "POST", &delete, lost, now, 8);
+        assert_eq!(answer.status, 502);
+        assert!(sim.tls_alias(name).is_none(), "the delete was applied");
+        assert!(!saved().contains(name), "and saved");
+
+        // any other fault answers in place of the call, which changes nothing
+        let answer = sim.serve(
+            Endpoint::AddDomainAlias,
+            "POST",
+            &add,
+            Some(FaultKind::ServerError),
+            now,
+            9,
+        );
+        assert_eq!(answer.status, 500);
+        assert!(sim.tls_alias(name).is_none());
+
+        let log: Vec<_> = sim
+            .requests_since(0)
+            .into_iter()
+            .map(|e| (e.endpoint, e.account, e.status, e.fault))
+            .collect();
+        let entry = |endpoint: &str, account, status, fault: &str| {
+            (endpoint.to_owned(), account, status, Some(fault.to_owned()))
+        };
+        assert_eq!(
+            log,
+            [
+                entry("adddomainalias", Some(0), 502, "lost-answer"),
+                entry("deletedomainalias", Some(0), 502, "lost-answer"),
+                entry("adddomainalias", None, 500, "500"),
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
