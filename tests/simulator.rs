@@ -411,6 +411,19 @@ async fn check_says_accepted_rejected_or_unreachable() {
         .await;
     let (code, _) = check(&sim.api, KEY);
     assert_eq!(code, 3);
+    // --api-key-file wins over the environment
+    sim.set_faults(serde_json::json!({})).await;
+    let file = scratch("check-key-file").join("key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .args(["check", "--closte-api-url", &sim.api, "--api-key-file"])
+        .arg(&file)
+        .env("CLOSTE_CLIENT_API_KEY", "wrong-key-9911")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(KEY), "{text}");
     // and the probe is the one WordPress sends: an add with the key alone
     let log = sim.requests().await;
     assert!(
@@ -422,12 +435,14 @@ async fn check_says_accepted_rejected_or_unreachable() {
 
 #[test]
 fn help_hides_the_key_from_the_environment() {
-    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .args(["simulate", "--help"])
-        .env("CLOSTE_CLIENT_API_KEY", "env-secret-5512")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--api-key"), "{help}");
-    assert!(!help.contains("env-secret-5512"), "{help}");
+    for (subcommand, flag) in [("simulate", "--api-key "), ("check", "--api-key-file")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+            .args([subcommand, "--help"])
+            .env("CLOSTE_CLIENT_API_KEY", "env-secret-5512")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains(flag), "{subcommand}: {help}");
+        assert!(!help.contains("env-secret-5512"), "{subcommand}: {help}");
+    }
 }
