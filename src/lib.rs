@@ -9,6 +9,7 @@ pub mod domain;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod shutdown;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

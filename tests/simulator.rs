@@ -367,8 +367,19 @@ async fn state_survives_a_restart() {
         "SIGTERM should stop it cleanly: {status:?}"
     );
     assert!(!std::fs::read_to_string(&state).unwrap().contains(KEY));
-    let sim = Simulator::start("restart-2", &args);
+    let mut sim = Simulator::start("restart-2", &args);
     assert_eq!(sim.aliases().await, ["kept.example.com"]);
+    sim.add_alias("also.example.com", 0).await;
+    let status = sim.interrupt();
+    assert!(
+        status.success(),
+        "Ctrl-C should stop it cleanly: {status:?}"
+    );
+    let sim = Simulator::start("restart-3", &args);
+    assert_eq!(
+        sim.aliases().await,
+        ["also.example.com", "kept.example.com"]
+    );
 }
 
 fn check(api: &str, key: &str) -> (i32, String) {

@@ -219,6 +219,8 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
         }
     }
 
+    // listening before saying ready: a stop sent right after is not lost
+    let stop = crate::shutdown::signal();
     println!("{ready}");
     tracing::info!(
         addresses = %ready,
@@ -229,7 +231,7 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -245,16 +247,6 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     shared.lock().unwrap().save();
     tracing::info!("Closte simulator stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }
 
 #[cfg(test)]
