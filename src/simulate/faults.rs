@@ -39,15 +39,6 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
-        FaultKind::ServerError,
-        FaultKind::BadGateway,
-        FaultKind::TooManyRequests,
-        FaultKind::Hang,
-        FaultKind::BadJson,
-        FaultKind::LostAnswer,
-    ];
-
     /// The failures drawn from when none are named: each answers in place of
     /// the call, which then changes nothing. `lost-answer` must be named.
     pub const DEFAULT_MIX: [FaultKind; 5] = [
@@ -209,7 +200,7 @@ mod tests {
     #[test]
     fn each_kind_has_one_name_in_flags_json_and_the_log() {
         use clap::ValueEnum;
-        for kind in FaultKind::ALL {
+        for &kind in FaultKind::value_variants() {
             let flag = kind.to_possible_value().unwrap();
             assert_eq!(flag.get_name(), kind.name());
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());

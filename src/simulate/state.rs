@@ -202,12 +202,12 @@ impl Sim {
     }
 
     /// Takes a write slot from the simulated rate limit; false means 429.
-    pub fn admit_write(&mut self, now: Instant) -> bool {
+    fn admit_write(&mut self, now: Instant) -> bool {
         self.write_bucket.as_mut().is_none_or(|b| b.try_take(now))
     }
 
     /// The answer to a rate-limited write.
-    pub fn rate_limited(&self) -> Answer {
+    fn rate_limited(&self) -> Answer {
         Answer {
             retry_after: self.faults.retry_after_secs,
             ..Answer::failure(429, "Too many requests")
@@ -228,20 +228,14 @@ impl Sim {
         now: Instant,
         now_ms: u64,
     ) -> Answer {
-        let (answer, account) = match fault {
+        let (mut answer, account) = match fault {
             Some(kind) if kind != FaultKind::LostAnswer => (self.fault_answer(kind), None),
-            _ => {
-                let (answer, account) = if endpoint.is_write() && !self.admit_write(now) {
-                    (self.rate_limited(), None)
-                } else {
-                    self.call(endpoint, params, now_ms)
-                };
-                match fault {
-                    Some(lost) => (self.fault_answer(lost), account),
-                    None => (answer, account),
-                }
-            }
+            _ if endpoint.is_write() && !self.admit_write(now) => (self.rate_limited(), None),
+            _ => self.call(endpoint, params, now_ms),
         };
+        if let Some(lost @ FaultKind::LostAnswer) = fault {
+            answer = self.fault_answer(lost);
+        }
         self.record(LogEntry {
             seq: 0,
             at_ms: now_ms,
@@ -278,7 +272,7 @@ impl Sim {
 
     /// Answers one client API call. Returns the answer and the account index
     /// of the key (if known).
-    pub fn call(
+    fn call(
         &mut self,
         endpoint: Endpoint,
         params: &HashMap<String, String>,
@@ -348,7 +342,7 @@ impl Sim {
     }
 
     /// Appends to the request log and returns the entry's sequence number.
-    pub fn record(&mut self, mut entry: LogEntry) -> u64 {
+    fn record(&mut self, mut entry: LogEntry) -> u64 {
         entry.seq = self.next_seq;
         self.next_seq += 1;
         if self.log.len() == LOG_CAPACITY {
