@@ -464,6 +464,15 @@ mod tests {
             .collect()
     }
 
+    /// A state file path that does not exist yet, in a folder of its own: (folder, file).
+    fn scratch_state(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("closte-sim-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
     fn sim() -> Sim {
         Sim::new(
             vec!["k1".into(), "k2".into()],
@@ -568,10 +577,7 @@ mod tests {
 
     #[test]
     fn lost_answer_applies_the_write_then_answers_502() {
-        let dir = std::env::temp_dir().join(format!("closte-sim-lost-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = scratch_state("lost");
         let mut sim = sim().with_state_file(path.clone()).unwrap();
         let now = Instant::now();
         let lost = Some(FaultKind::LostAnswer);
@@ -639,10 +645,7 @@ mod tests {
 
     #[test]
     fn state_file_round_trip() {
-        let dir = std::env::temp_dir().join(format!("closte-sim-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = scratch_state("state");
         let keys = vec!["secret-key-one".into(), "secret-key-two".into()];
         let mut sim = Sim::new(keys, Faults::default(), Duration::ZERO)
             .with_state_file(path.clone())
