@@ -1,18 +1,26 @@
 //! `closte-operator check`: tests an API key the way WordPress's "test
 //! connection" does, and says accepted, rejected or unreachable.
 
-use std::path::PathBuf;
-
+use crate::closte::client::BuildError;
+use crate::closte::key::KeyError;
 use crate::closte::wire::INVALID_DOMAIN_PREFIX;
-use crate::closte::{ApiKey, ClosteArgs, ClosteClient, ClosteError};
+use crate::closte::{ClosteArgs, ClosteClient, ClosteError, KeyArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub closte: ClosteArgs,
-    /// File holding the API key (e.g. a mounted Secret); without it, CLOSTE_CLIENT_API_KEY is read.
-    #[arg(long)]
-    pub api_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// Why the check could not run at all (as opposed to a verdict on the key).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Client(#[from] BuildError),
 }
 
 /// The verdict on a key, with the exit code each maps to.
@@ -60,10 +68,9 @@ pub fn verdict(result: Result<(), ClosteError>) -> Verdict {
     }
 }
 
-/// Runs the check; `Err` when no key could be read.
-pub async fn run(args: CheckArgs) -> Result<Verdict, Box<dyn std::error::Error>> {
-    let env = std::env::var("CLOSTE_CLIENT_API_KEY").ok();
-    let key = ApiKey::from_file_or_env(args.api_key_file.as_deref(), env.as_deref())?;
+/// Runs the check; `Err` when no key could be read or no client built.
+pub async fn run(args: CheckArgs) -> Result<Verdict, CheckError> {
+    let key = args.key.load()?;
     let client = ClosteClient::new(&args.closte.client_config())?;
     Ok(verdict(client.probe(&key).await))
 }
@@ -106,5 +113,28 @@ mod tests {
             3
         );
         assert_eq!(verdict(Ok(())).exit_code(), 2);
+    }
+
+    /// The answer every Closte-compatible server gives to the probe is the one
+    /// the check accepts.
+    #[test]
+    fn the_encoded_probe_answer_is_accepted() {
+        use crate::closte::wire::{self, Endpoint, Response};
+        let answer = |body: &str| {
+            let response = Response {
+                status: 200,
+                retry_after: None,
+                body: body.as_bytes(),
+            };
+            wire::interpret(Endpoint::AddDomainAlias, None, response, str::to_owned).map(drop)
+        };
+        assert_eq!(
+            verdict(answer(&wire::invalid_domain_body(""))),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict(answer(&wire::invalid_domain_body("x"))).exit_code(),
+            2
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod index;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod shutdown;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

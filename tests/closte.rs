@@ -377,3 +377,135 @@ async fn simulator_write_rate_limit_answers_429() {
         .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+/// Endpoint and injected fault of every request in the simulator's log.
+async fn calls(sim: &Simulator) -> Vec<(String, Option<String>)> {
+    sim.requests()
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["endpoint"].as_str().unwrap().to_owned(),
+                r["fault"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn call(endpoint: &str, fault: Option<&str>) -> (String, Option<String>) {
+    (endpoint.to_owned(), fault.map(str::to_owned))
+}
+
+/// Closte applies the write, but the answer is lost: the cached list, fetched
+/// before the write, must not answer for that name.
+#[tokio::test]
+async fn a_lost_answer_is_settled_by_a_newer_list() {
+    let sim = Simulator::start("lost-answer", &["--api-key", KEY]);
+    let account = account(&sim, FlowSettings::default());
+    let d = domain("lost.example.com");
+    assert!(!account.contains(&d).await.unwrap(), "cached: absent");
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["lost-answer"]}))
+        .await;
+    sim.clear_requests().await;
+
+    let err = account.add(&d).await.unwrap_err();
+    assert!(matches!(err, ClosteError::Transient { .. }), "{err}");
+    assert!(account.contains(&d).await.unwrap(), "the add was applied");
+    let lost = Some("lost-answer");
+    assert_eq!(
+        calls(&sim).await,
+        [call("adddomainalias", lost), call("getdomains", None)]
+    );
+
+    let err = account.delete(&d).await.unwrap_err();
+    assert!(matches!(err, ClosteError::Transient { .. }), "{err}");
+    assert!(
+        !account.contains(&d).await.unwrap(),
+        "the delete was applied"
+    );
+    assert_eq!(
+        calls(&sim).await,
+        [
+            call("adddomainalias", lost),
+            call("getdomains", None),
+            call("deletedomainalias", lost),
+            call("getdomains", None),
+        ]
+    );
+    // settled: the list just fetched answers from now on
+    assert!(!account.contains(&d).await.unwrap());
+    assert_eq!(sim.count("getdomains").await, 2);
+}
+
+/// The unknown outcome is one name's: every other name keeps the cached list,
+/// and concurrent callers for that name share one list request.
+#[tokio::test]
+async fn an_unknown_outcome_refetches_for_its_name_only() {
+    let sim = Simulator::start("lost-one-name", &["--api-key", KEY]);
+    let others: Vec<Domain> = (0..50)
+        .map(|i| domain(&format!("o{i}.example.com")))
+        .collect();
+    for d in &others {
+        sim.add_alias(d.as_str(), 0).await;
+    }
+    let account = account(&sim, FlowSettings::default());
+    assert_eq!(account.domains().await.unwrap().len(), 50);
+    sim.set_faults(json!({"latencyMs": 200, "failureRate": 1.0, "failureKinds": ["lost-answer"]}))
+        .await;
+    let unknown = domain("unknown.example.com");
+    account.add(&unknown).await.unwrap_err();
+    sim.clear_requests().await;
+
+    for d in &others {
+        assert!(account.contains(d).await.unwrap(), "{d:?}");
+    }
+    assert_eq!(
+        sim.count("getdomains").await,
+        0,
+        "other names use the cache"
+    );
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let account = account.clone();
+            let unknown = unknown.clone();
+            tokio::spawn(async move { account.contains(&unknown).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap(), "the add was applied");
+    }
+    assert_eq!(sim.count("getdomains").await, 1, "callers share one list");
+    assert!(account.contains(&unknown).await.unwrap());
+    assert_eq!(sim.count("getdomains").await, 1, "settled by that list");
+}
+
+/// A later successful write of the name settles it; a 429 is not applied and
+/// leaves nothing unknown.
+#[tokio::test]
+async fn a_successful_write_settles_and_a_rate_limit_is_not_applied() {
+    let sim = Simulator::start("lost-then-written", &["--api-key", KEY]);
+    let account = account(&sim, FlowSettings::default());
+    let d = domain("settled.example.com");
+    assert!(!account.contains(&d).await.unwrap());
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["lost-answer"]}))
+        .await;
+    account.add(&d).await.unwrap_err();
+    sim.set_faults(json!({})).await;
+    assert_eq!(account.delete(&d).await.unwrap(), DeleteOutcome::Deleted);
+    sim.clear_requests().await;
+    assert!(!account.contains(&d).await.unwrap());
+    assert_eq!(sim.count("getdomains").await, 0, "the delete settled it");
+
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["429"], "retryAfterSecs": 1}))
+        .await;
+    let limited = domain("limited.example.com");
+    let err = account.add(&limited).await.unwrap_err();
+    assert!(matches!(err, ClosteError::RateLimited { .. }), "{err}");
+    assert!(!account.contains(&limited).await.unwrap());
+    assert_eq!(
+        calls(&sim).await,
+        [call("adddomainalias", Some("429"))],
+        "no list after a 429"
+    );
+}

@@ -65,6 +65,12 @@ async fn key_never_appears_in_logs_or_errors() {
             seen.push(format!("{e} {e:?}"));
         }
     }
+    // a write whose answer is lost, and the list that settles it
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["lost-answer"]}))
+        .await;
+    let lost = account.delete(&domain).await.unwrap_err();
+    seen.push(format!("{lost} {lost:?}"));
+    assert!(!account.contains(&domain).await.unwrap());
     sim.set_faults(json!({})).await;
     // the server echoes what it was sent
     let client = ClosteClient::new(&config(sim.api.clone())).unwrap();
@@ -98,6 +104,10 @@ async fn key_never_appears_in_logs_or_errors() {
         "the run logged nothing; the check would prove nothing"
     );
     assert!(logs.lines().count() > 20, "too little was captured: {logs}");
+    assert!(
+        logs.contains("write outcome unknown"),
+        "the lost answer was not logged"
+    );
     let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(KEY)).collect();
     assert!(leaks.is_empty(), "the key is in the logs: {leaks:#?}");
     for text in &seen {

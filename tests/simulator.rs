@@ -105,6 +105,77 @@ async fn api_answers_like_closte() {
     assert!(!sim.log().contains(KEY), "simulator log holds the key");
 }
 
+#[tokio::test]
+async fn lost_answer_applies_writes_and_answers_502() {
+    let dir = scratch("lost-answer");
+    let state = dir.join("state.json");
+    let sim = Simulator::start(
+        "lost-answer",
+        &[
+            "--api-key",
+            KEY,
+            "--failure-rate",
+            "1",
+            "--failures",
+            "lost-answer",
+            "--state-file",
+            state.to_str().unwrap(),
+        ],
+    );
+    let saved = || std::fs::read_to_string(&state).unwrap_or_default();
+    let form = [
+        ("apikey", KEY),
+        ("domain", "lost.example.com"),
+        ("wildcard", "0"),
+    ];
+    let (status, body) = post(&format!("{}/adddomainalias", sim.api), &form).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("<title>502 Bad Gateway</title>"), "{body}");
+    assert_eq!(sim.aliases().await, ["lost.example.com"]);
+    assert!(saved().contains("lost.example.com"), "{}", saved());
+
+    // a read has nothing to apply: it is answered normally
+    let list = reqwest::get(format!("{}/getdomains?apikey={KEY}", sim.api))
+        .await
+        .unwrap();
+    assert_eq!(list.status().as_u16(), 200);
+    assert!(
+        list.text()
+            .await
+            .unwrap()
+            .contains(r#""Domain":"lost.example.com""#),
+        "the list shows the alias"
+    );
+
+    let (status, body) = post(&format!("{}/deletedomainalias", sim.api), &form).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("nginx"), "{body}");
+    assert!(sim.aliases().await.is_empty());
+    assert!(!saved().contains("lost.example.com"), "{}", saved());
+
+    let log: Vec<(String, u64, Option<String>)> = sim
+        .requests()
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["endpoint"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+                r["fault"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let lost = Some("lost-answer".to_owned());
+    assert_eq!(
+        log,
+        [
+            ("adddomainalias".to_owned(), 502, lost.clone()),
+            ("getdomains".to_owned(), 200, None),
+            ("deletedomainalias".to_owned(), 502, lost),
+        ]
+    );
+}
+
 fn resolver(dns: SocketAddr, tcp: bool) -> TokioResolver {
     let mut connection = if tcp {
         ConnectionConfig::tcp()
@@ -296,8 +367,19 @@ async fn state_survives_a_restart() {
         "SIGTERM should stop it cleanly: {status:?}"
     );
     assert!(!std::fs::read_to_string(&state).unwrap().contains(KEY));
-    let sim = Simulator::start("restart-2", &args);
+    let mut sim = Simulator::start("restart-2", &args);
     assert_eq!(sim.aliases().await, ["kept.example.com"]);
+    sim.add_alias("also.example.com", 0).await;
+    let status = sim.interrupt();
+    assert!(
+        status.success(),
+        "Ctrl-C should stop it cleanly: {status:?}"
+    );
+    let sim = Simulator::start("restart-3", &args);
+    assert_eq!(
+        sim.aliases().await,
+        ["also.example.com", "kept.example.com"]
+    );
 }
 
 fn check(api: &str, key: &str) -> (i32, String) {
@@ -340,6 +422,19 @@ async fn check_says_accepted_rejected_or_unreachable() {
         .await;
     let (code, _) = check(&sim.api, KEY);
     assert_eq!(code, 3);
+    // --api-key-file wins over the environment
+    sim.set_faults(serde_json::json!({})).await;
+    let file = scratch("check-key-file").join("key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .args(["check", "--closte-api-url", &sim.api, "--api-key-file"])
+        .arg(&file)
+        .env("CLOSTE_CLIENT_API_KEY", "wrong-key-9911")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(KEY), "{text}");
     // and the probe is the one WordPress sends: an add with the key alone
     let log = sim.requests().await;
     assert!(
@@ -351,12 +446,14 @@ async fn check_says_accepted_rejected_or_unreachable() {
 
 #[test]
 fn help_hides_the_key_from_the_environment() {
-    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .args(["simulate", "--help"])
-        .env("CLOSTE_CLIENT_API_KEY", "env-secret-5512")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--api-key"), "{help}");
-    assert!(!help.contains("env-secret-5512"), "{help}");
+    for (subcommand, flag) in [("simulate", "--api-key "), ("check", "--api-key-file")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+            .args([subcommand, "--help"])
+            .env("CLOSTE_CLIENT_API_KEY", "env-secret-5512")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains(flag), "{subcommand}: {help}");
+        assert!(!help.contains("env-secret-5512"), "{subcommand}: {help}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The shared view of one Closte account: its alias list, fetched at most once
 //! per resync period however many objects ask, kept current after each write,
-//! and refetched early when a write's answer disagrees with it.
+//! and refetched early when a write's answer disagrees with it or leaves an
+//! alias's presence unknown.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,12 @@ struct View {
     /// Writes done locally, numbered, to replay over a list fetched meanwhile.
     journal: Vec<(u64, String, bool)>,
     seq: u64,
+    /// Names whose last write has an unknown outcome (the answer was lost or
+    /// never came), with when the failed answer was seen: only a list whose
+    /// request started at or after it may say whether the name is there. (Not
+    /// when the write started: a list sent while the write was on its way may
+    /// have been served before the write was applied.)
+    uncertain: HashMap<String, Instant>,
 }
 
 #[derive(Debug)]
@@ -71,16 +78,24 @@ impl Account {
 
     /// The alias list, at most one resync period old (or newer than the last
     /// disagreement). Concurrent callers share one request.
+    ///
+    /// A write with an unknown outcome does not make this list refetch: the
+    /// answer for such a name comes from [`Account::contains`], which waits for
+    /// a list that can tell.
     pub async fn domains(&self) -> Result<Arc<DomainSet>, ClosteError> {
-        let now = Instant::now();
-        let mut since = now
+        self.list_since(self.fresh_since()).await
+    }
+
+    /// The oldest request start a list may have to answer [`Account::domains`].
+    fn fresh_since(&self) -> Instant {
+        let since = Instant::now()
             .checked_sub(self.resync)
             .unwrap_or(self.created)
             .max(self.created);
-        if let Some(stale) = self.view.lock().unwrap().stale_since {
-            since = since.max(stale);
+        match self.view.lock().unwrap().stale_since {
+            Some(stale) => since.max(stale),
+            None => since,
         }
-        self.list_since(since).await
     }
 
     /// A list fetched after this call started.
@@ -93,9 +108,19 @@ impl Account {
         self.view.lock().unwrap().stale_since = Some(Instant::now());
     }
 
-    /// Whether the account has the alias, by the cached list.
+    /// Whether the account has the alias, by the cached list. After a write of
+    /// this name whose outcome is unknown (a [`ClosteError::Transient`] answer:
+    /// 5xx, 408, a timeout, a reset, an unreadable answer), only a list whose
+    /// request started after that write's answer (or its absence) was seen
+    /// may answer; one is fetched when needed, shared with concurrent callers.
+    /// Other names keep using the cached list.
     pub async fn contains(&self, domain: &Domain) -> Result<bool, ClosteError> {
-        Ok(self.domains().await?.contains(&fold_name(domain.as_str())))
+        let name = fold_name(domain.as_str());
+        let mut since = self.fresh_since();
+        if let Some(unknown_since) = self.view.lock().unwrap().uncertain.get(&name) {
+            since = since.max(*unknown_since);
+        }
+        Ok(self.list_since(since).await?.contains(&name))
     }
 
     fn cached_since(&self, since: Instant) -> Option<Arc<DomainSet>> {
@@ -143,6 +168,8 @@ impl Account {
                 let list = Arc::new(list);
                 view.list = Some((list.clone(), started));
                 view.failure = None;
+                // this list tells whether the names written before it started are there
+                view.uncertain.retain(|_, since| *since > started);
                 tracing::debug!(account = %self.key.label(), aliases = list.len(), "fetched Closte alias list");
                 Ok(list)
             }
@@ -156,6 +183,7 @@ impl Account {
     fn record_write(&self, domain: &Domain, added: bool) {
         let name = fold_name(domain.as_str());
         let mut view = self.view.lock().unwrap();
+        view.uncertain.remove(&name);
         view.seq += 1;
         let seq = view.seq;
         view.journal.push((seq, name.clone(), added));
@@ -221,6 +249,22 @@ impl Account {
                     _ => Err(error),
                 }
             }
+            Err(error @ ClosteError::Transient { .. }) => {
+                // Closte may have applied it; only a later list can say
+                let name = fold_name(domain.as_str());
+                tracing::debug!(
+                    account = %self.key.label(),
+                    domain = self.key.redact(&name),
+                    "write outcome unknown: a newer list will say whether the alias is there"
+                );
+                self.view
+                    .lock()
+                    .unwrap()
+                    .uncertain
+                    .insert(name, Instant::now());
+                Err(error)
+            }
+            // a rate limit or a rejected key: not applied
             Err(error) => Err(error),
         }
     }

@@ -1,12 +1,16 @@
 //! The Closte API key. It is printed nowhere: Debug and Display redact it, and
 //! text that might echo it (server messages) goes through [`ApiKey::redact`].
 
+use std::env::VarError;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const REDACTED: &str = "[redacted]";
+
+/// The environment variable holding the operator's own key, named as WordPress names the constant.
+pub const KEY_ENV: &str = "CLOSTE_CLIENT_API_KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -20,6 +24,35 @@ pub enum KeyError {
     },
     #[error("no Closte API key: set CLOSTE_CLIENT_API_KEY or pass --api-key-file")]
     Missing,
+    #[error("CLOSTE_CLIENT_API_KEY is not valid UTF-8")]
+    NotUnicode,
+}
+
+/// Where the operator's own API key comes from, for every subcommand that
+/// reads it. The key's value is never a flag, so it never shows in `--help`
+/// or a process listing.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeyArgs {
+    /// File holding the Closte API key (e.g. a mounted Secret); without it, CLOSTE_CLIENT_API_KEY is read.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key from `--api-key-file` when given, else from `CLOSTE_CLIENT_API_KEY`.
+    pub fn load(&self) -> Result<ApiKey, KeyError> {
+        self.load_with(std::env::var(KEY_ENV))
+    }
+
+    fn load_with(&self, env: Result<String, VarError>) -> Result<ApiKey, KeyError> {
+        let env = match env {
+            Err(VarError::NotUnicode(_)) if self.api_key_file.is_none() => {
+                return Err(KeyError::NotUnicode);
+            }
+            env => env.ok(),
+        };
+        ApiKey::from_file_or_env(self.api_key_file.as_deref(), env.as_deref())
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -112,5 +145,38 @@ mod tests {
         ));
         let err = ApiKey::from_file(Path::new("/nonexistent/key")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/key"));
+    }
+
+    #[test]
+    fn key_args_read_the_file_first_then_the_environment() {
+        let dir = std::env::temp_dir().join(format!("closte-key-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let with_file = KeyArgs {
+            api_key_file: Some(file),
+        };
+        let env = || Ok("from-env".to_owned());
+        let not_unicode = || Err(VarError::NotUnicode("\u{fffd}".into()));
+        assert_eq!(with_file.load_with(env()).unwrap().expose(), "from-file");
+        assert_eq!(
+            with_file.load_with(not_unicode()).unwrap().expose(),
+            "from-file"
+        );
+        let without = KeyArgs::default();
+        assert_eq!(without.load_with(env()).unwrap().expose(), "from-env");
+        assert!(matches!(
+            without.load_with(Err(VarError::NotPresent)),
+            Err(KeyError::Missing)
+        ));
+        assert!(matches!(
+            without.load_with(not_unicode()),
+            Err(KeyError::NotUnicode)
+        ));
+        assert!(matches!(
+            without.load_with(Ok(" ".into())),
+            Err(KeyError::Empty)
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -11,7 +11,7 @@ pub mod wire;
 pub use account::{Account, Accounts, AddOutcome, DeleteOutcome, DomainSet};
 pub use client::{ClientConfig, ClosteClient};
 pub use error::{ClosteError, Disposition};
-pub use key::ApiKey;
+pub use key::{ApiKey, KeyArgs};
 pub use limiter::FlowSettings;
 
 use std::time::Duration;

@@ -1,8 +1,12 @@
-//! Closte's wire format, read tolerantly, and the mapping of HTTP answers to
-//! [`ClosteError`]s. Pure: bytes and status codes in, results out.
+//! Closte's wire format: the answers as Closte writes them (one definition for
+//! every server that speaks for Closte: the simulator, the sidecar's
+//! Closte-compatible door), the same answers read tolerantly, and the mapping
+//! of HTTP answers to [`ClosteError`]s. Pure: bytes and status codes in,
+//! results out.
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::error::ClosteError;
@@ -37,6 +41,73 @@ impl Endpoint {
 
 /// The prefix of Closte's answer to an add with an invalid or empty domain.
 pub const INVALID_DOMAIN_PREFIX: &str = "Invalid or empty domain: ";
+
+/// The body of a successful add or delete.
+pub const SUCCESS_BODY: &str = r#"{"success":true}"#;
+
+/// The body of a failed call: `{"success":false,"error":"..."}`, keys in
+/// Closte's order, `error` escaped as JSON requires.
+pub fn failure_body(error: &str) -> String {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+        success: bool,
+        error: &'a str,
+    }
+    encode(&Failure {
+        success: false,
+        error,
+    })
+}
+
+/// The error text for an invalid or empty domain: the prefix, then the domain
+/// exactly as it was received (nothing at all for a missing one).
+pub fn invalid_domain_error(received: &str) -> String {
+    format!("{INVALID_DOMAIN_PREFIX}{received}")
+}
+
+/// The answer to an add (or delete) with an invalid or empty domain. For an
+/// empty one it is byte for byte
+/// `{"success":false,"error":"Invalid or empty domain: "}`, which Ultimate
+/// Multisite's "test connection" takes as proof that the key is accepted.
+pub fn invalid_domain_body(received: &str) -> String {
+    failure_body(&invalid_domain_error(received))
+}
+
+/// One item of a `getdomains` list, in either shape a server may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ListItem<'a> {
+    /// A plain string: `"shop.example.com"`.
+    Name(&'a str),
+    /// An object with PascalCase fields, as a .NET service writes it:
+    /// `{"Domain":"shop.example.com","Id":1,"IsWildcard":false}`.
+    Object {
+        #[serde(rename = "Domain")]
+        domain: &'a str,
+        #[serde(rename = "Id")]
+        id: u64,
+        #[serde(rename = "IsWildcard")]
+        wildcard: bool,
+    },
+}
+
+/// The body of a successful `getdomains`: `{"success":true,"domains":[...]}`.
+pub fn domains_body(items: &[ListItem<'_>]) -> String {
+    #[derive(Serialize)]
+    struct List<'a> {
+        success: bool,
+        domains: &'a [ListItem<'a>],
+    }
+    encode(&List {
+        success: true,
+        domains: items,
+    })
+}
+
+/// Serialises a body made of strings, numbers and booleans only, which cannot fail.
+fn encode(body: &impl Serialize) -> String {
+    serde_json::to_string(body).expect("strings, numbers and booleans always serialise")
+}
 
 /// The fields of an answer body the client reads; everything else is ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -339,6 +410,120 @@ mod tests {
             ),
             Err(Unexpected { .. })
         ));
+    }
+
+    #[test]
+    fn success_and_failure_bodies_decode_to_what_they_say() {
+        assert_eq!(SUCCESS_BODY, r#"{"success":true}"#);
+        for endpoint in [Endpoint::AddDomainAlias, Endpoint::DeleteDomainAlias] {
+            assert_eq!(
+                run(endpoint, 200, SUCCESS_BODY),
+                Ok(Envelope {
+                    success: true,
+                    error: None,
+                    domains: None
+                })
+            );
+        }
+        assert_eq!(
+            failure_body("Too many requests"),
+            r#"{"success":false,"error":"Too many requests"}"#
+        );
+        for text in [
+            "Domain alias not found",
+            "quote \" backslash \\ newline \n tab \t",
+            "\u{1} control, ünïcode ✓",
+            "",
+        ] {
+            let body = failure_body(text);
+            assert_eq!(
+                decode(body.as_bytes()),
+                Some(Envelope {
+                    success: false,
+                    error: Some(text.into()),
+                    domains: None
+                }),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            run(
+                Endpoint::DeleteDomainAlias,
+                200,
+                &failure_body("Domain alias not found")
+            ),
+            Err(ClosteError::Unexpected {
+                reason: "HTTP 200: Domain alias not found".into()
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_domain_body_is_byte_exact_and_reads_as_a_rejection() {
+        assert_eq!(
+            invalid_domain_body(""),
+            r#"{"success":false,"error":"Invalid or empty domain: "}"#
+        );
+        assert_eq!(
+            invalid_domain_error("Bad Name."),
+            "Invalid or empty domain: Bad Name."
+        );
+        for received in ["", "bad domain", "x.example.com", "a\"b\\c"] {
+            let body = invalid_domain_body(received);
+            let response = Response {
+                status: 200,
+                retry_after: None,
+                body: body.as_bytes(),
+            };
+            assert_eq!(
+                interpret(
+                    Endpoint::AddDomainAlias,
+                    Some(received),
+                    response,
+                    str::to_owned
+                ),
+                Err(ClosteError::DomainRejected {
+                    domain: received.into(),
+                    message: format!("Invalid or empty domain: {received}"),
+                }),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn domain_lists_in_both_shapes_decode_to_their_names() {
+        let names = ["shop.example.com", "*.blogs.example.org", "q\"uote.example"];
+        let strings: Vec<ListItem> = names.iter().map(|n| ListItem::Name(n)).collect();
+        let objects: Vec<ListItem> = names
+            .iter()
+            .zip(1..)
+            .map(|(n, id)| ListItem::Object {
+                domain: n,
+                id,
+                wildcard: n.starts_with("*."),
+            })
+            .collect();
+        assert_eq!(
+            domains_body(&strings[..2]),
+            r#"{"success":true,"domains":["shop.example.com","*.blogs.example.org"]}"#
+        );
+        assert_eq!(
+            domains_body(&objects[..2]),
+            r#"{"success":true,"domains":[{"Domain":"shop.example.com","Id":1,"IsWildcard":false},{"Domain":"*.blogs.example.org","Id":2,"IsWildcard":true}]}"#
+        );
+        assert_eq!(domains_body(&[]), r#"{"success":true,"domains":[]}"#);
+        for items in [&strings, &objects] {
+            let envelope = run(Endpoint::GetDomains, 200, &domains_body(items)).unwrap();
+            assert!(envelope.success);
+            assert_eq!(envelope.domains.unwrap(), names);
+        }
+        assert_eq!(
+            run(Endpoint::GetDomains, 200, &domains_body(&[]))
+                .unwrap()
+                .domains,
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::closte::wire::Endpoint;
+
 /// One injected failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum FaultKind {
@@ -28,10 +30,18 @@ pub enum FaultKind {
     #[serde(rename = "bad-json")]
     #[value(name = "bad-json")]
     BadJson,
+    /// An add or delete is applied, then its answer is lost on the way: HTTP
+    /// 502 with a proxy's HTML page. Never drawn for getdomains (nothing to
+    /// apply), which then answers normally.
+    #[serde(rename = "lost-answer")]
+    #[value(name = "lost-answer")]
+    LostAnswer,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    /// The failures drawn from when none are named: each answers in place of
+    /// the call, which then changes nothing. `lost-answer` must be named.
+    pub const DEFAULT_MIX: [FaultKind; 5] = [
         FaultKind::ServerError,
         FaultKind::BadGateway,
         FaultKind::TooManyRequests,
@@ -46,7 +56,14 @@ impl FaultKind {
             FaultKind::TooManyRequests => "429",
             FaultKind::Hang => "hang",
             FaultKind::BadJson => "bad-json",
+            FaultKind::LostAnswer => "lost-answer",
         }
+    }
+
+    /// Whether the fault can befall a request to `endpoint`: losing the answer
+    /// of a call that changes nothing is the same as answering it.
+    pub fn applies_to(self, endpoint: Endpoint) -> bool {
+        self != FaultKind::LostAnswer || endpoint.is_write()
     }
 }
 
@@ -99,7 +116,7 @@ impl Default for Faults {
         Faults {
             latency_ms: 0,
             failure_rate: 0.0,
-            failure_kinds: FaultKind::ALL.to_vec(),
+            failure_kinds: FaultKind::DEFAULT_MIX.to_vec(),
             hang_ms: 60_000,
             retry_after_secs: Some(1),
             write_rate_limit: None,
@@ -115,14 +132,16 @@ impl Faults {
         Duration::from_millis(self.latency_ms)
     }
 
-    /// Draws the fault for one request from two uniform numbers in [0, 1).
-    pub fn draw(&self, roll: f64, pick: f64) -> Option<FaultKind> {
+    /// Draws the fault for one request to `endpoint` from two uniform numbers
+    /// in [0, 1). A kind that cannot befall the endpoint (`lost-answer` for a
+    /// read) draws no fault: the request is answered normally.
+    pub fn draw(&self, endpoint: Endpoint, roll: f64, pick: f64) -> Option<FaultKind> {
         if self.failure_kinds.is_empty() || roll >= self.failure_rate {
             return None;
         }
         let index =
             ((pick * self.failure_kinds.len() as f64) as usize).min(self.failure_kinds.len() - 1);
-        Some(self.failure_kinds[index])
+        Some(self.failure_kinds[index]).filter(|kind| kind.applies_to(endpoint))
     }
 
     /// Whether an add of `domain` (folded) is refused as invalid.
@@ -145,13 +164,51 @@ mod tests {
             failure_rate: 0.3,
             ..Faults::default()
         };
-        assert_eq!(faults.draw(0.5, 0.0), None);
-        assert_eq!(faults.draw(0.1, 0.0), Some(FaultKind::ServerError));
-        assert_eq!(faults.draw(0.1, 0.99), Some(FaultKind::BadJson));
+        let add = Endpoint::AddDomainAlias;
+        assert_eq!(faults.draw(add, 0.5, 0.0), None);
+        assert_eq!(faults.draw(add, 0.1, 0.0), Some(FaultKind::ServerError));
+        assert_eq!(faults.draw(add, 0.1, 0.99), Some(FaultKind::BadJson));
         faults.failure_kinds = vec![FaultKind::Hang];
-        assert_eq!(faults.draw(0.29, 0.5), Some(FaultKind::Hang));
+        assert_eq!(faults.draw(add, 0.29, 0.5), Some(FaultKind::Hang));
         faults.failure_kinds.clear();
-        assert_eq!(faults.draw(0.0, 0.0), None);
+        assert_eq!(faults.draw(add, 0.0, 0.0), None);
+    }
+
+    #[test]
+    fn lost_answer_is_named_explicitly_and_befalls_writes_only() {
+        use FaultKind::*;
+        assert_eq!(
+            Faults::default().failure_kinds,
+            [ServerError, BadGateway, TooManyRequests, Hang, BadJson]
+        );
+        let mut faults: Faults =
+            serde_json::from_str(r#"{"failureRate":1,"failureKinds":["lost-answer"]}"#).unwrap();
+        assert_eq!(faults.failure_kinds, [LostAnswer]);
+        for write in [Endpoint::AddDomainAlias, Endpoint::DeleteDomainAlias] {
+            assert_eq!(faults.draw(write, 0.0, 0.5), Some(LostAnswer));
+        }
+        assert_eq!(faults.draw(Endpoint::GetDomains, 0.0, 0.5), None);
+        // a read still draws the other kinds at their share
+        faults.failure_kinds = vec![LostAnswer, ServerError];
+        assert_eq!(faults.draw(Endpoint::GetDomains, 0.0, 0.2), None);
+        assert_eq!(
+            faults.draw(Endpoint::GetDomains, 0.0, 0.7),
+            Some(ServerError)
+        );
+    }
+
+    #[test]
+    fn each_kind_has_one_name_in_flags_json_and_the_log() {
+        use clap::ValueEnum;
+        for &kind in FaultKind::value_variants() {
+            let flag = kind.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), kind.name());
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        assert_eq!(
+            FaultKind::from_str("lost-answer", false),
+            Ok(FaultKind::LostAnswer)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::faults::{FaultKind, Faults};
-use super::state::{Answer, LogEntry, Sim};
+use super::state::{Answer, Sim};
 use crate::closte::wire::Endpoint;
 
 pub type Shared = Arc<Mutex<Sim>>;
@@ -43,9 +43,6 @@ pub fn router(sim: Shared) -> Router {
         .with_state(sim)
 }
 
-const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
-    <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
-
 fn respond(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = if answer.html {
@@ -61,36 +58,6 @@ fn respond(answer: Answer) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
-}
-
-fn fault_answer(kind: FaultKind, faults: &Faults) -> Answer {
-    let (status, body, html) = match kind {
-        FaultKind::ServerError => (
-            500,
-            r#"{"success":false,"error":"Internal server error"}"#,
-            false,
-        ),
-        FaultKind::BadGateway => (502, BAD_GATEWAY_PAGE, true),
-        FaultKind::TooManyRequests => (
-            429,
-            r#"{"success":false,"error":"Too many requests"}"#,
-            false,
-        ),
-        FaultKind::Hang => (
-            504,
-            "<html><body><h1>504 Gateway Time-out</h1></body></html>",
-            true,
-        ),
-        FaultKind::BadJson => (200, r#"{"success": tr"#, false),
-    };
-    Answer {
-        status,
-        body: body.into(),
-        html,
-        retry_after: (kind == FaultKind::TooManyRequests)
-            .then_some(faults.retry_after_secs)
-            .flatten(),
-    }
 }
 
 /// Query string and form body together, as PHP's `$_REQUEST` sees them.
@@ -118,47 +85,24 @@ async fn client_api(
         let faults = sim.faults();
         (
             faults.latency(),
-            faults.draw(fastrand::f64(), fastrand::f64()),
+            faults.draw(endpoint, fastrand::f64(), fastrand::f64()),
             Duration::from_millis(faults.hang_ms),
         )
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let entry = |status: u16, account: Option<usize>, fault: Option<FaultKind>| LogEntry {
-        seq: 0,
-        at_ms: now_ms(),
-        endpoint: endpoint.path().into(),
-        method: method.to_string(),
-        account,
-        domain: params.get("domain").cloned(),
-        status,
-        fault: fault.map(|f| f.name().into()),
-    };
-    if let Some(kind) = fault {
-        let answer = {
-            let mut sim = sim.lock().unwrap();
-            let answer = fault_answer(kind, sim.faults());
-            sim.record(entry(answer.status, None, Some(kind)));
-            answer
-        };
-        if kind == FaultKind::Hang {
-            tokio::time::sleep(hang).await;
-        }
-        return respond(answer);
+    let answer = sim.lock().unwrap().serve(
+        endpoint,
+        method.as_str(),
+        &params,
+        fault,
+        Instant::now(),
+        now_ms(),
+    );
+    if fault == Some(FaultKind::Hang) {
+        tokio::time::sleep(hang).await;
     }
-    let answer = {
-        let mut sim = sim.lock().unwrap();
-        if endpoint.is_write() && !sim.admit_write(Instant::now()) {
-            let answer = sim.rate_limited();
-            sim.record(entry(429, None, None));
-            answer
-        } else {
-            let (answer, account) = sim.call(endpoint, &params, now_ms());
-            sim.record(entry(answer.status, account, None));
-            answer
-        }
-    };
     respond(answer)
 }
 

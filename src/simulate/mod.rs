@@ -65,7 +65,9 @@ pub struct SimArgs {
     /// Share of client API requests answered with an injected failure, 0 to 1.
     #[arg(long, default_value = "0", value_parser = rate)]
     pub failure_rate: f64,
-    /// The failures to inject, comma-separated.
+    /// The failures to inject, comma-separated, equally likely. `lost-answer`
+    /// (an add or delete is applied, then answered 502) is drawn only when
+    /// named; drawn for a getdomains, it leaves the request answered normally.
     #[arg(
         long,
         value_enum,
@@ -217,6 +219,8 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
         }
     }
 
+    // listening before saying ready: a stop sent right after is not lost
+    let stop = crate::shutdown::signal();
     println!("{ready}");
     tracing::info!(
         addresses = %ready,
@@ -227,7 +231,7 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -245,12 +249,33 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn flag_defaults_are_the_fault_defaults() {
+        let cli = Cli::try_parse_from(["simulate", "--api-key", "k"]).unwrap();
+        assert_eq!(cli.sim.faults(), Faults::default());
+        let cli = Cli::try_parse_from([
+            "simulate",
+            "--api-key",
+            "k",
+            "--failures",
+            "lost-answer,500",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.sim.faults().failure_kinds,
+            [FaultKind::LostAnswer, FaultKind::ServerError]
+        );
     }
 }

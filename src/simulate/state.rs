@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::time::Instant;
 
-use super::faults::{ExistingAnswer, Faults, ListShape};
+use super::faults::{ExistingAnswer, FaultKind, Faults, ListShape};
 use crate::closte::limiter::TokenBucket;
-use crate::closte::wire::{Endpoint, INVALID_DOMAIN_PREFIX};
+use crate::closte::wire::{self, Endpoint, ListItem};
 use crate::domain::{self, fold_name};
 
 /// Requests kept in the log; older ones are dropped.
@@ -69,27 +68,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn json(status: u16, value: serde_json::Value) -> Answer {
-        Answer {
-            status,
-            body: value.to_string(),
-            html: false,
-            retry_after: None,
-        }
-    }
-
-    /// `{"success":false,"error":...}`, keys in Closte's order.
-    fn failure(status: u16, error: &str) -> Answer {
-        #[derive(Serialize)]
-        struct Failure<'a> {
-            success: bool,
-            error: &'a str,
-        }
-        let body = serde_json::to_string(&Failure {
-            success: false,
-            error,
-        })
-        .expect("serialisable");
+    /// A JSON answer of Closte's (bodies from [`wire`]).
+    fn closte(status: u16, body: String) -> Answer {
         Answer {
             status,
             body,
@@ -97,7 +77,21 @@ impl Answer {
             retry_after: None,
         }
     }
+
+    /// `{"success":true}`.
+    fn success() -> Answer {
+        Answer::closte(200, wire::SUCCESS_BODY.into())
+    }
+
+    /// `{"success":false,"error":...}`.
+    fn failure(status: u16, error: &str) -> Answer {
+        Answer::closte(status, wire::failure_body(error))
+    }
 }
+
+/// What nginx in front of a service answers when the service's answer did not reach it.
+const BAD_GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+    <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /// Persisted part of the simulator: aliases per account index (never keys).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -208,21 +202,77 @@ impl Sim {
     }
 
     /// Takes a write slot from the simulated rate limit; false means 429.
-    pub fn admit_write(&mut self, now: Instant) -> bool {
+    fn admit_write(&mut self, now: Instant) -> bool {
         self.write_bucket.as_mut().is_none_or(|b| b.try_take(now))
     }
 
     /// The answer to a rate-limited write.
-    pub fn rate_limited(&self) -> Answer {
+    fn rate_limited(&self) -> Answer {
         Answer {
             retry_after: self.faults.retry_after_secs,
             ..Answer::failure(429, "Too many requests")
         }
     }
 
-    /// Answers one client API call. Returns the answer, the account index of
-    /// the key (if known) and the domain parameter.
-    pub fn call(
+    /// Answers one client API request and logs it. `fault` is the failure
+    /// drawn for it ([`Faults::draw`]): most kinds answer in place of the call,
+    /// which then changes nothing; `lost-answer` lets the call (the write rate
+    /// limit included) run as usual and then answers as if its answer had been
+    /// lost on the way back.
+    pub fn serve(
+        &mut self,
+        endpoint: Endpoint,
+        method: &str,
+        params: &HashMap<String, String>,
+        fault: Option<FaultKind>,
+        now: Instant,
+        now_ms: u64,
+    ) -> Answer {
+        let (mut answer, account) = match fault {
+            Some(kind) if kind != FaultKind::LostAnswer => (self.fault_answer(kind), None),
+            _ if endpoint.is_write() && !self.admit_write(now) => (self.rate_limited(), None),
+            _ => self.call(endpoint, params, now_ms),
+        };
+        if let Some(lost @ FaultKind::LostAnswer) = fault {
+            answer = self.fault_answer(lost);
+        }
+        self.record(LogEntry {
+            seq: 0,
+            at_ms: now_ms,
+            endpoint: endpoint.path().into(),
+            method: method.into(),
+            account,
+            domain: params.get("domain").cloned(),
+            status: answer.status,
+            fault: fault.map(|f| f.name().into()),
+        });
+        answer
+    }
+
+    /// The answer an injected failure gives.
+    fn fault_answer(&self, kind: FaultKind) -> Answer {
+        let page = |status: u16, body: &str| Answer {
+            status,
+            body: body.into(),
+            html: true,
+            retry_after: None,
+        };
+        match kind {
+            FaultKind::ServerError => Answer::failure(500, "Internal server error"),
+            FaultKind::BadGateway | FaultKind::LostAnswer => page(502, BAD_GATEWAY_PAGE),
+            FaultKind::TooManyRequests => self.rate_limited(),
+            FaultKind::Hang => page(
+                504,
+                "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+            ),
+            // deliberately not Closte's wire format: a half-written answer
+            FaultKind::BadJson => Answer::closte(200, r#"{"success": tr"#.into()),
+        }
+    }
+
+    /// Answers one client API call. Returns the answer and the account index
+    /// of the key (if known).
+    fn call(
         &mut self,
         endpoint: Endpoint,
         params: &HashMap<String, String>,
@@ -244,34 +294,24 @@ impl Sim {
     }
 
     fn list(&self, account: usize) -> Answer {
-        let domains: Vec<serde_json::Value> = self.sites[account]
+        let items: Vec<ListItem> = self.sites[account]
             .values()
-            .enumerate()
-            .map(|(i, alias)| match self.faults.list_shape {
-                ListShape::Strings => json!(alias.domain),
-                ListShape::Objects => json!({
-                    "Id": i + 1,
-                    "Domain": alias.domain,
-                    "IsWildcard": alias.wildcard,
-                }),
+            .zip(1..)
+            .map(|(alias, id)| match self.faults.list_shape {
+                ListShape::Strings => ListItem::Name(&alias.domain),
+                ListShape::Objects => ListItem::Object {
+                    domain: &alias.domain,
+                    id,
+                    wildcard: alias.wildcard,
+                },
             })
             .collect();
-        // success first, as Closte writes it
-        let body = format!(
-            r#"{{"success":true,"domains":{}}}"#,
-            serde_json::Value::Array(domains)
-        );
-        Answer {
-            status: 200,
-            body,
-            html: false,
-            retry_after: None,
-        }
+        Answer::closte(200, wire::domains_body(&items))
     }
 
     fn add(&mut self, account: usize, raw: &str, wildcard_flag: bool, now_ms: u64) -> Answer {
         let name = fold_name(raw);
-        let invalid = || Answer::failure(200, &format!("{INVALID_DOMAIN_PREFIX}{raw}"));
+        let invalid = || Answer::closte(200, wire::invalid_domain_body(raw));
         if name.is_empty() || domain::validate(&name).is_err() || self.faults.rejects(&name) {
             return invalid();
         }
@@ -281,28 +321,28 @@ impl Sim {
         if self.sites[account].contains_key(&name) {
             return match self.faults.existing_answer {
                 ExistingAnswer::Error => Answer::failure(200, "Domain alias already exists"),
-                ExistingAnswer::Success => Answer::json(200, json!({ "success": true })),
+                ExistingAnswer::Success => Answer::success(),
             };
         }
         self.sites[account].insert(name.clone(), Alias::new(name, now_ms));
         self.save();
-        Answer::json(200, json!({ "success": true }))
+        Answer::success()
     }
 
     fn delete(&mut self, account: usize, raw: &str) -> Answer {
         let name = fold_name(raw);
         if name.is_empty() {
-            return Answer::failure(200, &format!("{INVALID_DOMAIN_PREFIX}{raw}"));
+            return Answer::closte(200, wire::invalid_domain_body(raw));
         }
         if self.sites[account].remove(&name).is_none() {
             return Answer::failure(200, "Domain alias not found");
         }
         self.save();
-        Answer::json(200, json!({ "success": true }))
+        Answer::success()
     }
 
     /// Appends to the request log and returns the entry's sequence number.
-    pub fn record(&mut self, mut entry: LogEntry) -> u64 {
+    fn record(&mut self, mut entry: LogEntry) -> u64 {
         entry.seq = self.next_seq;
         self.next_seq += 1;
         if self.log.len() == LOG_CAPACITY {
@@ -424,6 +464,15 @@ mod tests {
             .collect()
     }
 
+    /// A state file path that does not exist yet, in a folder of its own: (folder, file).
+    fn scratch_state(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("closte-sim-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
     fn sim() -> Sim {
         Sim::new(
             vec!["k1".into(), "k2".into()],
@@ -475,15 +524,23 @@ mod tests {
     fn empty_domain_answer_is_byte_exact() {
         let mut sim = sim();
         let (answer, _) = sim.call(Endpoint::AddDomainAlias, &params(&[("apikey", "k1")]), 0);
-        let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-        assert_eq!(body["error"].as_str(), Some("Invalid or empty domain: "));
-        assert_eq!(body["success"], false);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (
+                200,
+                r#"{"success":false,"error":"Invalid or empty domain: "}"#
+            )
+        );
+        // the domain comes back exactly as it was sent, not folded
         let (answer, _) = sim.call(
             Endpoint::AddDomainAlias,
-            &params(&[("apikey", "k1"), ("domain", "bad..name")]),
+            &params(&[("apikey", "k1"), ("domain", "Bad..Name.")]),
             0,
         );
-        assert!(answer.body.contains("Invalid or empty domain: bad..name"));
+        assert_eq!(
+            answer.body,
+            r#"{"success":false,"error":"Invalid or empty domain: Bad..Name."}"#
+        );
     }
 
     #[test]
@@ -519,6 +576,59 @@ mod tests {
     }
 
     #[test]
+    fn lost_answer_applies_the_write_then_answers_502() {
+        let (dir, path) = scratch_state("lost");
+        let mut sim = sim().with_state_file(path.clone()).unwrap();
+        let now = Instant::now();
+        let lost = Some(FaultKind::LostAnswer);
+        let name = "lost.example.com";
+        let saved = || std::fs::read_to_string(&path).unwrap_or_default();
+
+        let add = params(&[("apikey", "k1"), ("domain", name), ("wildcard", "0")]);
+        let answer = sim.serve(Endpoint::AddDomainAlias, "POST", &add, lost, now, 7);
+        assert_eq!((answer.status, answer.html), (502, true));
+        assert_eq!(answer.body, BAD_GATEWAY_PAGE);
+        assert!(sim.tls_alias(name).is_some(), "the add was applied");
+        assert!(saved().contains(name), "and saved");
+
+        let delete = params(&[("apikey", "k1"), ("domain", name)]);
+        let answer = sim.serve(Endpoint::DeleteDomainAlias, "POST", &delete, lost, now, 8);
+        assert_eq!(answer.status, 502);
+        assert!(sim.tls_alias(name).is_none(), "the delete was applied");
+        assert!(!saved().contains(name), "and saved");
+
+        // any other fault answers in place of the call, which changes nothing
+        let answer = sim.serve(
+            Endpoint::AddDomainAlias,
+            "POST",
+            &add,
+            Some(FaultKind::ServerError),
+            now,
+            9,
+        );
+        assert_eq!(answer.status, 500);
+        assert!(sim.tls_alias(name).is_none());
+
+        let log: Vec<_> = sim
+            .requests_since(0)
+            .into_iter()
+            .map(|e| (e.endpoint, e.account, e.status, e.fault))
+            .collect();
+        let entry = |endpoint: &str, account, status, fault: &str| {
+            (endpoint.to_owned(), account, status, Some(fault.to_owned()))
+        };
+        assert_eq!(
+            log,
+            [
+                entry("adddomainalias", Some(0), 502, "lost-answer"),
+                entry("deletedomainalias", Some(0), 502, "lost-answer"),
+                entry("adddomainalias", None, 500, "500"),
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn write_rate_limit() {
         let mut sim = Sim::new(
             vec!["k".into()],
@@ -535,10 +645,7 @@ mod tests {
 
     #[test]
     fn state_file_round_trip() {
-        let dir = std::env::temp_dir().join(format!("closte-sim-state-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = scratch_state("state");
         let keys = vec!["secret-key-one".into(), "secret-key-two".into()];
         let mut sim = Sim::new(keys, Faults::default(), Duration::ZERO)
             .with_state_file(path.clone())

@@ -176,8 +176,17 @@ impl Simulator {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.stop_with("TERM")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        self.stop_with("INT")
+    }
+
+    fn stop_with(&mut self, signal: &str) -> ExitStatus {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill");
         self.child.wait().expect("wait for simulator")
