@@ -3,12 +3,14 @@
 //! by Secret (who uses it). Kept in step by the watch, which applies every
 //! event and resets the whole set on a re-list. No IO, no kube client.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::ConditionType;
-use crate::api::{MappedDomain, Stage};
+use crate::api::{MappedDomain, RECONCILE_REQUESTED_AT, Stage};
 use crate::domain;
 
 /// A namespaced object's name.
@@ -43,6 +45,10 @@ pub struct Claim {
     pub stage: Option<Stage>,
     /// When the recorded certificate expires (Unix seconds).
     pub cert_not_after: Option<i64>,
+    /// A hash of what a pass must react to: the generation (spec), deletion,
+    /// finalizers and the reconcile request; not status, which only this
+    /// controller writes.
+    pub trigger: u64,
 }
 
 impl Claim {
@@ -62,12 +68,30 @@ impl Claim {
             cert_not_after: status
                 .and_then(|s| s.certificate.as_ref())
                 .map(|c| c.not_after.0.as_second()),
+            trigger: trigger(md),
         }
     }
 
     fn seniority(&self) -> Seniority {
         (self.created, self.uid.clone())
     }
+}
+
+fn trigger(md: &MappedDomain) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    md.metadata.generation.hash(&mut hasher);
+    md.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .hash(&mut hasher);
+    md.metadata.finalizers.hash(&mut hasher);
+    md.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The form of a domain that claims compare: normalised, so that two
@@ -80,18 +104,24 @@ pub fn claimed_domain(domain: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Index {
     claims: HashMap<ObjectKey, Claim>,
-    by_domain: HashMap<String, BTreeSet<(Seniority, ObjectKey)>>,
+    /// Claimants per domain, oldest first (a sorted Vec: nearly always one).
+    by_domain: HashMap<String, Vec<(Seniority, ObjectKey)>>,
     by_secret: HashMap<ObjectKey, HashSet<ObjectKey>>,
     /// The keys seen since a re-list began.
     relisted: Option<HashSet<ObjectKey>>,
 }
 
 impl Index {
-    /// Adds or updates a claim.
-    pub fn apply(&mut self, claim: Claim) {
+    /// Adds or updates a claim. Returns whether a pass must react: the claim
+    /// is new, or its trigger changed (a write of status alone is not news).
+    pub fn apply(&mut self, claim: Claim) -> bool {
         if let Some(relisted) = &mut self.relisted {
             relisted.insert(claim.key.clone());
         }
+        let news = self
+            .claims
+            .get(&claim.key)
+            .is_none_or(|old| old.trigger != claim.trigger);
         if let Some(old) = self.claims.get(&claim.key)
             && (old.domain != claim.domain
                 || old.seniority() != claim.seniority()
@@ -101,10 +131,14 @@ impl Index {
             self.unlink(&key);
         }
         let key = claim.key.clone();
-        self.by_domain
+        let claimants = self
+            .by_domain
             .entry(claim.domain.clone())
-            .or_default()
-            .insert((claim.seniority(), key.clone()));
+            .or_insert_with(|| Vec::with_capacity(1));
+        let entry = (claim.seniority(), key.clone());
+        if let Err(at) = claimants.binary_search(&entry) {
+            claimants.insert(at, entry);
+        }
         if let Some(secret) = &claim.credentials_secret {
             self.by_secret
                 .entry(secret_key(&key.namespace, secret))
@@ -112,6 +146,7 @@ impl Index {
                 .insert(key.clone());
         }
         self.claims.insert(key, claim);
+        news
     }
 
     /// Removes a claim; returns the other claimants of its domain, which may
@@ -149,9 +184,9 @@ impl Index {
 
     fn unlink(&mut self, key: &ObjectKey) -> Option<Claim> {
         let claim = self.claims.remove(key)?;
-        if let Some(set) = self.by_domain.get_mut(&claim.domain) {
-            set.remove(&(claim.seniority(), key.clone()));
-            if set.is_empty() {
+        if let Some(claimants) = self.by_domain.get_mut(&claim.domain) {
+            claimants.retain(|(_, k)| k != key);
+            if claimants.is_empty() {
                 self.by_domain.remove(&claim.domain);
             }
         }
@@ -233,6 +268,7 @@ mod tests {
             ready: false,
             stage: None,
             cert_not_after: None,
+            trigger: 0,
         }
     }
 
@@ -327,6 +363,26 @@ mod tests {
     }
 
     #[test]
+    fn only_changes_a_pass_reacts_to_are_news() {
+        let mut index = Index::default();
+        let mut c = claim("n", "a", "a.example.com", 0);
+        assert!(index.apply(c.clone()), "a new claim is news");
+        c.stage = Some(Stage::Done);
+        c.ready = true;
+        assert!(!index.apply(c.clone()), "a status write is not");
+        assert_eq!(
+            index.claims().next().unwrap().stage,
+            Some(Stage::Done),
+            "but it is kept"
+        );
+        c.trigger = 7;
+        assert!(
+            index.apply(c),
+            "a spec change, deletion or reconcile request is"
+        );
+    }
+
+    #[test]
     fn claims_keep_what_metrics_read() {
         let md: MappedDomain = serde_json::from_value(serde_json::json!({
             "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
@@ -347,5 +403,11 @@ mod tests {
         assert!(claim.ready);
         assert_eq!(claim.stage, Some(Stage::Done));
         assert_eq!(claim.cert_not_after, Some(1_798_761_600));
+        let mut deleting = md.clone();
+        deleting.metadata.deletion_timestamp = deleting.metadata.creation_timestamp.clone();
+        assert_ne!(Claim::from_resource(&deleting).trigger, claim.trigger);
+        let mut status_only = md.clone();
+        status_only.status.as_mut().unwrap().stage = Some(Stage::Failed);
+        assert_eq!(Claim::from_resource(&status_only).trigger, claim.trigger);
     }
 }

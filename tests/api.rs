@@ -4,29 +4,20 @@
 
 mod common;
 
-use closte_operator::api::{MappedDomain, MappedDomainSpec, Ownership, Stage};
+use closte_operator::api::{
+    DeletionPolicy, MappedDomain, MappedDomainSpec, Ownership, SecretKeyRef, Stage,
+};
 use closte_operator::domain::{self, Rule};
+use common::setup::Namespace;
+use common::{mapped_domain, spec};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 async fn setup(prefix: &str) -> (Client, Api<MappedDomain>, String) {
-    let client = common::client().await;
-    common::install_crd(&client).await;
-    let ns = common::namespace(&client, prefix).await;
-    let api = Api::namespaced(client.clone(), &ns);
+    let Namespace { client, ns, api } = Namespace::new(prefix).await;
     (client, api, ns)
-}
-
-fn mapped_domain(name: &str, spec: Value) -> MappedDomain {
-    serde_json::from_value(json!({
-        "apiVersion": "closte-operator.io/v1alpha1",
-        "kind": "MappedDomain",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .expect("well-formed MappedDomain")
 }
 
 /// The API server's message for a validation rejection (422); panics on anything else.
@@ -109,7 +100,7 @@ async fn api_server_agrees_with_domain_rules() {
     assert!(cases.len() >= 60);
     let mut disagreements = Vec::new();
     for (i, (name, expected)) in cases.iter().enumerate() {
-        let md = mapped_domain(&format!("case-{i}"), json!({ "domain": name }));
+        let md = mapped_domain(&format!("case-{i}"), spec(name));
         let result = create(&api, &md).await;
         let rust_rule = domain::validate(name).err().and_then(|e| e.rule());
         assert_eq!(rust_rule, *expected, "domain::validate({name:?})");
@@ -182,15 +173,22 @@ async fn other_spec_fields_are_validated() {
             .expect_err(&format!("{spec} should be rejected"));
         assert!(message.contains(want), "{spec}: {message:?} lacks {want:?}");
     }
-    let accepted = json!({
-        "domain": "ok.example.com",
-        "siteId": 3,
-        "checkInterval": "1h30m",
-        "expectedTargets": ["203.0.113.10", "2001:db8::1", "lb.example.net"],
-        "credentialsRef": {"name": "closte.key", "key": "api_key-1"},
-        "deletionPolicy": "Delete",
-        "suspend": true,
-    });
+    let accepted = MappedDomainSpec {
+        site_id: Some(3),
+        check_interval: Some("1h30m".into()),
+        expected_targets: Some(vec![
+            "203.0.113.10".into(),
+            "2001:db8::1".into(),
+            "lb.example.net".into(),
+        ]),
+        credentials_ref: Some(SecretKeyRef {
+            name: "closte.key".into(),
+            key: "api_key-1".into(),
+        }),
+        deletion_policy: Some(DeletionPolicy::Delete),
+        suspend: Some(true),
+        ..spec("ok.example.com")
+    };
     let created = create(&api, &mapped_domain("good", accepted))
         .await
         .unwrap();
@@ -200,12 +198,9 @@ async fn other_spec_fields_are_validated() {
 #[tokio::test]
 async fn domain_is_immutable_other_fields_are_not() {
     let (_, api, _) = setup("immutable").await;
-    create(
-        &api,
-        &mapped_domain("d", json!({"domain": "first.example.com"})),
-    )
-    .await
-    .unwrap();
+    create(&api, &mapped_domain("d", spec("first.example.com")))
+        .await
+        .unwrap();
     let pp = PatchParams::default();
     let err = api
         .patch(
@@ -234,12 +229,9 @@ async fn domain_is_immutable_other_fields_are_not() {
 #[tokio::test]
 async fn status_and_spec_are_written_separately() {
     let (_, api, _) = setup("status").await;
-    let created = create(
-        &api,
-        &mapped_domain("s", json!({"domain": "status.example.com"})),
-    )
-    .await
-    .unwrap();
+    let created = create(&api, &mapped_domain("s", spec("status.example.com")))
+        .await
+        .unwrap();
     let generation = created.metadata.generation;
 
     // A status write that also carries a spec change leaves spec alone.
@@ -303,7 +295,13 @@ async fn kubectl_shows_columns_and_descriptions() {
     let (_, api, ns) = setup("kubectl").await;
     create(
         &api,
-        &mapped_domain("k", json!({"domain": "kubectl.example.com", "siteId": 4})),
+        &mapped_domain(
+            "k",
+            MappedDomainSpec {
+                site_id: Some(4),
+                ..spec("kubectl.example.com")
+            },
+        ),
     )
     .await
     .unwrap();

@@ -5,35 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use closte_operator::api::{MappedDomain, Stage};
+use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use closte_operator::probe::tls::TlsProber;
 use common::operator::{Operator, condition, eventually, wait_condition};
+use common::setup::Setup;
 use common::sim::Simulator;
-use kube::api::{Api, PostParams};
-use serde_json::json;
+use common::{create, spec};
+use kube::api::Api;
 
 const KEY: &str = "checks-key-0c7e";
-
-async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) {
-    let md: MappedDomain = serde_json::from_value(json!({
-        "apiVersion": "closte-operator.io/v1alpha1",
-        "kind": "MappedDomain",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &md).await.unwrap();
-}
 
 /// A namespace, a simulator with DNS and HTTPS (`issue_delay`), and a
 /// controller checking against them.
 async fn setup(name: &str, issue_delay: &str) -> (Api<MappedDomain>, Simulator, Operator) {
-    let client = common::client().await;
-    common::install_crd(&client).await;
-    let ns = common::namespace(&client, name).await;
-    let sim = Simulator::start_with_probes(name, &["--api-key", KEY, "--issue-delay", issue_delay]);
-    let operator = Operator::start(name, &sim, KEY, Some(&ns), &[]);
-    (Api::namespaced(client, &ns), sim, operator)
+    let s = Setup::start(name, KEY, &["--issue-delay", issue_delay], &[]).await;
+    (s.api, s.sim, s.operator)
 }
 
 async fn stage(api: &Api<MappedDomain>, name: &str) -> Option<Stage> {
@@ -47,13 +33,19 @@ async fn domains_reach_done_with_the_certificate_recorded() {
     create(
         &api,
         "shop",
-        json!({"domain": "shop.checks.example", "checkInterval": "10s"}),
+        MappedDomainSpec {
+            check_interval: Some("10s".into()),
+            ..spec("shop.checks.example")
+        },
     )
     .await;
     create(
         &api,
         "wild",
-        json!({"domain": "*.wild.checks.example", "checkInterval": "10s"}),
+        MappedDomainSpec {
+            check_interval: Some("10s".into()),
+            ..spec("*.wild.checks.example")
+        },
     )
     .await;
 
@@ -122,12 +114,15 @@ async fn wrong_target_other_host_and_expired_certificates() {
         .await;
     sim.set_certificate("expired.checks.example", "expired")
         .await;
-    create(&api, "other", json!({"domain": "other.checks.example"})).await;
-    create(&api, "expired", json!({"domain": "expired.checks.example"})).await;
+    create(&api, "other", spec("other.checks.example")).await;
+    create(&api, "expired", spec("expired.checks.example")).await;
     create(
         &api,
         "elsewhere",
-        json!({"domain": "elsewhere.checks.example", "expectedTargets": ["203.0.113.50"]}),
+        MappedDomainSpec {
+            expected_targets: Some(vec!["203.0.113.50".into()]),
+            ..spec("elsewhere.checks.example")
+        },
     )
     .await;
     wait_condition(

@@ -7,20 +7,10 @@ mod common;
 use closte_operator::api::{MappedDomain, Ownership};
 use common::operator::{Operator, condition, wait_condition, wait_gone};
 use common::sim::Simulator;
-use kube::api::{Api, DeleteParams, PostParams};
-use serde_json::json;
+use common::{create, spec};
+use kube::api::{Api, DeleteParams};
 
 const KEY: &str = "conflict-key-2c44";
-
-fn mapped_domain(name: &str, domain: &str) -> MappedDomain {
-    serde_json::from_value(json!({
-        "apiVersion": "closte-operator.io/v1alpha1",
-        "kind": "MappedDomain",
-        "metadata": { "name": name },
-        "spec": { "domain": domain },
-    }))
-    .unwrap()
-}
 
 #[tokio::test]
 async fn oldest_claim_wins_and_hands_over() {
@@ -34,17 +24,11 @@ async fn oldest_claim_wins_and_hands_over() {
     let second: Api<MappedDomain> = Api::namespaced(client.clone(), &second_ns);
     let domain = "contested.example.com";
 
-    first
-        .create(&PostParams::default(), &mapped_domain("mine", domain))
-        .await
-        .unwrap();
+    create(&first, "mine", spec(domain)).await;
     wait_condition(&first, "mine", "Registered", "True", Some("Added")).await;
     // creationTimestamp has one-second resolution: make the order unambiguous
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    second
-        .create(&PostParams::default(), &mapped_domain("theirs", domain))
-        .await
-        .unwrap();
+    create(&second, "theirs", spec(domain)).await;
     let loser = wait_condition(&second, "theirs", "Stalled", "True", Some("DomainConflict")).await;
     let message = &loser
         .status

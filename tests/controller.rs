@@ -6,9 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use closte_operator::api::{FINALIZER, MappedDomain, Ownership, Stage};
+use closte_operator::api::{
+    DeletionPolicy, FINALIZER, MappedDomain, MappedDomainSpec, Ownership, SecretKeyRef, Stage,
+};
 use common::operator::{Operator, condition, eventually, wait_condition, wait_gone};
+use common::setup::Setup;
 use common::sim::Simulator;
+use common::{create, spec};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -17,52 +21,14 @@ use serde_json::json;
 
 const KEY: &str = "controller-key-83b1";
 
-struct Setup {
-    client: Client,
-    ns: String,
-    api: Api<MappedDomain>,
-    sim: Simulator,
-    operator: Operator,
-}
-
 async fn setup(name: &str, sim_args: &[&str], operator_args: &[&str]) -> Setup {
-    let client = common::client().await;
-    common::install_crd(&client).await;
-    let ns = common::namespace(&client, name).await;
-    let mut args = vec!["--api-key", KEY];
-    args.extend_from_slice(sim_args);
-    let sim = Simulator::start_with_probes(name, &args);
-    let operator = Operator::start(name, &sim, KEY, Some(&ns), operator_args);
-    let api = Api::namespaced(client.clone(), &ns);
-    Setup {
-        client,
-        ns,
-        api,
-        sim,
-        operator,
-    }
-}
-
-fn mapped_domain(name: &str, spec: serde_json::Value) -> MappedDomain {
-    serde_json::from_value(json!({
-        "apiVersion": "closte-operator.io/v1alpha1",
-        "kind": "MappedDomain",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .unwrap()
-}
-
-async fn create(api: &Api<MappedDomain>, name: &str, spec: serde_json::Value) -> MappedDomain {
-    api.create(&PostParams::default(), &mapped_domain(name, spec))
-        .await
-        .unwrap()
+    Setup::start(name, KEY, sim_args, operator_args).await
 }
 
 /// Creates one MappedDomain per name, with domain `NAME.SUFFIX`.
 async fn create_all(api: &Api<MappedDomain>, names: &[String], suffix: &str) {
     for name in names {
-        create(api, name, json!({"domain": format!("{name}.{suffix}")})).await;
+        create(api, name, spec(&format!("{name}.{suffix}"))).await;
     }
 }
 
@@ -86,7 +52,7 @@ async fn adds(sim: &Simulator) -> Vec<String> {
 #[tokio::test]
 async fn create_registers_and_delete_removes() {
     let s = setup("lifecycle", &[], &[]).await;
-    let created = create(&s.api, "shop", json!({"domain": "shop.lifecycle.example"})).await;
+    let created = create(&s.api, "shop", spec("shop.lifecycle.example")).await;
     let md = wait_condition(&s.api, "shop", "Registered", "True", Some("Added")).await;
     let status = md.status.clone().unwrap();
     assert_eq!(status.ownership, Some(Ownership::Created));
@@ -143,22 +109,23 @@ async fn create_registers_and_delete_removes() {
 async fn orphan_and_adopted_aliases_survive_deletion() {
     let s = setup("orphans", &[], &[]).await;
     s.sim.add_alias("adopted.orphans.example", 0).await;
-    create(
-        &s.api,
-        "adopted",
-        json!({"domain": "adopted.orphans.example"}),
-    )
-    .await;
+    create(&s.api, "adopted", spec("adopted.orphans.example")).await;
     create(
         &s.api,
         "kept",
-        json!({"domain": "kept.orphans.example", "deletionPolicy": "Orphan"}),
+        MappedDomainSpec {
+            deletion_policy: Some(DeletionPolicy::Orphan),
+            ..spec("kept.orphans.example")
+        },
     )
     .await;
     create(
         &s.api,
         "forced",
-        json!({"domain": "forced.orphans.example", "deletionPolicy": "Delete"}),
+        MappedDomainSpec {
+            deletion_policy: Some(DeletionPolicy::Delete),
+            ..spec("forced.orphans.example")
+        },
     )
     .await;
     let adopted = wait_condition(&s.api, "adopted", "Registered", "True", Some("Adopted")).await;
@@ -190,7 +157,7 @@ async fn orphan_and_adopted_aliases_survive_deletion() {
 #[tokio::test]
 async fn rejected_domain_stalls_without_a_retry_storm() {
     let s = setup("rejected", &["--reject-domain", "rejected.example"], &[]).await;
-    create(&s.api, "bad", json!({"domain": "shop.rejected.example"})).await;
+    create(&s.api, "bad", spec("shop.rejected.example")).await;
     let md = wait_condition(&s.api, "bad", "Stalled", "True", Some("DomainRejected")).await;
     assert_eq!(md.status.as_ref().unwrap().stage, Some(Stage::Failed));
     assert_eq!(condition(&md, "Reconciling").unwrap().0, "False");
@@ -267,7 +234,7 @@ async fn outage_then_recovery_converges_without_duplicates() {
 #[tokio::test]
 async fn vanished_alias_is_added_back() {
     let s = setup("drift", &[], &["--resync-period", "2s"]).await;
-    create(&s.api, "d", json!({"domain": "drift.example.org"})).await;
+    create(&s.api, "d", spec("drift.example.org")).await;
     wait_condition(&s.api, "d", "Registered", "True", Some("Added")).await;
     assert!(s.sim.remove_alias("drift.example.org").await);
     eventually(20, "the alias to come back", || async {
@@ -285,8 +252,15 @@ async fn vanished_alias_is_added_back() {
 #[tokio::test]
 async fn credentials_missing_wrong_then_fixed() {
     let s = setup("creds", &["--api-key", "site-two-key"], &[]).await;
-    let spec = json!({"domain": "creds.example.net", "credentialsRef": {"name": "closte", "key": "apiKey"}});
-    create(&s.api, "c", spec).await;
+    let credentials_ref = Some(SecretKeyRef {
+        name: "closte".into(),
+        key: "apiKey".into(),
+    });
+    let with_secret = MappedDomainSpec {
+        credentials_ref,
+        ..spec("creds.example.net")
+    };
+    create(&s.api, "c", with_secret).await;
     wait_condition(&s.api, "c", "Stalled", "True", Some("CredentialsNotFound")).await;
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
     let secret = |key: &str| -> Secret {
@@ -323,7 +297,10 @@ async fn suspend_and_dry_run_write_nothing() {
     create(
         &s.api,
         "s",
-        json!({"domain": "suspended.example.com", "suspend": true}),
+        MappedDomainSpec {
+            suspend: Some(true),
+            ..spec("suspended.example.com")
+        },
     )
     .await;
     wait_condition(&s.api, "s", "Registered", "False", Some("Suspended")).await;
@@ -342,7 +319,7 @@ async fn suspend_and_dry_run_write_nothing() {
     let sim2 = Simulator::start_with_probes("dry-sim", &["--api-key", KEY]);
     let _dry = Operator::start("dry-run", &sim2, KEY, Some(&dry_ns), &["--dry-run"]);
     let dry_api: Api<MappedDomain> = Api::namespaced(s.client.clone(), &dry_ns);
-    create(&dry_api, "d", json!({"domain": "dry.example.com"})).await;
+    create(&dry_api, "d", spec("dry.example.com")).await;
     let md = wait_condition(&dry_api, "d", "Registered", "False", Some("DryRun")).await;
     assert!(condition(&md, "Ready").is_some());
     assert!(sim2.aliases().await.is_empty());
@@ -371,12 +348,7 @@ async fn many_objects_share_one_list_call() {
             let api = s.api.clone();
             tokio::spawn(async move {
                 let at = std::time::SystemTime::now();
-                create(
-                    &api,
-                    &format!("b{i}"),
-                    json!({"domain": format!("b{i}.batch.example")}),
-                )
-                .await;
+                create(&api, &format!("b{i}"), spec(&format!("b{i}.batch.example"))).await;
                 (format!("b{i}.batch.example"), at)
             })
         })
@@ -416,7 +388,7 @@ async fn many_objects_share_one_list_call() {
     );
     // one object on a quiet controller: created -> add request
     let at = std::time::SystemTime::now();
-    create(&s.api, "single", json!({"domain": "single.batch.example"})).await;
+    create(&s.api, "single", spec("single.batch.example")).await;
     let add_ms = eventually(10, "the single add", || async {
         let log = s.sim.requests().await;
         let add = log.iter().find(|r| r["domain"] == "single.batch.example")?;
@@ -478,7 +450,7 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
         (a != b).then_some(a)
     })
     .await;
-    create(&s.api, "one", json!({"domain": "one.leader.example"})).await;
+    create(&s.api, "one", spec("one.leader.example")).await;
     wait_condition(&s.api, "one", "Registered", "True", Some("Added")).await;
     // the follower never reconciles: it adds nothing and logs no Closte request
     let follower_log = if first_leads {
@@ -509,7 +481,7 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
         second.kill();
         s.operator
     };
-    create(&s.api, "two", json!({"domain": "two.leader.example"})).await;
+    create(&s.api, "two", spec("two.leader.example")).await;
     wait_condition(&s.api, "two", "Registered", "True", Some("Added")).await;
     let took = killed_at.elapsed();
     println!("leader killed: follower registered a new domain after {took:?}");
@@ -593,7 +565,7 @@ async fn killed_mid_batch_the_final_set_matches_the_desired_set() {
 #[tokio::test]
 async fn reconcile_request_and_secrets_stay_out_of_sight() {
     let s = setup("request", &[], &[]).await;
-    create(&s.api, "q", json!({"domain": "request.example.com"})).await;
+    create(&s.api, "q", spec("request.example.com")).await;
     wait_condition(&s.api, "q", "Registered", "True", None).await;
     s.api
         .patch(
@@ -627,4 +599,49 @@ async fn reconcile_request_and_secrets_stay_out_of_sight() {
     ] {
         assert!(!text.contains(KEY), "the API key is in the {what}");
     }
+}
+
+/// Closte applies an add but its answer is lost; the object is deleted before
+/// the retry. The alias's presence is unknown after the lost answer, so the
+/// deletion waits for a fresh list, finds the alias and removes it (a delete
+/// whose answer is lost too is settled the same way).
+#[tokio::test]
+async fn a_lost_answer_never_leaves_an_alias_behind() {
+    let s = setup(
+        "lost",
+        &["--failure-rate", "1", "--failures", "lost-answer"],
+        &[],
+    )
+    .await;
+    create(&s.api, "l", spec("lost.example.com")).await;
+    let md = eventually(30, "the lost add to show in status", || async {
+        let md = s.api.get("l").await.ok()?;
+        (md.status.as_ref()?.failed_attempts? >= 1).then_some(md)
+    })
+    .await;
+    assert_eq!(condition(&md, "Ready").unwrap().1, "ClosteUnavailable");
+    assert_eq!(
+        s.sim.aliases().await,
+        ["lost.example.com"],
+        "the add was applied"
+    );
+    s.api.delete("l", &DeleteParams::default()).await.unwrap();
+    wait_gone(&s.api, "l").await;
+    assert!(
+        s.sim.aliases().await.is_empty(),
+        "the alias whose add answer was lost is removed"
+    );
+    let log = s.sim.requests().await;
+    let writes: Vec<&str> = log
+        .iter()
+        .filter(|r| r["endpoint"] != "getdomains")
+        .map(|r| r["endpoint"].as_str().unwrap())
+        .collect();
+    assert_eq!(writes.first(), Some(&"adddomainalias"));
+    assert_eq!(
+        writes.iter().filter(|w| **w == "adddomainalias").count(),
+        1,
+        "no second add: the list showed the first one had landed: {writes:?}"
+    );
+    assert!(writes.contains(&"deletedomainalias"), "{writes:?}");
 }

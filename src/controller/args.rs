@@ -4,15 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::closte::ClosteArgs;
+use crate::closte::{ClosteArgs, KeyArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
     pub closte: ClosteArgs,
-    /// File holding the controller's own Closte API key (without it, CLOSTE_CLIENT_API_KEY is read); objects with spec.credentialsRef use their Secret instead.
-    #[arg(long)]
-    pub api_key_file: Option<PathBuf>,
+    /// The controller's own key; objects with spec.credentialsRef use their Secret's instead.
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Watch MappedDomains in this namespace only; all namespaces when unset.
     #[arg(long)]
     pub namespace: Option<String>,

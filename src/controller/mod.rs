@@ -127,7 +127,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     tokio::select! {
         result = controllers => result,
         result = server => result.unwrap_or(Ok(())),
-        () = shutdown_signal() => {
+        () = crate::shutdown::signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
@@ -135,8 +135,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
 }
 
 fn default_key(args: &ControllerArgs) -> Result<Option<ApiKey>, ControllerError> {
-    let env_key = std::env::var("CLOSTE_CLIENT_API_KEY").ok();
-    match ApiKey::from_file_or_env(args.api_key_file.as_deref(), env_key.as_deref()) {
+    match args.key.load() {
         Ok(key) => Ok(Some(key)),
         Err(crate::closte::key::KeyError::Missing) => {
             tracing::warn!(
@@ -179,13 +178,4 @@ fn prober(args: &ControllerArgs) -> Result<Prober, ControllerError> {
         in_flight: tokio::sync::Semaphore::new(args.max_concurrent_probes.max(1)),
         default_targets: args.expected_targets.clone(),
     })
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -73,7 +73,9 @@ impl Work {
             watcher::Config::default().page_size(LIST_PAGE),
         )
         .default_backoff()
-        .map_ok(move |event| index_event(&feed, &nudge, &health, event));
+        .try_filter_map(move |event| {
+            futures::future::ready(Ok(index_event(&feed, &nudge, &health, event)))
+        });
         let names = reflector::reflector(writer, events).applied_objects();
         let secrets = watcher::watcher(
             self.api::<PartialObjectMeta<Secret>>(),
@@ -126,13 +128,14 @@ impl Work {
 
 /// Applies a watch event to the index, nudges the rivals of a claim that
 /// went (after the index has forgotten it), and passes the event on with
-/// only the object's name.
+/// only the object's name, unless it changed nothing a pass reacts to (this
+/// controller's own status writes): those would only cost a pass and a read.
 fn index_event(
     index: &RwLock<Index>,
     nudge: &UnboundedSender<ObjectRef<Name>>,
     health: &Health,
     event: Event<MappedDomain>,
-) -> Event<Name> {
+) -> Option<Event<Name>> {
     let mut rivals = Vec::new();
     let event = {
         let mut index = index.write().unwrap();
@@ -150,7 +153,9 @@ fn index_event(
                 Event::InitDone
             }
             Event::Apply(md) => {
-                index.apply(Claim::from_resource(&md));
+                if !index.apply(Claim::from_resource(&md)) {
+                    return None;
+                }
                 Event::Apply(name_of(&md))
             }
             Event::Delete(md) => {
@@ -167,7 +172,7 @@ fn index_event(
         // a claim that went may free its domain for another
         let _ = nudge.send(name_ref(&rival));
     }
-    event
+    Some(event)
 }
 
 fn name_of(md: &MappedDomain) -> Name {

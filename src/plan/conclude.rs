@@ -137,8 +137,10 @@ fn status(
             None if registration.stalled() => Stage::Failed,
             None => Stage::Pending,
         }),
-        ownership: match acted.outcome {
-            Outcome::Added => Some(Ownership::Created),
+        // The intent written before an add stands whatever the add answered:
+        // an answer lost on the way may hide an alias that landed.
+        ownership: match acted.action {
+            Action::Add => Some(Ownership::Created),
             _ if registered && previous.ownership.is_none() => Some(Ownership::Adopted),
             _ => previous.ownership,
         },

@@ -48,12 +48,7 @@ pub fn conditions(
     view: Option<&CheckView>,
 ) -> Vec<Condition> {
     let mut set = ConditionSet::new(previous, now, generation);
-    set.set(
-        ConditionType::Registered,
-        registered.status,
-        registered.reason,
-        registered.message.clone(),
-    );
+    put(&mut set, ConditionType::Registered, registered);
     let not_registered = Verdict {
         status: Status::Unknown,
         reason: Reason::NotRegistered,
@@ -63,64 +58,62 @@ pub fn conditions(
         Some(view) => (&view.dns_ready, &view.certificate_ready),
         None => (&not_registered, &not_registered),
     };
-    for (type_, v) in [
-        (ConditionType::DnsReady, dns),
-        (ConditionType::CertificateReady, certificate),
-    ] {
-        set.set(type_, v.status, v.reason, v.message.clone());
-    }
+    put(&mut set, ConditionType::DnsReady, dns);
+    put(&mut set, ConditionType::CertificateReady, certificate);
     let ready = ready(registered, view);
-    set.set(
-        ConditionType::Ready,
-        ready.status,
-        ready.reason,
-        ready.message.clone(),
-    );
+    put(&mut set, ConditionType::Ready, &ready);
 
     let stalled_by = match view {
         _ if stalled => Some(registered),
         Some(view) => view.exhausted.as_ref(),
         None => None,
     };
-    let progress = |set: &mut ConditionSet<'_>, status, reason: Reason, message: &str| {
-        set.set(ConditionType::Reconciling, status, reason, message.into());
-    };
-    let no_problem = "no problem that needs a person".to_owned();
-    match stalled_by {
-        Some(why) => {
-            progress(
-                &mut set,
+    progress(&mut set, stalled_by, &ready);
+    set.finish()
+}
+
+fn put(set: &mut ConditionSet<'_>, type_: ConditionType, verdict: &Verdict) {
+    set.set(
+        type_,
+        verdict.status,
+        verdict.reason,
+        verdict.message.clone(),
+    );
+}
+
+/// Reconciling and Stalled (kstatus): stalled by a problem that needs a
+/// person, done, or still working on the Ready condition's reason.
+fn progress(set: &mut ConditionSet<'_>, stalled_by: Option<&Verdict>, ready: &Verdict) {
+    let no_problem = || "no problem that needs a person".to_owned();
+    let (reconciling, stalled) = match stalled_by {
+        Some(why) => (
+            (
                 Status::False,
                 why.reason,
-                "stalled; see the Stalled condition",
-            );
-            set.set(
-                ConditionType::Stalled,
-                Status::True,
-                why.reason,
-                why.message.clone(),
-            );
-        }
-        None if ready.is_true() => {
-            progress(&mut set, Status::False, Reason::Ready, "nothing left to do");
-            set.set(
-                ConditionType::Stalled,
+                "stalled; see the Stalled condition".to_owned(),
+            ),
+            (Status::True, why.reason, why.message.clone()),
+        ),
+        None if ready.is_true() => (
+            (
                 Status::False,
                 Reason::Ready,
-                no_problem,
-            );
-        }
-        None => {
-            progress(&mut set, Status::True, ready.reason, &ready.message);
-            set.set(
-                ConditionType::Stalled,
-                Status::False,
-                Reason::Progressing,
-                no_problem,
-            );
-        }
-    }
-    set.finish()
+                "nothing left to do".to_owned(),
+            ),
+            (Status::False, Reason::Ready, no_problem()),
+        ),
+        None => (
+            (Status::True, ready.reason, ready.message.clone()),
+            (Status::False, Reason::Progressing, no_problem()),
+        ),
+    };
+    set.set(
+        ConditionType::Reconciling,
+        reconciling.0,
+        reconciling.1,
+        reconciling.2,
+    );
+    set.set(ConditionType::Stalled, stalled.0, stalled.1, stalled.2);
 }
 
 /// Ready when DNS and the certificate are, else the first of Registered,

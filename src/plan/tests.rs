@@ -219,7 +219,10 @@ fn missing_credentials_stall_and_retry_slowly() {
     let mut again = facts(&spec, Some(&c.status), Observation::NotObserved);
     again.credentials = f.credentials.clone();
     again.now = at(1);
-    assert_eq!(decide(&again), Plan::Wait(SLOW_RETRY - Duration::from_secs(1)));
+    assert_eq!(
+        decide(&again),
+        Plan::Wait(SLOW_RETRY - Duration::from_secs(1))
+    );
     again.now = at(300);
     let (_, c2) = pass(&again, Outcome::Idle);
     assert!(c2.events.is_empty(), "same problem, no new event");
@@ -257,6 +260,23 @@ fn transient_errors_back_off_then_recover() {
     let (_, ok) = pass(&f, Outcome::Added);
     assert_eq!(ok.status.failed_attempts, None);
     assert_eq!(ok.status.last_failure_time, last_failure, "history is kept");
+}
+
+#[test]
+fn a_failed_add_keeps_the_intent() {
+    // the add's answer was lost: the alias may be on Closte, and is ours if so
+    let spec = spec("shop.example.com");
+    let (action, c) = pass(
+        &facts(&spec, None, Observation::Absent),
+        Outcome::Failed(transient()),
+    );
+    assert_eq!(action, Action::Add);
+    assert_eq!(c.status.ownership, Some(Ownership::Created));
+    let mut deleting = facts(&spec, Some(&c.status), Observation::Present);
+    deleting.deleting = true;
+    deleting.now = at(10);
+    assert!(deleting.deletes_alias());
+    assert_eq!(action_of(&deleting), Action::DeleteThenRelease);
 }
 
 #[test]

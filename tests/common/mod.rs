@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod operator;
+pub mod setup;
 pub mod sim;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use closte_operator::api::MappedDomain;
+use closte_operator::api::{MappedDomain, MappedDomainSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -137,4 +138,26 @@ pub fn kubectl(args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| {
             panic!("cannot run kubectl ({e}); install it, e.g. apt-get install kubernetes-client")
         })
+}
+
+/// The spec of a MappedDomain for `domain` with every other field unset; set
+/// others with struct update syntax (typed, so a misspelt field cannot pass
+/// silently).
+pub fn spec(domain: &str) -> MappedDomainSpec {
+    MappedDomainSpec {
+        domain: domain.into(),
+        ..MappedDomainSpec::default()
+    }
+}
+
+/// A MappedDomain named `name`; its namespace comes from the Api it is created with.
+pub fn mapped_domain(name: &str, spec: MappedDomainSpec) -> MappedDomain {
+    MappedDomain::new(name, spec)
+}
+
+/// Creates `name` with `spec` and returns what the API server stored.
+pub async fn create(api: &Api<MappedDomain>, name: &str, spec: MappedDomainSpec) -> MappedDomain {
+    api.create(&PostParams::default(), &mapped_domain(name, spec))
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"))
 }

@@ -1,0 +1,53 @@
+//! The setups the integration tests share: a namespace with the CRD
+//! installed, and optionally a simulator and a controller for it.
+
+use closte_operator::api::MappedDomain;
+use kube::{Api, Client};
+
+use super::operator::Operator;
+use super::sim::Simulator;
+
+/// A fresh namespace (name starting with `prefix`) on the test control plane,
+/// with the CRD installed.
+pub struct Namespace {
+    pub client: Client,
+    pub ns: String,
+    pub api: Api<MappedDomain>,
+}
+
+impl Namespace {
+    pub async fn new(prefix: &str) -> Namespace {
+        let client = super::client().await;
+        super::install_crd(&client).await;
+        let ns = super::namespace(&client, prefix).await;
+        let api = Api::namespaced(client.clone(), &ns);
+        Namespace { client, ns, api }
+    }
+}
+
+/// A namespace, a simulator with DNS and HTTPS accepting `key` (plus
+/// `sim_args`), and a controller for that namespace (plus `operator_args`).
+pub struct Setup {
+    pub client: Client,
+    pub ns: String,
+    pub api: Api<MappedDomain>,
+    pub sim: Simulator,
+    pub operator: Operator,
+}
+
+impl Setup {
+    pub async fn start(name: &str, key: &str, sim_args: &[&str], operator_args: &[&str]) -> Setup {
+        let Namespace { client, ns, api } = Namespace::new(name).await;
+        let mut args = vec!["--api-key", key];
+        args.extend_from_slice(sim_args);
+        let sim = Simulator::start_with_probes(name, &args);
+        let operator = Operator::start(name, &sim, key, Some(&ns), operator_args);
+        Setup {
+            client,
+            ns,
+            api,
+            sim,
+            operator,
+        }
+    }
+}
