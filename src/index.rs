@@ -6,6 +6,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -13,11 +14,12 @@ use crate::api::conditions::ConditionType;
 use crate::api::{MappedDomain, RECONCILE_REQUESTED_AT, Stage};
 use crate::domain;
 
-/// A namespaced object's name.
+/// A namespaced object's name. Shared strings: the index holds each key in
+/// several maps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl std::fmt::Display for ObjectKey {
@@ -26,21 +28,17 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
-/// The order of claims on one domain: the oldest wins (creationTimestamp,
-/// then uid).
-type Seniority = (Option<Timestamp>, String);
-
 /// What decisions and metrics read of one MappedDomain; everything else of
 /// the object (its status messages, records and certificate) is dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub key: ObjectKey,
-    pub uid: String,
+    pub uid: Box<str>,
     /// `spec.domain` normalised (as written when it breaks the rules).
-    pub domain: String,
+    pub domain: Box<str>,
     pub created: Option<Timestamp>,
     /// The Secret named by `spec.credentialsRef`.
-    pub credentials_secret: Option<String>,
+    pub credentials_secret: Option<Box<str>>,
     pub ready: bool,
     pub stage: Option<Stage>,
     /// When the recorded certificate expires (Unix seconds).
@@ -56,13 +54,17 @@ impl Claim {
         let status = md.status.as_ref();
         Claim {
             key: ObjectKey {
-                namespace: md.metadata.namespace.clone().unwrap_or_default(),
-                name: md.metadata.name.clone().unwrap_or_default(),
+                namespace: md.metadata.namespace.as_deref().unwrap_or_default().into(),
+                name: md.metadata.name.as_deref().unwrap_or_default().into(),
             },
-            uid: md.metadata.uid.clone().unwrap_or_default(),
-            domain: claimed_domain(&md.spec.domain),
+            uid: md.metadata.uid.as_deref().unwrap_or_default().into(),
+            domain: claimed_domain(&md.spec.domain).into(),
             created: md.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            credentials_secret: md.spec.credentials_ref.as_ref().map(|r| r.name.clone()),
+            credentials_secret: md
+                .spec
+                .credentials_ref
+                .as_ref()
+                .map(|r| r.name.as_str().into()),
             ready: status.is_some_and(|s| s.is_true(ConditionType::Ready)),
             stage: status.and_then(|s| s.stage),
             cert_not_after: status
@@ -72,8 +74,10 @@ impl Claim {
         }
     }
 
-    fn seniority(&self) -> Seniority {
-        (self.created, self.uid.clone())
+    /// The order of claims on one domain: the oldest wins
+    /// (creationTimestamp, then uid).
+    fn seniority(&self) -> (Option<Timestamp>, &str) {
+        (self.created, &self.uid)
     }
 }
 
@@ -105,7 +109,7 @@ pub fn claimed_domain(domain: &str) -> String {
 pub struct Index {
     claims: HashMap<ObjectKey, Claim>,
     /// Claimants per domain, oldest first (a sorted Vec: nearly always one).
-    by_domain: HashMap<String, Vec<(Seniority, ObjectKey)>>,
+    by_domain: HashMap<Box<str>, Vec<ObjectKey>>,
     by_secret: HashMap<ObjectKey, HashSet<ObjectKey>>,
     /// The keys seen since a re-list began.
     relisted: Option<HashSet<ObjectKey>>,
@@ -135,9 +139,14 @@ impl Index {
             .by_domain
             .entry(claim.domain.clone())
             .or_insert_with(|| Vec::with_capacity(1));
-        let entry = (claim.seniority(), key.clone());
-        if let Err(at) = claimants.binary_search(&entry) {
-            claimants.insert(at, entry);
+        if !claimants.contains(&key) {
+            let claims = &self.claims;
+            let at = claimants.partition_point(|k| {
+                claims
+                    .get(k)
+                    .is_some_and(|c| c.seniority() < claim.seniority())
+            });
+            claimants.insert(at, key.clone());
         }
         if let Some(secret) = &claim.credentials_secret {
             self.by_secret
@@ -185,7 +194,7 @@ impl Index {
     fn unlink(&mut self, key: &ObjectKey) -> Option<Claim> {
         let claim = self.claims.remove(key)?;
         if let Some(claimants) = self.by_domain.get_mut(&claim.domain) {
-            claimants.retain(|(_, k)| k != key);
+            claimants.retain(|k| k != key);
             if claimants.is_empty() {
                 self.by_domain.remove(&claim.domain);
             }
@@ -207,7 +216,7 @@ impl Index {
         self.by_domain
             .get(domain)
             .into_iter()
-            .flat_map(|set| set.iter().map(|(_, key)| key))
+            .flat_map(|claimants| claimants.iter())
     }
 
     /// The oldest claim on `domain` when it is older than the claim
@@ -218,9 +227,9 @@ impl Index {
         created: Option<Timestamp>,
         uid: &str,
     ) -> Option<&ObjectKey> {
-        let mine = (created, uid.to_owned());
-        let (seniority, key) = self.by_domain.get(domain)?.first()?;
-        (*seniority < mine).then_some(key)
+        let oldest = self.by_domain.get(domain)?.first()?;
+        let seniority = self.claims.get(oldest)?.seniority();
+        (seniority < (created, uid)).then_some(oldest)
     }
 
     /// The objects whose `spec.credentialsRef` names Secret `namespace/name`.
@@ -246,8 +255,8 @@ impl Index {
 
 fn secret_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
+        namespace: namespace.into(),
+        name: name.into(),
     }
 }
 
@@ -261,8 +270,8 @@ mod tests {
                 namespace: ns.into(),
                 name: name.into(),
             },
-            uid: format!("uid-{name}"),
-            domain: claimed_domain(domain),
+            uid: format!("uid-{name}").into(),
+            domain: claimed_domain(domain).into(),
             created: Some(Timestamp::from_second(1_800_000_000 + created).unwrap()),
             credentials_secret: None,
             ready: false,

@@ -7,6 +7,7 @@ pub mod closte;
 pub mod controller;
 pub mod domain;
 pub mod index;
+pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod probe;

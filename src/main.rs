@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use closte_operator::{api, check, controller, simulate, telemetry};
+use closte_operator::{api, check, controller, memory, simulate, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Controller(args) => {
+            memory::limit_arenas();
             finish("controller", runtime().block_on(controller::run(*args)))
         }
         Command::Sidecar | Command::Status { .. } => {

@@ -155,9 +155,9 @@ impl Metrics {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into());
             let object = vec![
-                ("namespace", claim.key.namespace.clone()),
-                ("name", claim.key.name.clone()),
-                ("domain", claim.domain.clone()),
+                ("namespace", claim.key.namespace.to_string()),
+                ("name", claim.key.name.to_string()),
+                ("domain", claim.domain.to_string()),
             ];
             ready.get_or_create(&object).set(i64::from(claim.ready));
             if let Some(not_after) = claim.cert_not_after {

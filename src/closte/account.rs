@@ -40,9 +40,11 @@ struct View {
     failure: Option<(ClosteError, Instant)>,
     /// Set when a write disagreed with the list: only a newer list will do.
     stale_since: Option<Instant>,
-    /// Writes done locally, numbered, to replay over a list fetched meanwhile.
-    journal: Vec<(u64, String, bool)>,
-    seq: u64,
+    /// Writes done locally while a list fetch was in flight, to replay over
+    /// that list (empty otherwise, so it never grows unbounded).
+    journal: Vec<(String, bool)>,
+    /// A list fetch is on its way (fetches run one at a time).
+    fetching: bool,
     /// Names whose last write has an unknown outcome (the answer was lost or
     /// never came), with when the failed answer was seen: only a list whose
     /// request started at or after it may say whether the name is there. (Not
@@ -146,19 +148,19 @@ impl Account {
             return Err(error.clone()); // a fetch that ended while this caller waited failed
         }
         let started = Instant::now();
-        let seq_at_start = self.view.lock().unwrap().seq;
+        let journaling = Journaling::start(&self.view);
         let result = {
             let _permit = self.flow.admit(false).await;
             self.client.list(&self.key).await
         };
         self.note_rate_limit(&result);
         let mut view = self.view.lock().unwrap();
+        let journal = journaling.finish(&mut view);
         match result {
             Ok(names) => {
                 let mut list: DomainSet = names.iter().map(|n| fold_name(n)).collect();
                 // writes that finished after the request started may be missing from it
-                view.journal.retain(|(seq, _, _)| *seq > seq_at_start);
-                for (_, name, added) in &view.journal {
+                for (name, added) in &journal {
                     if *added {
                         list.insert(name.clone());
                     } else {
@@ -184,9 +186,9 @@ impl Account {
         let name = fold_name(domain.as_str());
         let mut view = self.view.lock().unwrap();
         view.uncertain.remove(&name);
-        view.seq += 1;
-        let seq = view.seq;
-        view.journal.push((seq, name.clone(), added));
+        if view.fetching {
+            view.journal.push((name.clone(), added));
+        }
         if let Some((list, _)) = view.list.as_mut() {
             let list = Arc::make_mut(list);
             if added {
@@ -266,6 +268,35 @@ impl Account {
             }
             // a rate limit or a rejected key: not applied
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// Journals writes while a list fetch is on its way; stops when finished or
+/// dropped (a cancelled fetch), so the journal never outlives its fetch.
+struct Journaling<'a>(Option<&'a Mutex<View>>);
+
+impl<'a> Journaling<'a> {
+    fn start(view: &'a Mutex<View>) -> Journaling<'a> {
+        view.lock().unwrap().fetching = true;
+        Journaling(Some(view))
+    }
+
+    /// The writes journaled meanwhile; under the same lock as the list that
+    /// replays them, so no write falls between.
+    fn finish(mut self, view: &mut View) -> Vec<(String, bool)> {
+        self.0 = None;
+        view.fetching = false;
+        std::mem::take(&mut view.journal)
+    }
+}
+
+impl Drop for Journaling<'_> {
+    fn drop(&mut self) {
+        if let Some(view) = self.0 {
+            let mut view = view.lock().unwrap();
+            view.fetching = false;
+            view.journal.clear();
         }
     }
 }

@@ -113,8 +113,8 @@ fn conflict_winner(md: &MappedDomain, index: &RwLock<Index>) -> Option<ConflictW
     let index = index.read().unwrap();
     let winner = index.winner(&claimed_domain(&md.spec.domain), created, uid)?;
     Some(ConflictWinner {
-        namespace: winner.namespace.clone(),
-        name: winner.name.clone(),
+        namespace: winner.namespace.to_string(),
+        name: winner.name.to_string(),
     })
 }
 

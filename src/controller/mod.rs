@@ -86,6 +86,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         ..health::Health::default()
     });
     let server = tokio::spawn(health::serve(args.metrics_addr, health.clone()));
+    tokio::spawn(crate::memory::trim_periodically());
     let identity = format!(
         "{}-{:08x}",
         std::env::var("POD_NAME").unwrap_or_else(|_| "closte-operator".into()),

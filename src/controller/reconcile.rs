@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
+use crate::api::conditions::Reason;
 use crate::api::{FINALIZER, MappedDomain, MappedDomainStatus};
 use crate::closte::{AddOutcome, DeleteOutcome};
 use crate::plan::{self, Acted, Action, Conclusion, Outcome, Plan};
@@ -72,11 +73,8 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
             let check = gather::check(&ctx.sources.prober, domain, &md.spec).await;
-            let tls = check
-                .tls
-                .as_ref()
-                .map_or("NotChecked", |t| t.reason.as_str());
-            ctx.metrics.checked(check.dns.reason.as_str(), tls);
+            let tls = check.tls.as_ref().map_or(Reason::NotChecked, |t| t.reason);
+            ctx.metrics.checked(check.dns.reason.as_str(), tls.as_str());
             Some(check)
         }
         _ => None,
