@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := target/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ sim-down: ## stop the Closte simulator
 
 bench-sim: ## simulator throughput with wrk (apt-get install wrk)
 	bash bench/simulator.sh 10 32
+
+bench-controller: ## the controller at scale: N=objects (1000), RATE=writes/s (50); release build
+	bash bench/controller.sh $(or $(N),1000) $(or $(RATE),50)
 
 test: controlplane lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets

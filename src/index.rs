@@ -240,7 +240,7 @@ impl Index {
             .unwrap_or_default()
     }
 
-    pub fn claims(&self) -> impl Iterator<Item = &Claim> {
+    pub fn claims(&self) -> impl Iterator<Item = &Claim> + Clone {
         self.claims.values()
     }
 

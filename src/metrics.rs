@@ -10,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use std::fmt::Write;
+
+use crate::api::Stage;
 use crate::index::Claim;
 
 type Labels = Vec<(&'static str, String)>;
@@ -135,59 +138,122 @@ impl Metrics {
 
     /// The text exposition: process metrics, then gauges from the index's
     /// claims (read at scrape time, so nothing per object is kept here).
-    pub fn render<'c>(&self, claims: impl IntoIterator<Item = &'c Claim>, synced: bool) -> String {
+    pub fn render<'c>(
+        &self,
+        claims: impl Iterator<Item = &'c Claim> + Clone,
+        synced: bool,
+    ) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String");
-        let mut text = text.trim_end_matches("# EOF\n").to_owned();
-
-        let mut cache = Registry::with_prefix("closte_operator");
-        let ready = Family::<Labels, Gauge>::default();
-        let stage = Family::<Labels, Gauge>::default();
-        let by_stage = Family::<Labels, Gauge>::default();
-        let expiry = Family::<Labels, Gauge>::default();
-        let cached = Gauge::<i64>::default();
-        let mut count = 0;
-        for claim in claims {
-            count += 1;
-            let stage_name = claim
-                .stage
-                .and_then(|s| serde_json::to_value(s).ok())
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into());
-            let object = vec![
-                ("namespace", claim.key.namespace.to_string()),
-                ("name", claim.key.name.to_string()),
-                ("domain", claim.domain.to_string()),
-            ];
-            ready.get_or_create(&object).set(i64::from(claim.ready));
-            if let Some(not_after) = claim.cert_not_after {
-                expiry.get_or_create(&object).set(not_after);
-            }
-            let mut with_stage = object.clone();
-            with_stage.push(("stage", stage_name.clone()));
-            stage.get_or_create(&with_stage).set(1);
-            by_stage.get_or_create(&vec![("stage", stage_name)]).inc();
-        }
-        cached.set(if synced { count } else { 0 });
-        cache.register(
-            "mapped_domain_ready",
-            "1 when the MappedDomain is Ready",
-            ready,
-        );
-        cache.register(
-            "mapped_domain_stage",
-            "The stage of each MappedDomain (value 1)",
-            stage,
-        );
-        cache.register("mapped_domains", "MappedDomains by stage", by_stage);
-        cache.register(
-            "certificate_expiry_timestamp_seconds",
-            "When the certificate each MappedDomain serves expires (Unix time)",
-            expiry,
-        );
-        cache.register("cached_objects", "MappedDomains in the watch cache", cached);
-        encode(&mut text, &cache).expect("writing to a String");
+        text.truncate(text.trim_end_matches("# EOF\n").len());
+        render_claims(&mut text, claims, synced);
+        text.push_str("# EOF\n");
         text
+    }
+}
+
+/// The per-object gauges, written straight into the exposition: at 10,000
+/// objects, building them as metric families first cost twice the memory of
+/// the text itself.
+fn render_claims<'c>(
+    text: &mut String,
+    claims: impl Iterator<Item = &'c Claim> + Clone,
+    synced: bool,
+) {
+    let stage_name = |c: &Claim| c.stage.map_or("unknown", Stage::as_str);
+    header(
+        text,
+        "mapped_domain_ready",
+        "1 when the MappedDomain is Ready",
+    );
+    for claim in claims.clone() {
+        sample(
+            text,
+            "mapped_domain_ready",
+            claim,
+            None,
+            i64::from(claim.ready),
+        );
+    }
+    header(
+        text,
+        "mapped_domain_stage",
+        "The stage of each MappedDomain (value 1)",
+    );
+    for claim in claims.clone() {
+        sample(
+            text,
+            "mapped_domain_stage",
+            claim,
+            Some(stage_name(claim)),
+            1,
+        );
+    }
+    header(
+        text,
+        "certificate_expiry_timestamp_seconds",
+        "When the certificate each MappedDomain serves expires (Unix time)",
+    );
+    for claim in claims.clone() {
+        if let Some(not_after) = claim.cert_not_after {
+            sample(
+                text,
+                "certificate_expiry_timestamp_seconds",
+                claim,
+                None,
+                not_after,
+            );
+        }
+    }
+    let mut by_stage = std::collections::BTreeMap::<&str, i64>::new();
+    let mut count = 0;
+    for claim in claims {
+        *by_stage.entry(stage_name(claim)).or_default() += 1;
+        count += 1;
+    }
+    header(text, "mapped_domains", "MappedDomains by stage");
+    for (stage, n) in by_stage {
+        let _ = writeln!(
+            text,
+            "closte_operator_mapped_domains{{stage=\"{stage}\"}} {n}"
+        );
+    }
+    header(text, "cached_objects", "MappedDomains in the watch cache");
+    let _ = writeln!(
+        text,
+        "closte_operator_cached_objects {}",
+        if synced { count } else { 0 }
+    );
+}
+
+fn header(text: &mut String, name: &str, help: &str) {
+    let _ = writeln!(text, "# HELP closte_operator_{name} {help}.");
+    let _ = writeln!(text, "# TYPE closte_operator_{name} gauge");
+}
+
+/// One sample labelled with the object (and its stage, if given).
+fn sample(text: &mut String, name: &str, claim: &Claim, stage: Option<&str>, value: i64) {
+    let _ = write!(text, "closte_operator_{name}{{namespace=\"");
+    escape(text, &claim.key.namespace);
+    text.push_str("\",name=\"");
+    escape(text, &claim.key.name);
+    text.push_str("\",domain=\"");
+    escape(text, &claim.domain);
+    if let Some(stage) = stage {
+        let _ = write!(text, "\",stage=\"{stage}");
+    }
+    let _ = writeln!(text, "\"}} {value}");
+}
+
+/// A label value as OpenMetrics writes it.
+fn escape(text: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => text.push_str("\\\\"),
+            '"' => text.push_str("\\\""),
+            '\n' => text.push_str("\\n"),
+            c => text.push(c),
+        }
     }
 }
 
@@ -211,7 +277,8 @@ mod tests {
             "status": {"stage": "checking-dns"}
         }))
         .unwrap();
-        let text = metrics.render([&Claim::from_resource(&md)], true);
+        let mut claim = Claim::from_resource(&md);
+        let text = metrics.render([&claim].into_iter(), true);
         for line in [
             "closte_operator_reconciles_total{result=\"ok\"} 1",
             "closte_operator_closte_requests_total{endpoint=\"adddomainalias\",outcome=\"ok\"} 2",
@@ -220,15 +287,31 @@ mod tests {
             "closte_operator_reconciles_in_flight 1",
             "closte_operator_checks_total{dns=\"Matched\",tls=\"Valid\"} 1",
             "closte_operator_mapped_domain_ready{namespace=\"n\",name=\"a\",domain=\"a.example.com\"} 0",
+            "closte_operator_mapped_domain_stage{namespace=\"n\",name=\"a\",domain=\"a.example.com\",stage=\"checking-dns\"} 1",
             "closte_operator_mapped_domains{stage=\"checking-dns\"} 1",
+            "# TYPE closte_operator_mapped_domain_ready gauge",
             "closte_operator_cached_objects 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert!(
+            !text.contains("certificate_expiry_timestamp_seconds{"),
+            "no certificate yet"
+        );
+        claim.cert_not_after = Some(1_800_000_000);
+        claim.key.name = "we\"ird".into();
+        let text = metrics.render([&claim].into_iter(), false);
+        assert!(text.contains(
+            "closte_operator_certificate_expiry_timestamp_seconds{namespace=\"n\",name=\"we\\\"ird\",domain=\"a.example.com\"} 1800000000"
+        ), "{text}");
+        assert!(
+            text.contains("closte_operator_cached_objects 0"),
+            "not synced yet"
+        );
         drop(in_flight);
         assert!(
             metrics
-                .render([], true)
+                .render(std::iter::empty(), true)
                 .contains("closte_operator_reconciles_in_flight 0")
         );
         assert_eq!(text.matches("# EOF").count(), 1);

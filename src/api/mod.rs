@@ -230,6 +230,20 @@ pub enum Stage {
     SslFailed,
 }
 
+impl Stage {
+    /// The name status shows (and metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pending => "pending",
+            Stage::CheckingDns => "checking-dns",
+            Stage::CheckingSslCert => "checking-ssl-cert",
+            Stage::Done => "done",
+            Stage::Failed => "failed",
+            Stage::SslFailed => "ssl-failed",
+        }
+    }
+}
+
 /// Who put the alias on Closte: Created when this controller added it, Adopted when it was already there.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Ownership {

@@ -94,6 +94,7 @@ fn stage_and_enums_serialise_as_documented() {
     ];
     for (stage, text) in stages {
         assert_eq!(serde_json::to_value(stage).unwrap(), text);
+        assert_eq!(stage.as_str(), text, "the metrics label is the status name");
     }
     assert_eq!(serde_json::to_value(Ownership::Adopted).unwrap(), "Adopted");
     assert_eq!(
