@@ -42,19 +42,23 @@ pub async fn reconcile(
 
 async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Requeue, Error> {
     // a fresh read: the watch may lag behind this controller's own writes
-    let Some(md) = api.get_opt(name).await? else {
+    let Some(mut md) = api.get_opt(name).await? else {
         return Ok(Requeue::await_change());
     };
     tracing::Span::current().record("domain", md.spec.domain.as_str());
     let rejected_key = ctx.rejected_keys.lock().unwrap().get(&uid(&md)).cloned();
-    let gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
+    let mut gathered = gather(&md, &ctx.sources, rejected_key.clone(), Observe::WhenNeeded).await?;
+    let mut plan = plan::decide(&gathered.facts);
+    if plan == Plan::AddFinalizer {
+        // go on from the object the write returned: no need to wait for its watch event
+        drop(gathered);
+        md = set_finalizer(&api, &md, true).await?;
+        gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
+        plan = plan::decide(&gathered.facts);
+    }
     let facts = &gathered.facts;
-    let action = match plan::decide(facts) {
-        Plan::Skip => return Ok(Requeue::await_change()),
-        Plan::AddFinalizer => {
-            set_finalizer(&api, &md, true).await?;
-            return Ok(Requeue::await_change());
-        }
+    let action = match plan {
+        Plan::Skip | Plan::AddFinalizer => return Ok(Requeue::await_change()),
         Plan::Wait(wait) => {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
@@ -171,7 +175,7 @@ async fn set_finalizer(
     api: &Api<MappedDomain>,
     md: &MappedDomain,
     present: bool,
-) -> Result<(), Error> {
+) -> Result<MappedDomain, Error> {
     let mut finalizers: Vec<&str> = md
         .finalizers()
         .iter()
@@ -187,13 +191,14 @@ async fn set_finalizer(
             "resourceVersion": md.resource_version(),
         }
     });
-    api.patch(
-        &md.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let patched = api
+        .patch(
+            &md.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(patched)
 }
 
 /// Requeue after a Kubernetes API error (conflicts, timeouts): soon, jittered.

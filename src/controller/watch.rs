@@ -129,7 +129,8 @@ impl Work {
 /// Applies a watch event to the index, nudges the rivals of a claim that
 /// went (after the index has forgotten it), and passes the event on with
 /// only the object's name, unless it changed nothing a pass reacts to (this
-/// controller's own status writes): those would only cost a pass and a read.
+/// controller's own status and finalizer writes): those would only cost a
+/// pass and a read.
 fn index_event(
     index: &RwLock<Index>,
     nudge: &UnboundedSender<ObjectRef<Name>>,
