@@ -1,0 +1,94 @@
+<?php
+/**
+ * Domains, settings and the Site Health verdict.
+ *
+ * @package Closte_Operator
+ */
+
+use PHPUnit\Framework\TestCase;
+
+final class DomainsTest extends TestCase {
+
+	public function test_normalize(): void {
+		$this->assertSame( 'shop.example.com', Closte_Operator_Domains::normalize( ' Shop.Example.COM. ' ) );
+		$this->assertSame( '127.0.0.1', Closte_Operator_Domains::normalize( '127.0.0.1:8080' ) );
+		$this->assertSame( '*.example.com', Closte_Operator_Domains::normalize( '*.Example.com' ) );
+	}
+
+	public function test_only_domains_outside_the_network_need_an_alias(): void {
+		$cases = array(
+			array( 'shop.example.com', 'network.test', true ),
+			array( 'network.test', 'network.test', false ),
+			array( 'blog1.network.test', 'network.test', false ),
+			array( 'BLOG1.Network.Test', 'network.test:8080', false ),
+			array( 'evilnetwork.test', 'network.test', true ),
+			array( 'shop.example.com', '127.0.0.1:8123', true ),
+			array( '127.0.0.1:8123', '127.0.0.1:8123', false ),
+			array( '10.0.0.5', 'network.test', false ),
+			array( '', 'network.test', false ),
+		);
+		foreach ( $cases as list( $domain, $base, $custom ) ) {
+			$this->assertSame( $custom, Closte_Operator_Domains::is_custom( $domain, $base ), "$domain under $base" );
+		}
+	}
+
+	public function test_set_and_segment(): void {
+		$this->assertSame( array( 'a.example.com', 'b.example.com' ), Closte_Operator_Domains::set( array( 'b.example.com', 'A.example.com.', '', 'a.example.com' ) ) );
+		$this->assertSame( '%2A.example.com', Closte_Operator_Domains::segment( '*.example.com' ) );
+	}
+
+	public function test_token_file(): void {
+		$dir  = sys_get_temp_dir() . '/closte-operator-unit-' . getmypid();
+		$file = $dir . '/token';
+		@mkdir( $dir );
+		file_put_contents( $file, "  s3cret\n" );
+		$this->assertSame( array( 's3cret', '' ), Closte_Operator_Config::read_token_file( $file ) );
+		file_put_contents( $file, "\n" );
+		$this->assertSame( array( '', "the token file $file is empty" ), Closte_Operator_Config::read_token_file( $file ) );
+		unlink( $file );
+		rmdir( $dir );
+		// no PHP warning for a missing file (the test fails on warnings)
+		$this->assertSame( array( '', "cannot read the token file $file" ), Closte_Operator_Config::read_token_file( $file ) );
+		$this->assertSame( 'sidecar.test', ( new Closte_Operator_Config( 'http://Sidecar.test:8087', 't' ) )->host() );
+	}
+
+	public function test_health_verdicts(): void {
+		$config   = new Closte_Operator_Config( 'http://127.0.0.1:8087', 't' );
+		$up       = new Closte_Operator_Result( 200, 'ok' );
+		$list     = fn( array $domains ) => new Closte_Operator_Result( 200, json_encode( array( 'domains' => $domains ) ) );
+		$ready    = array(
+			'domain' => 'a.example.com',
+			'ready'  => true,
+			'stage'  => 'done',
+		);
+		$waiting  = array(
+			'domain'  => 'b.example.com',
+			'ready'   => false,
+			'stage'   => 'checking-dns',
+			'reason'  => 'DNSNotReady',
+			'message' => 'NXDOMAIN',
+		);
+		$evaluate = fn( $health, $domains, $queued = 0 ) => Closte_Operator_Health::evaluate( $config, $health, $domains, $queued );
+
+		$this->assertSame( 'good', $evaluate( $up, $list( array( $ready ) ) )['status'] );
+
+		$verdict = $evaluate( Closte_Operator_Result::unreachable( 'cURL error 7' ), null );
+		$this->assertSame( 'critical', $verdict['status'] );
+		$this->assertStringContainsString( 'cURL error 7', $verdict['problems'][0] );
+
+		$verdict = $evaluate( $up, new Closte_Operator_Result( 401, '{"error":"wrong token"}' ) );
+		$this->assertSame( 'critical', $verdict['status'] );
+		$this->assertStringContainsString( 'refuses the token', $verdict['summary'] );
+
+		$verdict = $evaluate( $up, $list( array( $ready, $waiting ) ) );
+		$this->assertSame( 'recommended', $verdict['status'] );
+		$this->assertSame( array( $waiting ), $verdict['not_ready'] );
+
+		$verdict = $evaluate( $up, $list( array() ), 3 );
+		$this->assertSame( 'recommended', $verdict['status'] );
+		$this->assertStringContainsString( '3 domain change(s) are queued', $verdict['problems'][0] );
+
+		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://x', '', 2.0, 'no token defined' ), $up, $list( array() ), 0 );
+		$this->assertStringContainsString( 'no token defined', $verdict['problems'][0] );
+	}
+}
