@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod plan;
 pub mod probe;
 pub mod shutdown;
+pub mod sidecar;
 pub mod simulate;
 pub mod telemetry;
 pub mod tls;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use closte_operator::{api, check, controller, memory, simulate, telemetry};
+use closte_operator::{api, check, controller, memory, sidecar, simulate, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,7 @@ enum Command {
     /// Run the reconciler that keeps Closte in line with MappedDomains.
     Controller(Box<controller::ControllerArgs>),
     /// Run the loopback HTTP API that lets WordPress manage MappedDomains.
-    Sidecar,
+    Sidecar(sidecar::SidecarArgs),
     /// Run a local Closte stand-in (API, DNS and HTTPS) for demos and tests.
     Simulate(Box<simulate::SimArgs>),
     /// Test a Closte API key the way WordPress's "test connection" does.
@@ -68,7 +68,11 @@ fn main() -> ExitCode {
             memory::limit_arenas();
             finish("controller", runtime().block_on(controller::run(*args)))
         }
-        Command::Sidecar | Command::Status { .. } => {
+        Command::Sidecar(args) => {
+            memory::limit_arenas();
+            finish("sidecar", runtime().block_on(sidecar::run(args)))
+        }
+        Command::Status { .. } => {
             eprintln!("closte-operator: this subcommand is not yet implemented");
             ExitCode::from(2)
         }

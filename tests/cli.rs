@@ -52,7 +52,51 @@ fn help_lists_every_subcommand_with_a_line() {
 
 #[test]
 fn unimplemented_subcommand_says_so_and_fails() {
-    let out = run(&["sidecar"]);
+    let out = run(&["status", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not yet implemented"));
+}
+
+#[test]
+fn sidecar_explains_its_flags_and_wants_a_token() {
+    let out = run(&["sidecar", "-h"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--namespace",
+        "--token-file",
+        "--credentials-secret",
+        "--check-interval",
+        "--expected-target",
+    ] {
+        // clap puts a long description on the line after the flag
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("sidecar -h lacks {flag}:\n{help}"));
+        let description = lines.get(at + 1).copied().unwrap_or_default().trim();
+        assert!(
+            description.len() > 20 && !description.starts_with('-'),
+            "{flag} has no description:\n{help}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+        .arg("sidecar")
+        .env_remove("CLOSTE_SIDECAR_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no token: give --token-file or set CLOSTE_SIDECAR_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["sidecar", "--check-interval", "5s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad flag values are refused by the parser"
+    );
 }

@@ -4,6 +4,7 @@
 //! of HTTP answers to [`ClosteError`]s. Pure: bytes and status codes in,
 //! results out.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -59,6 +60,19 @@ pub fn failure_body(error: &str) -> String {
     })
 }
 
+/// A success that says something: `{"success":true,"message":"..."}`.
+pub fn success_message_body(message: &str) -> String {
+    #[derive(Serialize)]
+    struct Success<'a> {
+        success: bool,
+        message: &'a str,
+    }
+    encode(&Success {
+        success: true,
+        message,
+    })
+}
+
 /// The error text for an invalid or empty domain: the prefix, then the domain
 /// exactly as it was received (nothing at all for a missing one).
 pub fn invalid_domain_error(received: &str) -> String {
@@ -102,6 +116,39 @@ pub fn domains_body(items: &[ListItem<'_>]) -> String {
         success: true,
         domains: items,
     })
+}
+
+/// The parameters of a client API request as PHP's `$_REQUEST` sees them:
+/// the query string, then the form body over it. `None` when either is not
+/// form encoding: a broken `%` escape, or bytes that are not UTF-8.
+pub fn request_parameters(query: &str, body: &[u8]) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    for part in [query.as_bytes(), body] {
+        for pair in part.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let mut halves = pair.splitn(2, |b| *b == b'=');
+            let name = form_decode(halves.next()?)?;
+            let value = form_decode(halves.next().unwrap_or_default())?;
+            params.insert(name, value);
+        }
+    }
+    Some(params)
+}
+
+/// One form-encoded name or value: `+` is a space, `%XX` a byte.
+fn form_decode(encoded: &[u8]) -> Option<String> {
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.iter();
+    while let Some(&b) = rest.next() {
+        bytes.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = [*rest.next()?, *rest.next()?];
+                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// Serialises a body made of strings, numbers and booleans only, which cannot fail.
@@ -524,6 +571,33 @@ mod tests {
                 .domains,
             Some(vec![])
         );
+    }
+
+    #[test]
+    fn request_parameters_read_like_php_and_refuse_broken_forms() {
+        let params = request_parameters(
+            "apikey=q&x=1",
+            b"apikey=b%20ody&domain=*.a.example&wildcard=",
+        )
+        .unwrap();
+        assert_eq!(params["apikey"], "b ody", "the body wins over the query");
+        assert_eq!(params["domain"], "*.a.example");
+        assert_eq!(params["wildcard"], "");
+        assert_eq!(params["x"], "1");
+        assert_eq!(
+            request_parameters("", b"a=one+two%2B").unwrap()["a"],
+            "one two+"
+        );
+        assert!(
+            request_parameters("", b"domain=%FF%FE").is_none(),
+            "not UTF-8"
+        );
+        assert!(
+            request_parameters("", b"domain=%G1").is_none(),
+            "a broken escape"
+        );
+        assert!(request_parameters("a=%", b"").is_none());
+        assert!(request_parameters("", b"").unwrap().is_empty());
     }
 
     #[test]

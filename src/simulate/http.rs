@@ -2,12 +2,11 @@
 //! latency, injected faults and the write rate limit) and the admin API
 //! under `/_sim/` for tests.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get};
@@ -17,7 +16,7 @@ use tokio::time::Instant;
 
 use super::faults::{FaultKind, Faults};
 use super::state::{Answer, Sim};
-use crate::closte::wire::Endpoint;
+use crate::closte::wire::{self, Endpoint};
 
 pub type Shared = Arc<Mutex<Sim>>;
 
@@ -60,26 +59,21 @@ fn respond(answer: Answer) -> Response {
     response
 }
 
-/// Query string and form body together, as PHP's `$_REQUEST` sees them.
-fn parameters(query: HashMap<String, String>, body: &[u8]) -> HashMap<String, String> {
-    let mut params = query;
-    if let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
-        params.extend(form);
-    }
-    params
-}
-
 async fn client_api(
     State(sim): State<Shared>,
     method: Method,
     Path(endpoint): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
     let Some(endpoint) = Endpoint::ALL.into_iter().find(|e| e.path() == endpoint) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
-    let params = parameters(query, &body);
+    // like PHP, a body that is not form encoding is no parameters
+    let query = query.unwrap_or_default();
+    let params = wire::request_parameters(&query, &body)
+        .or_else(|| wire::request_parameters(&query, b""))
+        .unwrap_or_default();
     let (latency, fault, hang) = {
         let sim = sim.lock().unwrap();
         let faults = sim.faults();

@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod operator;
+pub mod proxy;
 pub mod setup;
+pub mod sidecar;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

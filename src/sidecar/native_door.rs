@@ -1,0 +1,263 @@
+//! The native JSON door under `/v1/`: domains with their stage, conditions
+//! and certificate (read from the watch cache), idempotent writes of one
+//! domain, and the whole set of one site. Described by `docs/sidecar-openapi.yaml`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::Sidecar;
+use super::closte_door::status_of;
+use super::domains::{Ensured, WriteError};
+use crate::api::conditions::ConditionType;
+use crate::api::{CertificateStatus, MappedDomain, Stage};
+use crate::domain::{self, Domain};
+
+/// The OpenAPI description of this door, served at `/v1/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../docs/sidecar-openapi.yaml");
+
+/// An error answer: `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct DoorError {
+    status: StatusCode,
+    message: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> DoorError {
+    DoorError {
+        status,
+        message: message.into(),
+    }
+}
+
+impl IntoResponse for DoorError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Error {
+            error: String,
+        }
+        let body = Error {
+            error: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<WriteError> for DoorError {
+    fn from(e: WriteError) -> Self {
+        error(status_of(&e), e.to_string())
+    }
+}
+
+/// One domain as the door shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DomainView<'a> {
+    domain: &'a str,
+    name: &'a str,
+    site_id: Option<i64>,
+    stage: Option<Stage>,
+    ready: bool,
+    /// The Ready condition's reason and message.
+    reason: Option<&'a str>,
+    message: Option<&'a str>,
+    conditions: Vec<ConditionView<'a>>,
+    certificate: Option<&'a CertificateStatus>,
+}
+
+#[derive(Serialize)]
+struct ConditionView<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    status: &'a str,
+    reason: &'a str,
+    message: &'a str,
+}
+
+impl<'a> DomainView<'a> {
+    fn of(md: &'a MappedDomain) -> DomainView<'a> {
+        let status = md.status.as_ref();
+        let ready = status.and_then(|s| s.condition(ConditionType::Ready));
+        DomainView {
+            domain: &md.spec.domain,
+            name: md.metadata.name.as_deref().unwrap_or_default(),
+            site_id: md.spec.site_id,
+            stage: status.and_then(|s| s.stage),
+            ready: status.is_some_and(|s| s.is_true(ConditionType::Ready)),
+            reason: ready.map(|c| c.reason.as_str()),
+            message: ready.map(|c| c.message.as_str()),
+            conditions: status
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .map(|c| ConditionView {
+                            type_: &c.type_,
+                            status: &c.status,
+                            reason: &c.reason,
+                            message: &c.message,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            certificate: status.and_then(|s| s.certificate.as_ref()),
+        }
+    }
+}
+
+/// The request's bearer token, checked; `Err` is the 401 answer.
+fn authorize(sidecar: &Sidecar, headers: &HeaderMap) -> Result<(), DoorError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if sidecar.token.accepts(token) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send Authorization: Bearer <sidecar token>",
+        ))
+    }
+}
+
+fn parse_domain(raw: &str) -> Result<Domain, DoorError> {
+    domain::normalize(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// An optional JSON body; empty means `T::default()`.
+fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, DoorError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+}
+
+pub async fn list(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    #[derive(Serialize)]
+    struct List<'a> {
+        domains: Vec<DomainView<'a>>,
+    }
+    let all = sidecar.domains.list();
+    let domains = all.iter().map(|md| DomainView::of(md)).collect();
+    Ok(Json(List { domains }).into_response())
+}
+
+pub async fn get_one(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    let domain = parse_domain(&raw)?;
+    let md = sidecar.domains.find(&domain).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no MappedDomain for {domain}"),
+        )
+    })?;
+    Ok(Json(DomainView::of(&md)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutDomain {
+    site_id: Option<i64>,
+}
+
+pub async fn put_one(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    let domain = parse_domain(&raw)?;
+    let put: PutDomain = body(&bytes)?;
+    if put.site_id.is_some_and(|id| id < 1) {
+        return Err(error(StatusCode::BAD_REQUEST, "siteId must be at least 1"));
+    }
+    let (ensured, md) = sidecar.domains.ensure(&domain, put.site_id).await?;
+    let status = match ensured {
+        Ensured::Created => StatusCode::CREATED,
+        Ensured::Updated | Ensured::Unchanged => StatusCode::OK,
+    };
+    Ok((status, Json(DomainView::of(&md))).into_response())
+}
+
+pub async fn delete_one(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    let domain = parse_domain(&raw)?;
+    sidecar.domains.remove(&domain).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteDomains {
+    domains: Vec<String>,
+}
+
+pub async fn sync_site(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    let site = site
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "the site id must be a whole number of at least 1",
+            )
+        })?;
+    let wanted: SiteDomains = serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))?;
+    let mut domains = Vec::with_capacity(wanted.domains.len());
+    for raw in &wanted.domains {
+        let domain = parse_domain(raw)?;
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    let report = sidecar.domains.sync(site, &domains).await?;
+    Ok(Json(report).into_response())
+}
+
+pub async fn openapi(
+    State(sidecar): State<Arc<Sidecar>>,
+    headers: HeaderMap,
+) -> Result<Response, DoorError> {
+    authorize(&sidecar, &headers)?;
+    Ok(([(header::CONTENT_TYPE, "application/yaml")], OPENAPI).into_response())
+}
+
+/// Any path no door knows.
+pub async fn not_found() -> DoorError {
+    error(StatusCode::NOT_FOUND, "no such path")
+}
+
+/// A known path asked with a method it does not take.
+pub async fn method_not_allowed() -> DoorError {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this path",
+    )
+}

@@ -1,0 +1,722 @@
+//! The sidecar as a process against a real kube-apiserver: both doors,
+//! idempotency, whole-set sync, bad input, an API server outage, and its RBAC
+//! for real (run with a token of its own ServiceAccount).
+
+mod common;
+
+use std::path::PathBuf;
+
+use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
+use common::operator::{Operator, eventually};
+use common::proxy::Proxy;
+use common::setup::Namespace;
+use common::sidecar::Sidecar;
+use common::sim::{Simulator, scratch};
+use common::{create, spec};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "sidecar-token-5d1e";
+const EMPTY_DOMAIN: &str = r#"{"success":false,"error":"Invalid or empty domain: "}"#;
+
+async fn setup(name: &str, args: &[&str]) -> (Namespace, Sidecar) {
+    let ns = Namespace::new(name).await;
+    let sidecar = Sidecar::start(name, common::kubeconfig(), &ns.ns, TOKEN, args).await;
+    (ns, sidecar)
+}
+
+/// The namespace's MappedDomains as (name, domain, site id), sorted.
+async fn objects(api: &Api<MappedDomain>) -> Vec<(String, String, Option<i64>)> {
+    let mut all: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|md| (md.metadata.name.unwrap(), md.spec.domain, md.spec.site_id))
+        .collect();
+    all.sort();
+    all
+}
+
+/// Waits until the sidecar's cache shows `domain` (present or not).
+async fn cached(sidecar: &Sidecar, domain: &str, present: bool) {
+    let path = format!("/v1/domains/{}", domain.replace('*', "%2A"));
+    eventually(
+        10,
+        &format!("{domain} in the sidecar's cache: {present}"),
+        || async {
+            let (status, _) = sidecar.native("GET", &path, None).await;
+            ((status == 200) == present).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_closte_door_answers_as_closte_does() {
+    let (ns, sidecar) = setup(
+        "closte-door",
+        &[
+            "--credentials-secret",
+            "closte-api-key",
+            "--check-interval",
+            "10s",
+        ],
+    )
+    .await;
+    let add = |domain: &'static str| [("apikey", TOKEN), ("domain", domain), ("wildcard", "0")];
+
+    // Ultimate Multisite's "test connection": byte for byte
+    let (status, body) = sidecar
+        .closte("POST", "adddomainalias", &[("apikey", TOKEN)])
+        .await;
+    assert_eq!((status, body.as_str()), (200, EMPTY_DOMAIN));
+    // a bad domain is echoed exactly as sent
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &add("Bad..Example.com"))
+        .await;
+    assert_eq!(
+        body,
+        r#"{"success":false,"error":"Invalid or empty domain: Bad..Example.com"}"#
+    );
+
+    let (status, body) = sidecar
+        .closte("POST", "adddomainalias", &add("Shop.Example.com"))
+        .await;
+    assert_eq!((status, body.as_str()), (200, r#"{"success":true}"#));
+    let md = ns.api.get("shop-example-com").await.unwrap();
+    assert_eq!(md.spec.domain, "shop.example.com", "normalised");
+    assert_eq!(
+        md.spec.credentials_ref.as_ref().unwrap().name,
+        "closte-api-key"
+    );
+    assert_eq!(md.spec.credentials_ref.as_ref().unwrap().key, "apiKey");
+    assert_eq!(md.spec.check_interval.as_deref(), Some("10s"));
+    let labels = md.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("closte-operator-sidecar")
+    );
+    let managers: Vec<_> = md
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| Some((f.manager.clone()?, f.operation.clone()?)))
+        .collect();
+    assert_eq!(
+        managers,
+        [("closte-operator-sidecar".into(), "Apply".into())]
+    );
+
+    // an add of what is there is success (Ultimate Multisite logs anything else)
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &add("shop.example.com"))
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (_, body) = sidecar
+        .closte(
+            "POST",
+            "adddomainalias",
+            &[
+                ("apikey", TOKEN),
+                ("domain", "*.Blogs.example.org"),
+                ("wildcard", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &add("bücher.example"))
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let mut domains: Vec<String> = objects(&ns.api).await.into_iter().map(|o| o.1).collect();
+    domains.sort();
+    assert_eq!(
+        domains,
+        [
+            "*.blogs.example.org",
+            "shop.example.com",
+            "xn--bcher-kva.example"
+        ]
+    );
+    cached(&sidecar, "xn--bcher-kva.example", true).await;
+    let (status, body) = sidecar
+        .closte("GET", "getdomains", &[("apikey", TOKEN)])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"success":true,"domains":["*.blogs.example.org","shop.example.com","xn--bcher-kva.example"]}"#
+    );
+
+    // the certificate requests Ultimate Multisite makes after an add
+    let (status, body) = sidecar
+        .closte(
+            "POST",
+            "ssl/install",
+            &[
+                ("apikey", TOKEN),
+                ("domain", "shop.example.com"),
+                ("type", "letsencrypt"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(r#"{"success":true,"message":"#), "{body}");
+    for other in ["installssl", "ssl", "certificate/install"] {
+        let (status, body) = sidecar.closte("POST", other, &[("apikey", TOKEN)]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (404, r#"{"success":false,"error":"Not found"}"#)
+        );
+    }
+
+    // a wrong or missing token: Closte's failure, and nothing written
+    for form in [
+        vec![("apikey", "nope"), ("domain", "x.example.com")],
+        vec![("domain", "x.example.com")],
+    ] {
+        let (status, body) = sidecar.closte("POST", "adddomainalias", &form).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (401, r#"{"success":false,"error":"Invalid API key"}"#)
+        );
+    }
+    let (status, _) = sidecar
+        .closte("GET", "adddomainalias", &add("y.example.com"))
+        .await;
+    assert_eq!(status, 405);
+    assert_eq!(
+        objects(&ns.api).await.len(),
+        3,
+        "nothing written by refused requests"
+    );
+
+    let (_, body) = sidecar
+        .closte("POST", "deletedomainalias", &add("shop.example.com"))
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    assert!(ns.api.get_opt("shop-example-com").await.unwrap().is_none());
+    let (_, body) = sidecar
+        .closte("POST", "deletedomainalias", &add("shop.example.com"))
+        .await;
+    assert_eq!(
+        body, r#"{"success":true}"#,
+        "deleting what is gone is success"
+    );
+    assert!(
+        !sidecar.log_text().contains(TOKEN),
+        "the token is in the log"
+    );
+}
+
+#[tokio::test]
+async fn the_native_door_writes_idempotently_and_syncs_a_site() {
+    let (ns, sidecar) = setup("native-door", &[]).await;
+    let (status, created) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/shop.example.com",
+            Some(json!({"siteId": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "shop-example-com");
+    assert_eq!(created["siteId"], 2);
+    let (status, again) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/shop.example.com",
+            Some(json!({"siteId": 2})),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["name"]),
+        (200, &created["name"]),
+        "idempotent"
+    );
+    let md = ns.api.get("shop-example-com").await.unwrap();
+    let labels = md.metadata.labels.unwrap();
+    assert_eq!(labels["closte-operator.io/site-id"], "2");
+    // another site cannot take it
+    let (status, refused) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/shop.example.com",
+            Some(json!({"siteId": 3})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        refused["error"].as_str().unwrap().contains("site 2"),
+        "{refused}"
+    );
+
+    // what the controller wrote is shown: stage, Ready, certificate
+    let status_patch = json!({"status": {
+        "stage": "done",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                        "message": "all good", "lastTransitionTime": "2026-11-25T10:00:00Z"}],
+        "certificate": {"issuer": "CN=CA", "subject": "CN=shop.example.com", "dnsNames": ["shop.example.com"],
+            "serialNumber": "01", "notBefore": "2026-11-25T10:00:00Z", "notAfter": "2027-02-23T10:00:00Z",
+            "sha256Fingerprint": "AB"}
+    }});
+    ns.api
+        .patch_status(
+            "shop-example-com",
+            &PatchParams::default(),
+            &Patch::Merge(status_patch),
+        )
+        .await
+        .unwrap();
+    let view = eventually(10, "the status in the sidecar's view", || async {
+        let (_, view) = sidecar
+            .native("GET", "/v1/domains/SHOP.example.com.", None)
+            .await;
+        (view["stage"] == "done").then_some(view)
+    })
+    .await;
+    assert_eq!(view["ready"], true);
+    assert_eq!(view["reason"], "Ready");
+    assert_eq!(view["certificate"]["notAfter"], "2027-02-23T10:00:00Z");
+    assert_eq!(view["conditions"][0]["type"], "Ready");
+    let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+    assert_eq!(list["domains"].as_array().unwrap().len(), 1);
+
+    // whole-set sync of site 3: creates, deletes its own stale ones, leaves the rest
+    create(&ns.api, "by-hand", spec("by-hand.example.com")).await;
+    let (status, _) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/other.example.com",
+            Some(json!({"siteId": 4})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({"domains": ["a.example.com", "B.example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["created"], json!(["a.example.com", "b.example.com"]));
+    cached(&sidecar, "b.example.com", true).await;
+    let (_, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({"domains": ["b.example.com", "c.example.com"]})),
+        )
+        .await;
+    assert_eq!(report["created"], json!(["c.example.com"]));
+    assert_eq!(report["unchanged"], json!(["b.example.com"]));
+    assert_eq!(report["deleted"], json!(["a.example.com"]));
+    let domains: Vec<(String, Option<i64>)> = objects(&ns.api)
+        .await
+        .into_iter()
+        .map(|(_, d, s)| (d, s))
+        .collect();
+    for kept in [
+        ("by-hand.example.com".to_string(), None),
+        ("other.example.com".to_string(), Some(4)),
+        ("shop.example.com".to_string(), Some(2)),
+    ] {
+        assert!(domains.contains(&kept), "{kept:?} was touched: {domains:?}");
+    }
+    assert!(!domains.iter().any(|(d, _)| d == "a.example.com"));
+    // a listed domain of another site: 409, and nothing written
+    let before = objects(&ns.api).await;
+    let (status, _) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({"domains": ["new.example.com", "other.example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(objects(&ns.api).await, before);
+
+    for _ in 0..2 {
+        let (status, body) = sidecar
+            .native("DELETE", "/v1/domains/shop.example.com", None)
+            .await;
+        assert_eq!((status, body), (204, Value::Null), "idempotent");
+    }
+    assert!(ns.api.get_opt("shop-example-com").await.unwrap().is_none());
+}
+
+/// method, path, body, token, expected status
+type Case<'a> = (&'a str, &'a str, Option<Vec<u8>>, &'a str, u16);
+
+#[tokio::test]
+async fn bad_input_gets_a_reason_and_changes_nothing() {
+    let (ns, sidecar) = setup("bad-input", &[]).await;
+    create(&ns.api, "kept", spec("kept.example.com")).await;
+    let before = objects(&ns.api).await;
+    let big = format!(r#"{{"siteId": 2, "pad": "{}"}}"#, "x".repeat(70 * 1024));
+    let cases: Vec<Case> = vec![
+        ("PUT", "/v1/domains/bad..example.com", None, TOKEN, 400),
+        ("PUT", "/v1/domains/x.com:80", None, TOKEN, 400),
+        ("PUT", "/v1/domains/192.0.2.1", None, TOKEN, 400),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            Some(b"{not json".to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            Some(br#"{"siteId": "two"}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            Some(br#"{"siteId": 0}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            Some(br#"{"site": 2}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            Some(big.into_bytes()),
+            TOKEN,
+            413,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
+            None,
+            "wrong-token",
+            401,
+        ),
+        ("PUT", "/v1/domains/new.example.com", None, "", 401),
+        ("POST", "/v1/domains/new.example.com", None, TOKEN, 405),
+        ("PATCH", "/v1/domains", None, TOKEN, 405),
+        (
+            "PUT",
+            "/v1/sites/zero/domains",
+            Some(br#"{"domains": []}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/sites/0/domains",
+            Some(br#"{"domains": []}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/sites/2/domains",
+            Some(br#"{"domains": ["ok.example.com", "bad..x"]}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        ("PUT", "/v1/sites/2/domains", None, TOKEN, 400),
+        (
+            "DELETE",
+            "/v1/domains/kept.example.com",
+            None,
+            "wrong-token",
+            401,
+        ),
+        ("GET", "/v1/nothing", None, TOKEN, 404),
+        ("GET", "/v1/domains", None, "wrong-token", 401),
+        ("GET", "/metrics", None, "wrong-token", 401),
+    ];
+    for (method, path, body, token, want) in cases {
+        let (status, answer) = sidecar.native_as(token, method, path, body).await;
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        if status != 413 && path != "/metrics" {
+            assert!(
+                answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{method} {path}: no reason in {answer}"
+            );
+        }
+        assert_eq!(
+            objects(&ns.api).await,
+            before,
+            "{method} {path} wrote something"
+        );
+    }
+    // the Closte door: a body that is not form encoding, an unknown path
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/client/adddomainalias", sidecar.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"apikey=sidecar-token-5d1e&domain=%FF%FE".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with(r#"{"success":false,"error":"#)
+    );
+    let (status, _) = sidecar
+        .closte("POST", "nosuchcall", &[("apikey", TOKEN)])
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(objects(&ns.api).await, before);
+    // the door's own description is served
+    let (status, openapi) = sidecar.native("GET", "/v1/openapi.yaml", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        openapi
+            .as_str()
+            .unwrap()
+            .contains("/v1/sites/{siteId}/domains")
+    );
+}
+
+/// A kubeconfig like the test cluster's, but pointing at `server`.
+fn kubeconfig_via(server: std::net::SocketAddr, name: &str) -> PathBuf {
+    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
+    let rewritten: String = original
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("server: ") {
+            Some(_) => format!("    server: https://{server}"),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = scratch(name).join("kubeconfig");
+    std::fs::write(&path, rewritten).unwrap();
+    path
+}
+
+fn api_server(kubeconfig: &std::path::Path) -> std::net::SocketAddr {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .unwrap();
+    server.parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_api_server_outage_is_503_never_done_and_recovers() {
+    let ns = Namespace::new("outage").await;
+    let proxy = Proxy::start(api_server(common::kubeconfig())).await;
+    let kubeconfig = kubeconfig_via(proxy.addr, "outage-kubeconfig");
+    let sidecar = Sidecar::start("outage", &kubeconfig, &ns.ns, TOKEN, &[]).await;
+    let (status, _) = sidecar
+        .native("PUT", "/v1/domains/before.example.com", None)
+        .await;
+    assert_eq!(status, 201);
+    cached(&sidecar, "before.example.com", true).await;
+
+    proxy.down();
+    let (status, answer) = sidecar
+        .native("PUT", "/v1/domains/during.example.com", None)
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("unavailable"),
+        "{answer}"
+    );
+    let (status, body) = sidecar
+        .closte(
+            "POST",
+            "adddomainalias",
+            &[("apikey", TOKEN), ("domain", "during.example.com")],
+        )
+        .await;
+    assert_eq!(status, 503);
+    assert!(
+        body.starts_with(r#"{"success":false,"error":"#),
+        "never reported done: {body}"
+    );
+    let (status, list) = sidecar.native("GET", "/v1/domains", None).await;
+    assert_eq!(status, 200, "reads come from the cache");
+    assert_eq!(list["domains"].as_array().unwrap().len(), 1);
+    assert!(
+        ns.api
+            .get_opt("during-example-com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    proxy.up().await;
+    let answer = eventually(30, "writes to work again", || async {
+        let (status, answer) = sidecar
+            .native("PUT", "/v1/domains/during.example.com", None)
+            .await;
+        (status == 201).then_some(answer)
+    })
+    .await;
+    assert_eq!(answer["domain"], "during.example.com");
+    assert!(
+        ns.api
+            .get_opt("during-example-com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn its_service_account_may_write_its_namespace_and_nothing_else() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+
+    let ns = Namespace::new("rbac").await;
+    let other = common::namespace(&ns.client, "rbac-other").await;
+    // the committed manifests, applied as a user would
+    let manifests = std::fs::read_to_string(common::repo_root().join("deploy/sidecar-rbac.yaml"))
+        .unwrap()
+        .replace("namespace: wordpress", &format!("namespace: {}", ns.ns));
+    let path = scratch("rbac-manifests").join("rbac.yaml");
+    std::fs::write(&path, manifests).unwrap();
+    let out = common::kubectl(&["apply", "-n", &ns.ns, "-f", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let accounts: Api<ServiceAccount> = Api::namespaced(ns.client.clone(), &ns.ns);
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
+    let issued = accounts
+        .create_token_request("closte-operator-sidecar", &PostParams::default(), &request)
+        .await
+        .unwrap();
+    let token = issued.status.unwrap().token;
+    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
+    let server = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    let ca = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
+        .unwrap();
+    let kubeconfig = scratch("rbac-kubeconfig").join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority: {ca}}}\n\
+             users:\n- name: sidecar\n  user: {{token: {token}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: sidecar, namespace: {}}}\n\
+             current-context: c\n",
+            ns.ns
+        ),
+    )
+    .unwrap();
+
+    // the sidecar runs under that identity and works in its namespace
+    let sidecar = Sidecar::start("rbac", &kubeconfig, &ns.ns, TOKEN, &[]).await;
+    let (status, answer) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/rbac.example.com",
+            Some(json!({"siteId": 5})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, _) = sidecar
+        .native("DELETE", "/v1/domains/rbac.example.com", None)
+        .await;
+    assert_eq!(status, 204);
+
+    // and nothing else: another namespace, Secrets, status
+    let as_sidecar = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let forbidden = |result: Result<_, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => status.code == 403,
+        _ => false,
+    };
+    let elsewhere: Api<MappedDomain> = Api::namespaced(as_sidecar.clone(), &other);
+    let md = MappedDomain::new(
+        "x",
+        MappedDomainSpec {
+            ..spec("x.example.com")
+        },
+    );
+    assert!(forbidden(
+        elsewhere
+            .create(&PostParams::default(), &md)
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(
+        elsewhere.list(&ListParams::default()).await.map(drop)
+    ));
+    let secrets: Api<Secret> = Api::namespaced(as_sidecar.clone(), &ns.ns);
+    assert!(forbidden(
+        secrets.list(&ListParams::default()).await.map(drop)
+    ));
+    assert!(forbidden(secrets.get_opt("closte-api-key").await.map(drop)));
+    let own: Api<MappedDomain> = Api::namespaced(as_sidecar, &ns.ns);
+    create(&ns.api, "mine", spec("mine.example.com")).await;
+    let status = Patch::Merge(json!({"status": {"stage": "done"}}));
+    assert!(forbidden(
+        own.patch_status("mine", &PatchParams::default(), &status)
+            .await
+            .map(drop)
+    ));
+}
+
+/// The issue's first check: `curl -d apikey=TOKEN -d domain=...` creates the
+/// MappedDomain, and the controller takes it to done.
+#[tokio::test]
+async fn a_closte_add_through_the_sidecar_ends_done() {
+    const KEY: &str = "sidecar-e2e-key-91c0";
+    let (ns, sidecar) = setup("sidecar-e2e", &["--check-interval", "10s"]).await;
+    let sim = Simulator::start_with_probes(
+        "sidecar-e2e-sim",
+        &["--api-key", KEY, "--issue-delay", "1s"],
+    );
+    let _operator = Operator::start("sidecar-e2e", &sim, KEY, Some(&ns.ns), &[]);
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &[("apikey", TOKEN)])
+        .await;
+    assert_eq!(body, EMPTY_DOMAIN);
+    let (_, body) = sidecar
+        .closte(
+            "POST",
+            "adddomainalias",
+            &[("apikey", TOKEN), ("domain", "shop.example.com")],
+        )
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    eventually(60, "the domain to be done", || async {
+        let md = ns.api.get("shop-example-com").await.ok()?;
+        (md.status?.stage? == Stage::Done).then_some(())
+    })
+    .await;
+    assert_eq!(sim.aliases().await, ["shop.example.com"]);
+    let (_, view) = sidecar
+        .native("GET", "/v1/domains/shop.example.com", None)
+        .await;
+    assert!(view["certificate"]["notAfter"].is_string(), "{view}");
+}
