@@ -78,14 +78,4 @@ final class Closte_Operator_Config {
 		$token = trim( $contents );
 		return array( $token, '' === $token ? sprintf( 'the token file %s is empty', $path ) : '' );
 	}
-
-	/**
-	 * The sidecar's host, to keep its requests away from any proxy.
-	 *
-	 * @return string
-	 */
-	public function host(): string {
-		$host = parse_url( $this->url, PHP_URL_HOST ); // phpcs:ignore WordPress.WP.AlternativeFunctions.parse_url_parse_url -- no WordPress needed here.
-		return is_string( $host ) ? strtolower( $host ) : '';
-	}
 }

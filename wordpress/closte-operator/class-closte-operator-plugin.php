@@ -9,12 +9,17 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * Requests to the sidecar through WordPress's HTTP API.
+ * Requests to the sidecar through the HTTP library WordPress bundles
+ * (Requests), not through wp_remote_request(): the sidecar is a loopback
+ * companion, so WP_HTTP_BLOCK_EXTERNAL (which lets through only the current
+ * site's own host, and during a site's deletion not even that), proxy
+ * settings and other plugins' pre_http_request filters must not apply to it.
  */
 final class Closte_Operator_WP_Transport implements Closte_Operator_Transport {
 
 	/**
-	 * Sends one request; a WP_Error becomes an unreachable result.
+	 * Sends one request; any failure to get an answer becomes an unreachable
+	 * result, never an exception or a PHP warning.
 	 *
 	 * @param string                $method  HTTP method.
 	 * @param string                $url     Full URL.
@@ -24,22 +29,31 @@ final class Closte_Operator_WP_Transport implements Closte_Operator_Transport {
 	 * @return Closte_Operator_Result
 	 */
 	public function request( string $method, string $url, array $headers, ?string $body, float $timeout ): Closte_Operator_Result {
-		$response = wp_remote_request(
-			$url,
-			array(
-				'method'             => $method,
-				'headers'            => $headers,
-				'body'               => $body,
-				'timeout'            => $timeout,
-				'redirection'        => 0,
-				'reject_unsafe_urls' => false,
-				'user-agent'         => 'closte-operator-wordpress/' . Closte_Operator_Plugin::VERSION,
-			)
-		);
-		if ( is_wp_error( $response ) ) {
-			return Closte_Operator_Result::unreachable( $response->get_error_message() );
+		// WordPress 6.2+ autoloads the namespaced library; 6.1 loads Requests 1.x with WP_Http.
+		if ( class_exists( '\WpOrg\Requests\Requests' ) ) {
+			$requests = '\WpOrg\Requests\Requests';
+		} elseif ( class_exists( 'Requests', false ) ) {
+			$requests = 'Requests';
+		} else {
+			return Closte_Operator_Result::unreachable( 'WordPress\'s HTTP library (Requests) is not loaded' );
 		}
-		return new Closte_Operator_Result( (int) wp_remote_retrieve_response_code( $response ), (string) wp_remote_retrieve_body( $response ) );
+		try {
+			$response = $requests::request(
+				$url,
+				$headers,
+				$body ?? array(),
+				$method,
+				array(
+					'timeout'          => $timeout,
+					'connect_timeout'  => $timeout,
+					'follow_redirects' => false,
+					'useragent'        => 'closte-operator-wordpress/' . Closte_Operator_Plugin::VERSION,
+				)
+			);
+		} catch ( Throwable $e ) { // A transport or library failure must never take the page down.
+			return Closte_Operator_Result::unreachable( $e->getMessage() );
+		}
+		return new Closte_Operator_Result( (int) $response->status_code, (string) $response->body );
 	}
 }
 
@@ -131,7 +145,6 @@ final class Closte_Operator_Plugin {
 	 */
 	public function register(): void {
 		add_filter( 'pre_http_request', array( $this->router, 'filter' ), 10, 3 );
-		add_filter( 'pre_http_send_through_proxy', array( $this, 'bypass_proxy' ), 10, 2 );
 		add_action( self::RETRY_HOOK, array( $this, 'retry' ) );
 		add_action( self::SYNC_HOOK, array( $this, 'sync' ) );
 		if ( ! is_multisite() ) {
@@ -143,21 +156,6 @@ final class Closte_Operator_Plugin {
 		add_action( 'wp_delete_site', array( $this, 'site_deleted' ), 10, 1 );
 		add_action( 'init', array( $this, 'schedule_sync' ) );
 		Closte_Operator_Admin::register( $this );
-	}
-
-	/**
-	 * Requests to the sidecar never go through an HTTP proxy.
-	 *
-	 * @param bool|null $override Earlier filters' verdict.
-	 * @param string    $uri      Request URL.
-	 * @return bool|null
-	 */
-	public function bypass_proxy( $override, $uri ) {
-		$host = is_string( $uri ) ? wp_parse_url( $uri, PHP_URL_HOST ) : null;
-		if ( is_string( $host ) && strtolower( $host ) === $this->config->host() ) {
-			return false;
-		}
-		return $override;
 	}
 
 	/**

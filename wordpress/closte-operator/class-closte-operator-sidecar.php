@@ -55,9 +55,10 @@ final class Closte_Operator_Result {
 
 	/**
 	 * Whether trying again later can succeed: no answer, a refused token (a
-	 * person fixes it), a timeout, a rate limit or a server error (the API
-	 * server unreachable). Anything else (400 invalid domain, 409 domain of
-	 * another site) will be answered the same way again.
+	 * person fixes it), a timeout, a conflict (the domain is still being
+	 * deleted, or held by another site until that site lets it go), a rate
+	 * limit or a server error (the API server unreachable). Anything else
+	 * (400 invalid domain, 404) will be answered the same way again.
 	 *
 	 * @return bool
 	 */
@@ -65,7 +66,7 @@ final class Closte_Operator_Result {
 		if ( $this->ok() ) {
 			return false;
 		}
-		return 0 === $this->status || $this->status >= 500 || in_array( $this->status, array( 401, 403, 408, 425, 429 ), true );
+		return 0 === $this->status || $this->status >= 500 || in_array( $this->status, array( 401, 403, 408, 409, 425, 429 ), true );
 	}
 
 	/**

@@ -92,7 +92,7 @@ final class Closte_Operator_Sync {
 	 * Runs one sync and records its summary.
 	 *
 	 * @param array<int, array<int, string>> $desired Site id => domains, for every site.
-	 * @return array Summary: ok, time, error, sites, written, queued, failed, retried.
+	 * @return array Summary: ok, time, error, sites, written, queued (to retry), failed (dropped), retried.
 	 */
 	public function run( array $desired ): array {
 		$summary = array(

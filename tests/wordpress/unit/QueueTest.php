@@ -87,21 +87,33 @@ final class QueueTest extends Closte_Operator_Test_Case {
 	}
 
 	public function test_a_refusal_that_a_retry_cannot_fix_is_dropped_and_recorded(): void {
-		$this->transport->always( 409, '{"error":"shop.example.com belongs to site 3"}' );
-		$this->queue->attempt( Closte_Operator_Queue::put( 'shop.example.com', 2 ) );
-		$this->transport->always( 400, '{"error":"invalid domain"}' );
-		$this->queue->attempt( Closte_Operator_Queue::put( 'bad_domain', 4 ) );
+		$this->transport->always( 400, '{"error":"domain may contain only a-z, 0-9"}' );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'bad_domain.example.com', 2 ) );
+		$this->transport->always( 404, '{"error":"no such path"}' );
+		$this->queue->attempt( Closte_Operator_Queue::delete( 'gone.example.com' ) );
 
 		$this->assertSame( array(), $this->queue->entries() );
 		$failures = $this->queue->failures();
-		$this->assertSame( array( 'bad_domain', 'shop.example.com' ), array_column( $failures, 'domain' ), 'newest first' );
-		$this->assertSame( 'HTTP 409: shop.example.com belongs to site 3', $failures[1]['error'] );
+		$this->assertSame( array( 'gone.example.com', 'bad_domain.example.com' ), array_column( $failures, 'domain' ), 'newest first' );
+		$this->assertSame( 'HTTP 400: domain may contain only a-z, 0-9', $failures[1]['error'] );
 		$this->assertSame( $this->now, $failures[0]['time'] );
 
+		$this->transport->always( 400 );
 		for ( $i = 0; $i < Closte_Operator_Queue::FAILURES_KEPT + 5; $i++ ) {
 			$this->queue->attempt( Closte_Operator_Queue::put( "d$i.example.com", 4 ) );
 		}
 		$this->assertCount( Closte_Operator_Queue::FAILURES_KEPT, $this->queue->failures() );
+	}
+
+	public function test_a_conflict_is_kept_until_the_other_claim_goes(): void {
+		$this->transport->always( 409, '{"error":"shop.example.com is being deleted; try again when it is gone"}' );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'shop.example.com', 2 ) );
+		$this->assertSame( array( 'domain:shop.example.com' => array( 'put', 1, 0 ) ), $this->queued() );
+		$this->assertSame( 'HTTP 409: shop.example.com is being deleted; try again when it is gone', $this->queue->entries()['domain:shop.example.com']['error'] );
+
+		$this->transport->always( 201 );
+		$this->assertSame( array( 'done' => 1, 'queued' => 0, 'dropped' => 0 ), $this->queue->drain() );
+		$this->assertSame( array(), $this->queue->failures() );
 	}
 
 	public function test_a_refused_token_is_kept_for_when_a_person_fixes_it(): void {

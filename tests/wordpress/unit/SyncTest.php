@@ -103,24 +103,31 @@ final class SyncTest extends Closte_Operator_Test_Case {
 		$this->assertSame( $summary, $this->sync->last() );
 	}
 
-	public function test_a_conflict_is_counted_and_the_rest_goes_on(): void {
+	public function test_a_refused_site_is_counted_and_the_rest_goes_on(): void {
 		$this->transport->answer = function ( $request ) {
 			if ( 'GET' === $request['method'] ) {
 				return new Closte_Operator_Result( 200, '{"domains":[]}' );
 			}
-			return str_contains( $request['url'], '/sites/2/' )
-				? new Closte_Operator_Result( 409, '{"error":"taken.example.com belongs to site 7"}' )
-				: new Closte_Operator_Result( 200, '{}' );
+			if ( str_contains( $request['url'], '/sites/2/' ) ) {
+				return new Closte_Operator_Result( 409, '{"error":"taken.example.com belongs to site 7"}' );
+			}
+			if ( str_contains( $request['url'], '/sites/3/' ) ) {
+				return new Closte_Operator_Result( 400, '{"error":"invalid domain"}' );
+			}
+			return new Closte_Operator_Result( 200, '{}' );
 		};
 		$summary = $this->sync->run(
 			array(
 				2 => array( 'taken.example.com' ),
-				3 => array( 'c.example.com' ),
+				3 => array( 'bad.example.com' ),
+				4 => array( 'd.example.com' ),
 			)
 		);
 		$this->assertSame( 1, $summary['written'] );
+		$this->assertSame( 1, $summary['queued'] );
 		$this->assertSame( 1, $summary['failed'] );
-		$this->assertSame( 'HTTP 409: taken.example.com belongs to site 7', $this->queue->failures()[0]['error'] );
+		$this->assertSame( 'HTTP 409: taken.example.com belongs to site 7', $this->queue->entries()['site:2']['error'] );
+		$this->assertSame( 'HTTP 400: invalid domain', $this->queue->failures()[0]['error'] );
 	}
 
 	public function test_without_the_list_nothing_is_written(): void {
