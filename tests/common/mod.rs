@@ -7,6 +7,7 @@ pub mod proxy;
 pub mod setup;
 pub mod sidecar;
 pub mod sim;
+pub mod wordpress;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

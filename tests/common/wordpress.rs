@@ -1,0 +1,554 @@
+//! Real WordPress for the mu-plugin's tests: MariaDB in a scratch data
+//! directory, Debian's WordPress files in a standalone docroot with the test's
+//! own wp-config.php, the mu-plugin from `wordpress/`, PHP's built-in server,
+//! headless Chromium, and the sidecar as a process.
+//!
+//! Nothing here is skipped: a missing tool fails the test with the command
+//! that installs it (`bash .ci/run` installs them all).
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::operator::free_port;
+use super::sim::scratch;
+
+/// Debian's packages that the WordPress tests need.
+pub const PACKAGES: &str = "wordpress php-cli php-mysql php-curl mariadb-server phpunit chromium";
+
+/// Where Debian's wordpress package puts WordPress.
+pub const WORDPRESS_FILES: &str = "/usr/share/wordpress";
+
+/// Finds `name` on PATH (or in /usr/sbin, where MariaDB's server lives), or
+/// fails the test saying how to install it.
+pub fn require(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed; the WordPress tests need Debian's {PACKAGES}:\n  \
+                 apt-get install -y {PACKAGES}\n(`bash .ci/run` installs them when missing)"
+            )
+        })
+}
+
+/// Runs `command` and returns its output, failing the test when it cannot start.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A MariaDB server on a unix socket in a scratch data directory, with a
+/// database `wordpress` for user `wp` (password `wp`).
+pub struct MariaDb {
+    child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl MariaDb {
+    pub fn start(dir: &Path) -> MariaDb {
+        let install_db = require("mariadb-install-db");
+        let server = require("mariadbd");
+        let data = dir.join("mysql-data");
+        let log = dir.join("mariadb.log");
+        let mut install = Command::new(install_db);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db");
+        let mut serve = Command::new(server);
+        serve.arg("--no-defaults");
+        if running_as_root() {
+            install.arg("--user=root");
+            serve.arg("--user=root");
+        }
+        let out = run(&mut install);
+        assert!(
+            out.status.success(),
+            "mariadb-install-db failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // unix socket paths are limited to 107 bytes; the scratch dir may be deep
+        let socket = std::env::temp_dir().join(format!(
+            "closte-e2e-{}-{}.sock",
+            std::process::id(),
+            free_port()
+        ));
+        let init = dir.join("init.sql");
+        std::fs::write(
+            &init,
+            "CREATE DATABASE wordpress;\n\
+             CREATE USER 'wp'@'localhost' IDENTIFIED BY 'wp';\n\
+             GRANT ALL ON wordpress.* TO 'wp'@'localhost';\n",
+        )
+        .unwrap();
+        let child = serve
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
+            .arg(format!("--log-error={}", log.display()))
+            .arg(format!("--init-file={}", init.display()))
+            // a scratch database: no durability, less disk latency in the timings
+            .args([
+                "--skip-networking",
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-doublewrite=0",
+                "--sync-binlog=0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let mut db = MariaDb { child, socket, log };
+        wait_for(
+            Duration::from_secs(30),
+            "MariaDB to accept connections",
+            || {
+                if let Ok(Some(status)) = db.child.try_wait() {
+                    panic!(
+                        "mariadbd exited ({status}):\n{}",
+                        std::fs::read_to_string(&db.log).unwrap_or_default()
+                    );
+                }
+                let log = std::fs::read_to_string(&db.log).unwrap_or_default();
+                (db.socket.exists() && log.contains("ready for connections")).then_some(())
+            },
+        );
+        db
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// What the test's wp-config.php is made of.
+pub struct Config<'a> {
+    pub sidecar_url: &'a str,
+    pub token_file: &'a Path,
+    /// The simulator's client API, for the direct-call baseline.
+    pub direct_closte_url: &'a str,
+    pub direct_closte_key: &'a str,
+}
+
+/// A WordPress multisite network (subdirectory install, main site
+/// `127.0.0.1:PORT`) in its own docroot, with the mu-plugin installed.
+pub struct WordPress {
+    pub dir: PathBuf,
+    pub docroot: PathBuf,
+    pub host: String,
+    pub url: String,
+    pub port: u16,
+    pub admin_id: u64,
+    server: Option<Child>,
+}
+
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+
+impl WordPress {
+    /// Copies Debian's WordPress files into a scratch docroot, writes
+    /// wp-config.php, installs a multisite network by script (there is no
+    /// wp-cli), then puts the mu-plugin and the test helpers in place.
+    pub fn install(name: &str, db: &MariaDb, config: &Config) -> WordPress {
+        require("php");
+        let files = Path::new(WORDPRESS_FILES);
+        assert!(
+            files.join("wp-settings.php").is_file(),
+            "{WORDPRESS_FILES} has no WordPress; apt-get install -y {PACKAGES}"
+        );
+        let dir = scratch(name);
+        let docroot = dir.join("docroot");
+        // A copy, not symlinks: PHP resolves __FILE__ through symlinks, and
+        // wp-load.php would then find Debian's wp-config.php (which reads
+        // /etc/wordpress/config-HOST.php) instead of ours.
+        let out = run(Command::new("cp").arg("-a").arg(files).arg(&docroot));
+        assert!(out.status.success(), "copy {WORDPRESS_FILES}: {out:?}");
+        std::fs::remove_file(docroot.join("wp-config.php")).unwrap();
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        std::fs::write(
+            docroot.join("wp-config.php"),
+            wp_config(&host, &db.socket, config),
+        )
+        .unwrap();
+
+        let mut wp = WordPress {
+            url: format!("http://{host}"),
+            dir,
+            docroot,
+            host,
+            port,
+            admin_id: 0,
+            server: None,
+        };
+        // The test helpers (no mail, one-time login) are there from the start.
+        let helpers = super::repo_root().join("tests/wordpress");
+        let mu = wp.docroot.join("wp-content/mu-plugins");
+        let direct = wp.docroot.join("wp-content/mu-plugins-direct");
+        for d in [&mu, &direct] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::copy(
+                helpers.join("mu-plugins/closte-e2e.php"),
+                d.join("closte-e2e.php"),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            helpers.join("mu-plugins-direct/closte-e2e-direct.php"),
+            direct.join("closte-e2e-direct.php"),
+        )
+        .unwrap();
+
+        let installed = wp.tool(
+            "install",
+            serde_json::json!({"user": ADMIN_USER, "email": ADMIN_EMAIL, "password": "e2e-password"}),
+        );
+        wp.admin_id = installed["user_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("WordPress install failed: {installed}"));
+
+        // The mu-plugin, as the README says: the file plus its folder.
+        let plugin = super::repo_root().join("wordpress");
+        std::fs::copy(
+            plugin.join("closte-operator.php"),
+            mu.join("closte-operator.php"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(mu.join("closte-operator")).unwrap();
+        for entry in std::fs::read_dir(plugin.join("closte-operator")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                mu.join("closte-operator").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        wp
+    }
+
+    /// Runs `tests/wordpress/wp-tool.php COMMAND` in this WordPress and
+    /// returns its JSON answer. Fails on any PHP warning or notice raised
+    /// from the mu-plugin.
+    pub fn tool(&self, command: &str, args: Value) -> Value {
+        self.tool_with_env(&[], command, args)
+    }
+
+    pub fn tool_with_env(&self, env: &[(&str, &str)], command: &str, args: Value) -> Value {
+        let script = super::repo_root().join("tests/wordpress/wp-tool.php");
+        let out = run(Command::new(require("php"))
+            .arg(&script)
+            .arg(&self.docroot)
+            .arg(&self.host)
+            .arg(command)
+            .arg(args.to_string())
+            .envs(env.iter().copied()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let answer: Value = stdout
+            .lines()
+            .last()
+            .and_then(|line| serde_json::from_str(line).ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "wp-tool.php {command} gave no JSON ({}):\n{stdout}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let ours: Vec<&Value> = answer["php_problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p.as_str().is_some_and(|p| p.contains("mu-plugins")))
+            .collect();
+        assert!(
+            ours.is_empty(),
+            "PHP problems from the mu-plugin in `{command}`: {ours:?}"
+        );
+        answer
+    }
+
+    /// Starts PHP's built-in server on the docroot and waits until it answers.
+    pub fn serve(&mut self) {
+        let log = std::fs::File::create(self.dir.join("php-server.log")).unwrap();
+        let child = Command::new(require("php"))
+            .arg("-S")
+            .arg(&self.host)
+            .arg("-t")
+            .arg(&self.docroot)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start php -S");
+        self.server = Some(child);
+        wait_for(Duration::from_secs(10), "php -S to listen", || {
+            TcpStream::connect(("127.0.0.1", self.port)).ok()
+        });
+    }
+
+    /// The lines WordPress wrote to wp-content/debug.log (WP_DEBUG_LOG).
+    pub fn debug_log(&self) -> String {
+        std::fs::read_to_string(self.docroot.join("wp-content/debug.log")).unwrap_or_default()
+    }
+
+    /// A URL that logs the network admin in (test-only mu-plugin) and goes on
+    /// to `path`.
+    pub fn login_url(&self, path: &str) -> String {
+        let redirect = format!("{}{path}", self.url);
+        let answer = self.tool(
+            "login-token",
+            serde_json::json!({"user": self.admin_id, "redirect": redirect}),
+        );
+        format!(
+            "{}/?closte_e2e_login={}",
+            self.url,
+            answer["token"].as_str().unwrap()
+        )
+    }
+}
+
+impl Drop for WordPress {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.server {
+            kill(child);
+        }
+    }
+}
+
+fn wp_config(host: &str, socket: &Path, config: &Config) -> String {
+    let php = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+    format!(
+        r#"<?php
+// The closte-operator test network; written by tests/common/wordpress.rs.
+define( 'DB_NAME', 'wordpress' );
+define( 'DB_USER', 'wp' );
+define( 'DB_PASSWORD', 'wp' );
+define( 'DB_HOST', {db_host} );
+define( 'DB_CHARSET', 'utf8mb4' );
+define( 'DB_COLLATE', '' );
+$table_prefix = 'wp_';
+foreach ( array( 'AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY', 'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT' ) as $closte_e2e_key ) {{
+	define( $closte_e2e_key, 'closte-e2e-' . $closte_e2e_key );
+}}
+define( 'WP_DEBUG', true );
+define( 'WP_DEBUG_LOG', __DIR__ . '/wp-content/debug.log' );
+define( 'WP_DEBUG_DISPLAY', false );
+// The test runs WP-Cron itself (GET /wp-cron.php); nothing leaves the machine.
+define( 'DISABLE_WP_CRON', true );
+define( 'WP_HTTP_BLOCK_EXTERNAL', true );
+define( 'AUTOMATIC_UPDATER_DISABLED', true );
+define( 'WP_AUTO_UPDATE_CORE', false );
+define( 'DISALLOW_FILE_MODS', true );
+if ( ! defined( 'CLOSTE_E2E_INSTALLING' ) ) {{
+	define( 'WP_ALLOW_MULTISITE', true );
+	define( 'MULTISITE', true );
+	define( 'SUBDOMAIN_INSTALL', false );
+	define( 'DOMAIN_CURRENT_SITE', {host} );
+	define( 'PATH_CURRENT_SITE', '/' );
+	define( 'SITE_ID_CURRENT_SITE', 1 );
+	define( 'BLOG_ID_CURRENT_SITE', 1 );
+}}
+// The mu-plugin's settings, as the README documents them.
+define( 'CLOSTE_OPERATOR_SIDECAR_URL', {sidecar_url} );
+define( 'CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE', {token_file} );
+// The baseline of the timing comparison: only the direct-call plugin, which
+// posts to the simulator synchronously like Ultimate Multisite does.
+if ( getenv( 'CLOSTE_E2E_DIRECT' ) ) {{
+	define( 'WPMU_PLUGIN_DIR', __DIR__ . '/wp-content/mu-plugins-direct' );
+	define( 'CLOSTE_E2E_DIRECT_URL', {direct_url} );
+	define( 'CLOSTE_CLIENT_API_KEY', {direct_key} );
+}}
+if ( ! defined( 'ABSPATH' ) ) {{
+	define( 'ABSPATH', __DIR__ . '/' );
+}}
+require_once ABSPATH . 'wp-settings.php';
+"#,
+        db_host = php(&format!("localhost:{}", socket.display())),
+        host = php(host),
+        sidecar_url = php(config.sidecar_url),
+        token_file = php(&config.token_file.display().to_string()),
+        direct_url = php(config.direct_closte_url),
+        direct_key = php(config.direct_closte_key),
+    )
+}
+
+/// Loads `url` in headless Chromium (a fresh profile) and returns the DOM
+/// after the page's scripts ran.
+pub fn chromium_dom(url: &str, dir: &Path) -> String {
+    let chromium = require("chromium");
+    let profile = dir.join(format!("chromium-profile-{}", free_port()));
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("chromium.log")).unwrap())
+        .spawn()
+        .expect("start chromium");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut dom = String::new();
+        let _ = stdout.read_to_string(&mut dom);
+        dom
+    });
+    let status = wait_for(Duration::from_secs(60), "chromium --dump-dom", || {
+        child.try_wait().unwrap()
+    });
+    let dom = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        status.success(),
+        "chromium failed ({status}); see {}",
+        dir.join("chromium.log").display()
+    );
+    dom
+}
+
+/// `closte-operator sidecar` as a process, on a fixed port so that it can be
+/// stopped and started again at the same address.
+pub struct Sidecar {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Sidecar {
+    /// Starts the sidecar for `namespace` on `port` with the token in
+    /// `token_file`, plus `extra` flags, and waits until it is ready.
+    pub async fn start(
+        dir: &Path,
+        namespace: &str,
+        port: u16,
+        token_file: &Path,
+        extra: &[&str],
+    ) -> Sidecar {
+        let mut args: Vec<String> = vec![
+            "sidecar".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--namespace".into(),
+            namespace.into(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut sidecar = Sidecar {
+            child: None,
+            args,
+            url: format!("http://127.0.0.1:{port}"),
+            log: dir.join("sidecar.log"),
+        };
+        sidecar.resume().await;
+        sidecar
+    }
+
+    /// Starts it (again) and waits for `GET /readyz` to answer 200.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "the sidecar is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+            .args(&self.args)
+            .env("KUBECONFIG", super::kubeconfig())
+            .env("RUST_LOG", "info,closte_operator=debug")
+            .env_remove("CLOSTE_SIDECAR_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start closte-operator sidecar");
+        self.child = Some(child);
+        let http = reqwest::Client::new();
+        let readyz = format!("{}/readyz", self.url);
+        super::operator::eventually(30, "the sidecar's /readyz", || {
+            let child = self.child.as_mut().unwrap();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the sidecar exited ({status}):\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            let request = http.get(&readyz).timeout(Duration::from_secs(2)).send();
+            async move {
+                let response = request.await.ok()?;
+                (response.status() == 200).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Stops it (SIGTERM, then waits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            kill(child);
+        }
+    }
+}

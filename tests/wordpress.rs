@@ -1,0 +1,641 @@
+//! The WordPress mu-plugin (`wordpress/`): PHP lint and its phpunit unit
+//! tests, then real WordPress end to end: Debian's WordPress on MariaDB and
+//! PHP's built-in server, the mu-plugin talking to the real sidecar, the
+//! controller and the simulator behind it, and the network-admin screen in
+//! headless Chromium.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
+use common::operator::{Operator, eventually, free_port};
+use common::setup::Namespace;
+use common::sim::{Simulator, scratch};
+use common::wordpress::{Config, MariaDb, Sidecar, WordPress, chromium_dom, require, run};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+
+/// Every PHP file of the mu-plugin and of its tests.
+fn php_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            php_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "php") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn php_files_pass_lint() {
+    let php = require("php");
+    let root = common::repo_root();
+    let mut files = Vec::new();
+    php_files(&root.join("wordpress"), &mut files);
+    php_files(&root.join("tests/wordpress"), &mut files);
+    assert!(files.len() >= 10, "too few PHP files found: {files:?}");
+    for file in &files {
+        let out = run(Command::new(&php).arg("-l").arg(file));
+        assert!(
+            out.status.success(),
+            "php -l {}:\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn phpunit_unit_tests() {
+    let phpunit = require("phpunit");
+    let root = common::repo_root();
+    let out = run(Command::new(phpunit)
+        .arg("-c")
+        .arg(root.join("tests/wordpress/phpunit.xml"))
+        .current_dir(root));
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "phpunit failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("OK (") && !l.starts_with("OK (0 ")),
+        "phpunit ran no test:\n{text}"
+    );
+}
+
+const SIM_KEY: &str = "wordpress-e2e-closte-key-7c1d";
+const TOKEN: &str = "wordpress-e2e-sidecar-token-41b9";
+const SECRET: &str = "closte-api-key";
+
+/// Everything the end-to-end test runs: a namespace on the test control
+/// plane, the simulator (300 ms latency, certificates issued at once), the
+/// controller, the sidecar, MariaDB, and WordPress served by `php -S`.
+struct Env {
+    dir: PathBuf,
+    api: Api<MappedDomain>,
+    sim: Simulator,
+    sidecar: Sidecar,
+    wp: WordPress,
+    _operator: Operator,
+    _db: MariaDb,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let Namespace { client, ns, api } = Namespace::new("wordpress").await;
+        let dir = scratch("wordpress-e2e");
+        // The Closte key lives only in this Secret; the controller's own key is
+        // wrong, so registration works only through the sidecar's credentialsRef.
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": SECRET },
+            "stringData": { "apiKey": SIM_KEY }
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let sim = Simulator::start_with_probes(
+            "wordpress-sim",
+            &[
+                "--api-key",
+                SIM_KEY,
+                "--latency",
+                "300ms",
+                "--issue-delay",
+                "0s",
+            ],
+        );
+        let operator = Operator::start(
+            "wordpress-controller",
+            &sim,
+            "not-the-closte-key",
+            Some(&ns),
+            &[],
+        );
+
+        let token_file = dir.join("sidecar-token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let sidecar_port = free_port();
+        let db = MariaDb::start(&dir);
+        let mut wp = WordPress::install(
+            "wordpress-site",
+            &db,
+            &Config {
+                sidecar_url: &format!("http://127.0.0.1:{sidecar_port}"),
+                token_file: &token_file,
+                direct_closte_url: &sim.api,
+                direct_closte_key: SIM_KEY,
+            },
+        );
+        wp.serve();
+        let sidecar = Sidecar::start(
+            &dir,
+            &ns,
+            sidecar_port,
+            &token_file,
+            &[
+                "--credentials-secret",
+                &format!("{SECRET}:apiKey"),
+                "--check-interval",
+                "10s",
+                "--expected-target",
+                "127.0.0.1",
+            ],
+        )
+        .await;
+        Env {
+            dir,
+            api,
+            sim,
+            sidecar,
+            wp,
+            _operator: operator,
+            _db: db,
+        }
+    }
+
+    /// The MappedDomain whose spec.domain is `domain`, if any.
+    async fn md(&self, domain: &str) -> Option<MappedDomain> {
+        self.api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|md| md.spec.domain == domain)
+    }
+
+    async fn wait_md(&self, domain: &str) -> MappedDomain {
+        eventually(30, &format!("a MappedDomain for {domain}"), || {
+            self.md(domain)
+        })
+        .await
+    }
+
+    async fn wait_no_md(&self, domain: &str) {
+        eventually(30, &format!("no MappedDomain for {domain}"), || async {
+            self.md(domain).await.is_none().then_some(())
+        })
+        .await
+    }
+
+    async fn wait_done(&self, domain: &str) -> MappedDomain {
+        eventually(60, &format!("{domain} to reach stage done"), || async {
+            let md = self.md(domain).await?;
+            (md.status.as_ref()?.stage == Some(Stage::Done)).then_some(md)
+        })
+        .await
+    }
+
+    async fn wait_alias(&self, domain: &str, present: bool) {
+        let what = format!(
+            "{domain} {} on Closte",
+            if present { "to be" } else { "to be gone" }
+        );
+        eventually(30, &what, || async {
+            (self.sim.aliases().await.iter().any(|a| a == domain) == present).then_some(())
+        })
+        .await
+    }
+
+    fn create_site(&self, domain: &str) -> (u64, f64) {
+        let answer = self
+            .wp
+            .tool("create-site", json!({"domain": domain, "title": domain}));
+        let id = answer["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("create {domain}: {answer}"));
+        (id, answer["seconds"].as_f64().unwrap())
+    }
+
+    fn closte(&self, endpoint: &str, method: &str, body: Value) -> Value {
+        self.wp.tool(
+            "closte",
+            json!({"endpoint": endpoint, "method": method, "body": body}),
+        )
+    }
+
+    fn queue(&self) -> Value {
+        self.wp.tool("queue", json!({}))
+    }
+
+    /// The network-admin screen as Chromium renders it for the logged-in admin.
+    fn screen(&self) -> String {
+        let url = self
+            .wp
+            .login_url("/wp-admin/network/settings.php?page=closte-operator");
+        let dom = chromium_dom(&url, &self.dir);
+        assert!(
+            dom.contains("<h1>Closte domains</h1>"),
+            "not the Closte domains screen:\n{dom}"
+        );
+        dom
+    }
+}
+
+fn site_id(md: &MappedDomain) -> Option<u64> {
+    md.spec.site_id.map(|id| id as u64)
+}
+
+/// The keys of the mu-plugin's queue (PHP writes an empty one as `[]`).
+fn queued(queue: &Value) -> Vec<String> {
+    match &queue["entries"] {
+        Value::Object(entries) => entries.keys().cloned().collect(),
+        Value::Array(entries) if entries.is_empty() => Vec::new(),
+        other => panic!("not a queue: {other}"),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+/// The `<tr>` of the screen's domain table for `domain`.
+fn row<'a>(dom: &'a str, domain: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("data-domain=\"{domain}\""))?;
+    let end = dom[start..].find("</tr>")? + start;
+    Some(&dom[start..end])
+}
+
+#[tokio::test]
+async fn wordpress_end_to_end() {
+    let mut env = Env::start().await;
+
+    closte_calls_are_answered_by_the_sidecar(&env).await;
+    sites_are_followed(&env).await;
+    let timing = site_creation_timing(&env);
+    sidecar_down_then_back(&mut env).await;
+    whole_set_sync_from_the_button(&env).await;
+    screen_in_a_browser(&env).await;
+
+    let health = env.wp.tool("site-health", json!({}));
+    assert_eq!(health["status"], "good", "{health}");
+
+    let log = env.wp.debug_log();
+    let ours: Vec<&str> = log.lines().filter(|l| l.contains("mu-plugins")).collect();
+    assert!(
+        ours.is_empty(),
+        "the mu-plugin wrote to debug.log: {ours:#?}"
+    );
+    let serious: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            ["PHP Fatal", "PHP Warning", "PHP Parse"]
+                .iter()
+                .any(|p| l.contains(p))
+        })
+        .collect();
+    assert!(serious.is_empty(), "PHP errors in debug.log: {serious:#?}");
+
+    println!(
+        "WordPress-side time to create a site (wpmu_create_blog, median of 5):\n  \
+         custom domain through the sidecar:                      {:>6.1} ms\n  \
+         custom domain, direct call to Closte (simulator, 300 ms): {:>6.1} ms\n  \
+         no custom domain (no call at all):                      {:>6.1} ms",
+        timing.sidecar * 1000.0,
+        timing.direct * 1000.0,
+        timing.baseline * 1000.0
+    );
+}
+
+/// Ultimate Multisite's Closte calls, made as it makes them, reach the
+/// sidecar's Closte door with the token; no Closte key in WordPress.
+async fn closte_calls_are_answered_by_the_sidecar(env: &Env) {
+    let domain = "door.wp-e2e.example";
+    let add = env.closte(
+        "adddomainalias",
+        "POST",
+        json!({"apikey": "whatever-wordpress-has", "domain": domain, "wildcard": 0}),
+    );
+    assert_eq!(add["code"], 200, "{add}");
+    assert_eq!(add["json"]["success"], true, "{add}");
+    let md = env.wait_md(domain).await;
+    let credentials = md.spec.credentials_ref.as_ref().expect("credentialsRef");
+    assert_eq!(credentials.name, SECRET);
+    env.wait_alias(domain, true).await;
+
+    // Ultimate Multisite's "test connection": the exact rejection of an empty domain
+    let probe = env.closte("adddomainalias", "POST", json!({"apikey": "x"}));
+    assert_eq!(probe["code"], 200, "{probe}");
+    assert_eq!(
+        probe["body"], r#"{"success":false,"error":"Invalid or empty domain: "}"#,
+        "{probe}"
+    );
+
+    let list = env.closte("getdomains", "GET", json!({"apikey": "x"}));
+    assert_eq!(list["json"]["success"], true, "{list}");
+    assert!(list["body"].as_str().unwrap().contains(domain), "{list}");
+
+    let delete = env.closte(
+        "deletedomainalias",
+        "POST",
+        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+    );
+    assert_eq!(delete["json"]["success"], true, "{delete}");
+    env.wait_no_md(domain).await;
+    env.wait_alias(domain, false).await;
+}
+
+/// Core multisite without Ultimate Multisite: creation, domain change and
+/// deletion of a site with a custom domain.
+async fn sites_are_followed(env: &Env) {
+    let (id, _) = env.create_site("shop.wp-e2e.example");
+    let md = env.wait_done("shop.wp-e2e.example").await;
+    assert_eq!(site_id(&md), Some(id));
+    assert!(md.status.unwrap().certificate.is_some());
+    env.wait_alias("shop.wp-e2e.example", true).await;
+
+    let changed = env.wp.tool(
+        "set-domain",
+        json!({"id": id, "domain": "store.wp-e2e.example"}),
+    );
+    assert!(changed["error"].is_null(), "{changed}");
+    let md = env.wait_md("store.wp-e2e.example").await;
+    assert_eq!(site_id(&md), Some(id));
+    env.wait_no_md("shop.wp-e2e.example").await;
+    env.wait_alias("shop.wp-e2e.example", false).await;
+    env.wait_done("store.wp-e2e.example").await;
+
+    let deleted = env.wp.tool("delete-site", json!({"id": id}));
+    assert_eq!(deleted["exists"], false, "{deleted}");
+    env.wait_no_md("store.wp-e2e.example").await;
+    env.wait_alias("store.wp-e2e.example", false).await;
+
+    // a site under the network's own domain needs no alias (WordPress drops
+    // the port from a new site's domain: blog.127.0.0.1 lies under 127.0.0.1:PORT)
+    let (_, _) = env.create_site("blog.127.0.0.1");
+    assert!(env.md("blog.127.0.0.1").await.is_none());
+    let queue = env.queue();
+    assert!(queued(&queue).is_empty(), "{queue}");
+    assert!(queue["failures"].as_array().unwrap().is_empty(), "{queue}");
+}
+
+/// WordPress-side times of creating a site, median of 5 each, interleaved.
+struct Timing {
+    /// A custom domain, written through the sidecar.
+    sidecar: f64,
+    /// A custom domain, posted synchronously to Closte (the simulator at 300 ms).
+    direct: f64,
+    /// A domain under the network's, which needs no alias: the cost of the
+    /// site creation itself.
+    baseline: f64,
+}
+
+/// The WordPress-side time of creating a site with a custom domain: through
+/// the sidecar, and through a direct synchronous call to Closte (the
+/// simulator at 300 ms latency) as Ultimate Multisite makes it.
+fn site_creation_timing(env: &Env) -> Timing {
+    let (mut sidecar, mut direct, mut baseline) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..5 {
+        sidecar.push(env.create_site(&format!("t{i}.sidecar.wp-e2e.example")).1);
+        let answer = env.wp.tool_with_env(
+            &[("CLOSTE_E2E_DIRECT", "1")],
+            "create-site",
+            json!({"domain": format!("t{i}.direct.wp-e2e.example"), "title": "direct"}),
+        );
+        direct.push(
+            answer["seconds"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{answer}")),
+        );
+        baseline.push(env.create_site(&format!("t{i}.127.0.0.1")).1);
+    }
+    let timing = Timing {
+        sidecar: median(sidecar),
+        direct: median(direct),
+        baseline: median(baseline),
+    };
+    assert!(
+        timing.direct >= 0.3,
+        "the direct path must include Closte's 300 ms: {:.3} s",
+        timing.direct
+    );
+    // the same site creation minus Closte's 300 ms, give or take the noise
+    // of a loaded 2-core machine
+    assert!(
+        timing.sidecar + 0.15 < timing.direct,
+        "through the sidecar {:.3} s, direct {:.3} s",
+        timing.sidecar,
+        timing.direct
+    );
+    timing
+}
+
+/// With the sidecar stopped WordPress stays fast and correct: the site is
+/// created, the Closte call gets a Closte-shaped 503, both are queued and
+/// shown; once the sidecar is back, WP-Cron delivers them.
+async fn sidecar_down_then_back(env: &mut Env) {
+    env.sidecar.stop();
+
+    let started = Instant::now();
+    let (id, seconds) = env.create_site("down.wp-e2e.example");
+    let wall = started.elapsed();
+    println!(
+        "site creation with the sidecar stopped: {:.1} ms in WordPress ({:.0} ms with PHP start-up)",
+        seconds * 1000.0,
+        wall.as_secs_f64() * 1000.0
+    );
+    assert!(
+        seconds < 3.0,
+        "site creation took {seconds:.2} s with the sidecar down"
+    );
+
+    let started = Instant::now();
+    let add = env.closte(
+        "adddomainalias",
+        "POST",
+        json!({"apikey": "x", "domain": "door2.wp-e2e.example", "wildcard": 0}),
+    );
+    assert!(add["wp_error"].is_null(), "never a WP_Error: {add}");
+    assert_eq!(add["code"], 503, "{add}");
+    assert_eq!(add["json"]["success"], false, "{add}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let queue = env.queue();
+    let entries = queue["entries"].as_object().unwrap();
+    assert_eq!(entries["domain:down.wp-e2e.example"]["site"], id, "{queue}");
+    assert!(
+        entries.contains_key("domain:door2.wp-e2e.example"),
+        "{queue}"
+    );
+
+    let health = env.wp.tool("site-health", json!({}));
+    assert_eq!(health["status"], "critical", "{health}");
+
+    let dom = env.screen();
+    assert!(
+        dom.contains("closte-operator-notice"),
+        "no admin notice:\n{dom}"
+    );
+    assert!(dom.contains("id=\"closte-operator-queue\""), "{dom}");
+    assert!(dom.contains("add down.wp-e2e.example (site #"), "{dom}");
+
+    env.sidecar.resume().await;
+    // nothing is sent until WP-Cron runs
+    assert!(env.md("down.wp-e2e.example").await.is_none());
+    let cron = reqwest::get(format!("{}/wp-cron.php", env.wp.url))
+        .await
+        .unwrap();
+    assert_eq!(cron.status(), 200);
+    let md = env.wait_md("down.wp-e2e.example").await;
+    assert_eq!(site_id(&md), Some(id));
+    env.wait_md("door2.wp-e2e.example").await;
+    let queue = env.queue();
+    assert!(queued(&queue).is_empty(), "{queue}");
+    assert!(queue["down"].is_null(), "{queue}");
+}
+
+/// The cookies a response sets, as one Cookie header.
+fn cookies(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// "Sync now" (nonce and capability checked) writes what WordPress's tables
+/// say: Ultimate Multisite's mapped domains, sites created while the plugin
+/// was absent, and removes the domains of a site that no longer exists.
+async fn whole_set_sync_from_the_button(env: &Env) {
+    let site = env.md("t0.sidecar.wp-e2e.example").await.unwrap();
+    let site = site_id(&site).unwrap();
+    env.wp.tool(
+        "um-map",
+        json!({"site": site, "domain": "mapped.wp-e2e.example"}),
+    );
+    common::create(
+        &env.api,
+        "stale",
+        MappedDomainSpec {
+            site_id: Some(9999),
+            ..common::spec("stale.wp-e2e.example")
+        },
+    )
+    .await;
+    assert!(env.md("t0.direct.wp-e2e.example").await.is_none());
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = "/wp-admin/network/settings.php?page=closte-operator";
+    let login = http.get(env.wp.login_url(page)).send().await.unwrap();
+    assert_eq!(login.status(), 302);
+    let cookie = cookies(&login);
+    let html = http
+        .get(format!("{}{page}", env.wp.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let nonce = html
+        .split("name=\"_wpnonce\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no nonce on the screen:\n{html}"));
+    let action = format!(
+        "{}/wp-admin/network/edit.php?action=closte_operator_sync",
+        env.wp.url
+    );
+
+    let forged = http
+        .post(&action)
+        .header("cookie", &cookie)
+        .form(&[("_wpnonce", "0123456789")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a bad nonce must be refused");
+    let anonymous = http
+        .post(&action)
+        .form(&[("_wpnonce", nonce)])
+        .send()
+        .await
+        .unwrap();
+    let to = anonymous
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        to.contains("/wp-login.php"),
+        "no sync without a login: {} {to}",
+        anonymous.status()
+    );
+    assert!(env.md("mapped.wp-e2e.example").await.is_none());
+
+    let synced = http
+        .post(&action)
+        .header("cookie", &cookie)
+        .form(&[("_wpnonce", nonce), ("_wp_http_referer", page)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(synced.status(), 302);
+    let location = synced.headers()["location"].to_str().unwrap();
+    assert!(location.ends_with("synced=ok"), "{location}");
+
+    let md = env.wait_md("mapped.wp-e2e.example").await;
+    assert_eq!(site_id(&md), Some(site));
+    env.wait_no_md("stale.wp-e2e.example").await;
+    for i in 0..5 {
+        env.wait_md(&format!("t{i}.direct.wp-e2e.example")).await;
+    }
+    let last = &env.queue()["last"];
+    assert_eq!(last["ok"], true, "{last}");
+    assert!(last["written"].as_u64().unwrap() >= 2, "{last}");
+}
+
+/// The network-admin screen lists every MappedDomain with its stage,
+/// readiness and certificate expiry.
+async fn screen_in_a_browser(env: &Env) {
+    for domain in [
+        "down.wp-e2e.example",
+        "door2.wp-e2e.example",
+        "mapped.wp-e2e.example",
+    ] {
+        env.wait_done(domain).await;
+    }
+    let mds = env.api.list(&ListParams::default()).await.unwrap().items;
+    let dom = env.screen();
+    assert!(
+        !dom.contains("closte-operator-notice"),
+        "a stale notice:\n{dom}"
+    );
+    for md in &mds {
+        let row = row(&dom, &md.spec.domain)
+            .unwrap_or_else(|| panic!("no row for {} in:\n{dom}", md.spec.domain));
+        if md.status.as_ref().and_then(|s| s.stage) == Some(Stage::Done) {
+            assert!(row.contains("data-stage=\"done\""), "{row}");
+            assert!(row.contains(">done<"), "{row}");
+            assert!(row.contains("data-ready=\"true\""), "{row}");
+            assert!(row.contains(">Ready<"), "{row}");
+            assert!(row.contains("(in "), "no certificate expiry in {row}");
+        }
+    }
+    let down = row(&dom, "down.wp-e2e.example").unwrap();
+    assert!(down.contains("site-info.php?id="), "{down}");
+    assert_eq!(
+        dom.matches("class=\"closte-operator-domain\"").count(),
+        mds.len(),
+        "one row per MappedDomain"
+    );
+}
