@@ -1,6 +1,7 @@
 //! GitOps health: the Argo CD health check (Lua, run by Debian's `lua5.1`,
 //! the Lua Argo CD embeds) on its recorded cases and on live objects the
-//! controller wrote.
+//! controller wrote, and kstatus (what Flux and kubectl's tooling use) on
+//! live objects.
 
 mod common;
 
