@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := target/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ bench-sim: ## simulator throughput with wrk (apt-get install wrk)
 
 bench-controller: ## the controller at scale: N=objects (1000), RATE=writes/s (50); release build
 	bash bench/controller.sh $(or $(N),1000) $(or $(RATE),50)
+
+bench-sidecar: ## the sidecar: RSS idle and with N domains (1000), request -> stored latency
+	bash bench/sidecar.sh $(or $(N),1000)
 
 test: controlplane lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets

@@ -14,5 +14,6 @@ pub mod probe;
 pub mod shutdown;
 pub mod sidecar;
 pub mod simulate;
+pub mod status;
 pub mod telemetry;
 pub mod tls;

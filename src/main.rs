@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use closte_operator::{api, check, controller, memory, sidecar, simulate, telemetry};
+use closte_operator::{api, check, controller, memory, sidecar, simulate, status, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -38,11 +38,8 @@ enum Command {
     Simulate(Box<simulate::SimArgs>),
     /// Test a Closte API key the way WordPress's "test connection" does.
     Check(check::CheckArgs),
-    /// Show one domain: resource status, Closte presence, DNS answer and certificate.
-    Status {
-        /// Name of the MappedDomain.
-        name: String,
-    },
+    /// Show one domain: resource status, Closte presence, DNS answer, certificate, and what to do next (exit 0 only when Ready). Also `kubectl closte status`.
+    Status(Box<status::StatusArgs>),
 }
 
 fn main() -> ExitCode {
@@ -72,10 +69,22 @@ fn main() -> ExitCode {
             memory::limit_arenas();
             finish("sidecar", runtime().block_on(sidecar::run(args)))
         }
-        Command::Status { .. } => {
-            eprintln!("closte-operator: this subcommand is not yet implemented");
-            ExitCode::from(2)
-        }
+        Command::Status(args) => match runtime().block_on(status::run(&args)) {
+            Ok(report) => {
+                match args.output {
+                    status::Output::Text => print!("{}", status::render(&report)),
+                    status::Output::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("a report serialises")
+                    ),
+                }
+                ExitCode::from(if report.ready { 0 } else { 1 })
+            }
+            Err(e) => {
+                eprintln!("closte-operator status: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

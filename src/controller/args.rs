@@ -1,10 +1,10 @@
 //! The flags of `closte-operator controller`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::closte::{ClosteArgs, KeyArgs};
+use crate::probe::ProbeArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
@@ -43,24 +43,8 @@ pub struct ControllerArgs {
     /// How long a leader's Lease lasts without renewal; a follower takes over after it.
     #[arg(long, default_value = "15s", value_parser = crate::api::duration::parse_flag)]
     pub lease_duration: Duration,
-    /// DNS server (ADDR:PORT) for the checks; the system's resolver when unset.
-    #[arg(long)]
-    pub dns_server: Option<SocketAddr>,
-    /// Where correct DNS points (an IP or a hostname) for objects without spec.expectedTargets; repeatable. Without any, any address counts.
-    #[arg(long = "expected-target")]
-    pub expected_targets: Vec<String>,
-    /// Port of the TLS check.
-    #[arg(long, default_value_t = 443)]
-    pub https_port: u16,
-    /// PEM file of CAs the TLS check trusts besides the public (webpki) roots.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// Time limit of one DNS query or TLS handshake.
-    #[arg(long, default_value = "10s", value_parser = crate::api::duration::parse_flag)]
-    pub probe_timeout: Duration,
-    /// DNS/TLS checks running at once.
-    #[arg(long, default_value_t = 32)]
-    pub max_concurrent_probes: usize,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// Checks in one stage before it is reported failed (stage failed or ssl-failed); checking goes on, slower.
     #[arg(long, default_value_t = 6)]
     pub max_attempts: u32,

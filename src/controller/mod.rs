@@ -37,8 +37,8 @@ pub enum ControllerError {
     Client(#[from] crate::closte::client::BuildError),
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
-    #[error("DNS/TLS checks: {0}")]
-    Probe(String),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -98,7 +98,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         default_key,
         settings: settings(&args),
         metrics,
-        prober: Arc::new(prober(&args)?),
+        prober: Arc::new(Prober::from_args(&args.probe)?),
         health,
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
@@ -158,25 +158,4 @@ fn settings(args: &ControllerArgs) -> Settings {
             done_recheck: args.done_recheck,
         },
     }
-}
-
-fn prober(args: &ControllerArgs) -> Result<Prober, ControllerError> {
-    let extra_ca =
-        match &args.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                ControllerError::Probe(format!("cannot read {}: {e}", path.display()))
-            })?),
-            None => None,
-        };
-    let resolver = crate::probe::dns::HickoryResolve::new(args.dns_server, args.probe_timeout)
-        .map_err(ControllerError::Probe)?;
-    let tls =
-        crate::probe::tls::TlsProber::new(extra_ca.as_deref(), args.https_port, args.probe_timeout)
-            .map_err(|e| ControllerError::Probe(e.to_string()))?;
-    Ok(Prober {
-        resolver: Arc::new(resolver),
-        tls,
-        in_flight: tokio::sync::Semaphore::new(args.max_concurrent_probes.max(1)),
-        default_targets: args.expected_targets.clone(),
-    })
 }

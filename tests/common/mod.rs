@@ -164,3 +164,19 @@ pub async fn create(api: &Api<MappedDomain>, name: &str, spec: MappedDomainSpec)
         .await
         .unwrap_or_else(|e| panic!("create {name}: {e}"))
 }
+
+/// A program built with the control plane (`kstatus`), from its cache.
+pub fn controlplane_tool(name: &str) -> PathBuf {
+    let script = repo_root().join("tests/controlplane/controlplane.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("build")
+        .output()
+        .expect("run controlplane.sh build");
+    assert!(
+        out.status.success(),
+        "controlplane.sh build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(name)
+}

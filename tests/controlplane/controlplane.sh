@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real local Kubernetes control plane (etcd + kube-apiserver, RBAC on) for
 # tests and demos. Binaries are built from the Go module proxy through the
-# wrapper module next to this script and cached by version.
+# wrapper module next to this script and cached by version, with kstatus
+# (sigs.k8s.io/cli-utils) for the tests that judge objects as Flux does.
 #
 #   controlplane.sh build              build (or reuse) the cached binaries; prints their folder
 #   controlplane.sh up DIR [--watch PID]
@@ -18,14 +19,14 @@ cache_root=${CLOSTE_OPERATOR_CACHE:-$HOME/.cache/closte-operator}
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/go.mod")
 etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$here/go.mod")
 # The folder is keyed by versions plus the module files, so any change rebuilds.
-key=$(cat "$here/go.mod" "$here/go.sum" "$here/cmd/etcd/main.go" | sha256sum | cut -c1-12)
+key=$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-12)
 bin_dir="$cache_root/controlplane/k8s-$k8s_version-etcd-$etcd_version-$key"
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 build() {
-  if [[ -x "$bin_dir/kube-apiserver" && -x "$bin_dir/etcd" ]]; then
+  if [[ -x "$bin_dir/kube-apiserver" && -x "$bin_dir/etcd" && -x "$bin_dir/kstatus" ]]; then
     echo "$bin_dir"
     return
   fi
@@ -43,6 +44,7 @@ build() {
     export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
     go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" ./cmd/etcd
     log "etcd built after $((SECONDS - start))s"
+    go build -trimpath -ldflags "-s -w" -o "$tmp/kstatus" ./cmd/kstatus
     go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
     log "kube-apiserver built after $((SECONDS - start))s"
   ) || { rm -rf "$tmp"; die "go build failed (see above); the Go module proxy must be reachable"; }
