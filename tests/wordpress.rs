@@ -301,13 +301,20 @@ async fn wordpress_end_to_end() {
 
     println!(
         "WordPress-side time to create a site (wpmu_create_blog, median of 5):\n  \
-         custom domain through the sidecar:                      {:>6.1} ms\n  \
+         custom domain through the sidecar:                        {:>6.1} ms\n  \
          custom domain, direct call to Closte (simulator, 300 ms): {:>6.1} ms\n  \
-         no custom domain (no call at all):                      {:>6.1} ms",
+         no custom domain (no call at all):                        {:>6.1} ms",
         timing.sidecar * 1000.0,
         timing.direct * 1000.0,
         timing.baseline * 1000.0
     );
+
+    // scratch space: the database and the docroot are large; logs stay
+    let bulky = [env.dir.join("mysql-data"), env.wp.docroot.clone()];
+    drop(env);
+    for dir in bulky {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Ultimate Multisite's Closte calls, made as it makes them, reach the
@@ -607,14 +614,14 @@ async fn whole_set_sync_from_the_button(env: &Env) {
 /// The network-admin screen lists every MappedDomain with its stage,
 /// readiness and certificate expiry.
 async fn screen_in_a_browser(env: &Env) {
-    for domain in [
-        "down.wp-e2e.example",
-        "door2.wp-e2e.example",
-        "mapped.wp-e2e.example",
-    ] {
-        env.wait_done(domain).await;
-    }
-    let mds = env.api.list(&ListParams::default()).await.unwrap().items;
+    let mds = eventually(60, "every MappedDomain to reach stage done", || async {
+        let mds = env.api.list(&ListParams::default()).await.ok()?.items;
+        mds.iter()
+            .all(|md| md.status.as_ref().and_then(|s| s.stage) == Some(Stage::Done))
+            .then_some(mds)
+    })
+    .await;
+    assert!(mds.len() >= 13, "{} MappedDomains", mds.len());
     let dom = env.screen();
     assert!(
         !dom.contains("closte-operator-notice"),
@@ -623,16 +630,15 @@ async fn screen_in_a_browser(env: &Env) {
     for md in &mds {
         let row = row(&dom, &md.spec.domain)
             .unwrap_or_else(|| panic!("no row for {} in:\n{dom}", md.spec.domain));
-        if md.status.as_ref().and_then(|s| s.stage) == Some(Stage::Done) {
-            assert!(row.contains("data-stage=\"done\""), "{row}");
-            assert!(row.contains(">done<"), "{row}");
-            assert!(row.contains("data-ready=\"true\""), "{row}");
-            assert!(row.contains(">Ready<"), "{row}");
-            assert!(row.contains("(in "), "no certificate expiry in {row}");
+        assert!(row.contains("data-stage=\"done\""), "{row}");
+        assert!(row.contains(">done<"), "{row}");
+        assert!(row.contains("data-ready=\"true\""), "{row}");
+        assert!(row.contains(">Ready<"), "{row}");
+        assert!(row.contains("(in "), "no certificate expiry in {row}");
+        if let Some(id) = md.spec.site_id {
+            assert!(row.contains(&format!("site-info.php?id={id}\"")), "{row}");
         }
     }
-    let down = row(&dom, "down.wp-e2e.example").unwrap();
-    assert!(down.contains("site-info.php?id="), "{down}");
     assert_eq!(
         dom.matches("class=\"closte-operator-domain\"").count(),
         mds.len(),

@@ -90,7 +90,8 @@ impl MariaDb {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db");
+            .arg("--skip-test-db")
+            .arg("--innodb-log-file-size=16M");
         let mut serve = Command::new(server);
         serve.arg("--no-defaults");
         if running_as_root() {
@@ -128,6 +129,7 @@ impl MariaDb {
             .args([
                 "--skip-networking",
                 "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=16M",
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-doublewrite=0",
                 "--sync-binlog=0",
