@@ -251,7 +251,13 @@ async fn vanished_alias_is_added_back() {
 
 #[tokio::test]
 async fn credentials_missing_wrong_then_fixed() {
-    let s = setup("creds", &["--api-key", "site-two-key"], &[]).await;
+    // instant rotation needs the (opt-in) Secret watch
+    let s = setup(
+        "creds",
+        &["--api-key", "site-two-key"],
+        &["--watch-secrets"],
+    )
+    .await;
     let credentials_ref = Some(SecretKeyRef {
         name: "closte".into(),
         key: "apiKey".into(),
@@ -644,4 +650,22 @@ async fn a_lost_answer_never_leaves_an_alias_behind() {
         "no second add: the list showed the first one had landed: {writes:?}"
     );
     assert!(writes.contains(&"deletedomainalias"), "{writes:?}");
+}
+
+/// `--selector` splits the objects between controllers: the other's are not touched.
+#[tokio::test]
+async fn a_selector_limits_what_the_controller_serves() {
+    let s = setup("selector", &[], &["--selector", "shard=a"]).await;
+    let mut mine = closte_operator::api::MappedDomain::new("mine", spec("mine.selector.example"));
+    mine.metadata.labels = Some([("shard".to_string(), "a".to_string())].into());
+    s.api.create(&PostParams::default(), &mine).await.unwrap();
+    create(&s.api, "theirs", spec("theirs.selector.example")).await;
+    wait_condition(&s.api, "mine", "Registered", "True", Some("Added")).await;
+    let theirs = s.api.get("theirs").await.unwrap();
+    assert!(
+        theirs.status.is_none(),
+        "the other shard's object was reconciled"
+    );
+    assert!(theirs.finalizers().is_empty());
+    assert_eq!(s.sim.aliases().await, ["mine.selector.example"]);
 }

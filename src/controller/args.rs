@@ -16,6 +16,12 @@ pub struct ControllerArgs {
     /// Watch MappedDomains in this namespace only; all namespaces when unset.
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Serve only MappedDomains with these labels (a label selector such as shard=a), to split objects between several controllers.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Watch Secrets' metadata so a changed API key is tried at once; needs list/watch on Secrets. Without it, each pass reads its Secret by name.
+    #[arg(long)]
+    pub watch_secrets: bool,
     /// How often each account's alias list is re-read and settled objects are looked at again.
     #[arg(long, default_value = "300s", value_parser = crate::api::duration::parse_flag)]
     pub resync_period: Duration,

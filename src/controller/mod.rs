@@ -101,6 +101,8 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         prober: Arc::new(Prober::from_args(&args.probe)?),
         health,
         namespace: args.namespace.clone(),
+        selector: args.selector.clone(),
+        watch_secrets: args.watch_secrets,
         concurrency: args.concurrency,
         identity: identity.clone(),
     };

@@ -1,7 +1,7 @@
 //! What the controller watches and keeps: one watch of MappedDomains that
 //! feeds the [`Index`] (a compact claim per object) and a store of bare names
-//! for the kube-runtime Controller, plus a watch of Secrets' metadata mapped
-//! to their users through the index. Whole objects are never cached: a pass
+//! for the kube-runtime Controller, plus (opt-in) a watch of Secrets'
+//! metadata mapped to their users through the index. Whole objects are never cached: a pass
 //! reads its object fresh.
 
 use std::collections::HashMap;
@@ -45,6 +45,10 @@ pub struct Work {
     pub prober: Arc<Prober>,
     pub health: Arc<Health>,
     pub namespace: Option<String>,
+    /// Label selector of the MappedDomains this controller serves.
+    pub selector: Option<String>,
+    /// Watch Secrets (metadata) so a changed key is tried at once.
+    pub watch_secrets: bool,
     pub concurrency: u16,
     pub identity: String,
 }
@@ -68,21 +72,30 @@ impl Work {
         let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Name>>();
         let health = self.health.clone();
         let feed = index.clone();
-        let events = watcher::watcher(
-            self.api::<MappedDomain>(),
-            watcher::Config::default().page_size(LIST_PAGE),
-        )
-        .default_backoff()
-        .try_filter_map(move |event| {
-            futures::future::ready(Ok(index_event(&feed, &nudge, &health, event)))
-        });
+        let mut config = watcher::Config::default().page_size(LIST_PAGE);
+        if let Some(selector) = &self.selector {
+            config = config.labels(selector);
+        }
+        let events = watcher::watcher(self.api::<MappedDomain>(), config)
+            .default_backoff()
+            .try_filter_map(move |event| {
+                futures::future::ready(Ok(index_event(&feed, &nudge, &health, event)))
+            });
         let names = reflector::reflector(writer, events).applied_objects();
-        let secrets = watcher::watcher(
-            self.api::<PartialObjectMeta<Secret>>(),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .touched_objects();
+        // Watching Secrets needs list/watch on all of them, which many cluster
+        // owners refuse; without it a pass reads its Secret by name, so a new
+        // key is seen on the next pass rather than at once.
+        let secrets = if self.watch_secrets {
+            watcher::watcher(
+                self.api::<PartialObjectMeta<Secret>>(),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .touched_objects()
+            .boxed()
+        } else {
+            futures::stream::empty().boxed()
+        };
         let users = index.clone();
         let ctx = Arc::new(Context {
             sources: Sources {
