@@ -114,6 +114,8 @@ impl Env {
                 "300ms",
                 "--issue-delay",
                 "0s",
+                "--reject-domain",
+                "rejected.wp-e2e.example",
             ],
         );
         let operator = Operator::start(
@@ -279,6 +281,7 @@ async fn wordpress_end_to_end() {
     sidecar_down_then_back(&mut env).await;
     whole_set_sync_from_the_button(&env).await;
     screen_in_a_browser(&env).await;
+    a_domain_that_cannot_be_ready(&env).await;
 
     let health = env.wp.tool("site-health", json!({}));
     assert_eq!(health["status"], "good", "{health}");
@@ -644,4 +647,42 @@ async fn screen_in_a_browser(env: &Env) {
         mds.len(),
         "one row per MappedDomain"
     );
+}
+
+/// A domain Closte refuses shows where a person looks: Site Health lists it
+/// as not ready, the screen shows its stage.
+async fn a_domain_that_cannot_be_ready(env: &Env) {
+    let domain = "rejected.wp-e2e.example";
+    let add = env.closte(
+        "adddomainalias",
+        "POST",
+        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+    );
+    // the sidecar took it; Closte's refusal reaches the controller later
+    assert_eq!(add["json"]["success"], true, "{add}");
+    eventually(30, "the refused domain to reach stage failed", || async {
+        let md = env.md(domain).await?;
+        (md.status?.stage == Some(Stage::Failed)).then_some(())
+    })
+    .await;
+
+    let health = env.wp.tool("site-health", json!({}));
+    assert_eq!(health["status"], "recommended", "{health}");
+    assert!(
+        health["description"].as_str().unwrap().contains(domain),
+        "{health}"
+    );
+    let dom = env.screen();
+    let row = row(&dom, domain).unwrap_or_else(|| panic!("no row for {domain}:\n{dom}"));
+    assert!(row.contains("data-stage=\"failed\""), "{row}");
+    assert!(row.contains("data-ready=\"false\""), "{row}");
+    assert!(row.contains(">Not ready<"), "{row}");
+
+    let delete = env.closte(
+        "deletedomainalias",
+        "POST",
+        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+    );
+    assert_eq!(delete["json"]["success"], true, "{delete}");
+    env.wait_no_md(domain).await;
 }

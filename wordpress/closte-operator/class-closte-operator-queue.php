@@ -45,6 +45,10 @@ interface Closte_Operator_Store {
  * BREAKER_SECONDS: writes submitted meanwhile go straight to the queue, so a
  * page never waits on a dead sidecar more than once. Retries ignore the
  * breaker; they are the probe that closes it.
+ *
+ * The queue is one network option, read and written without a lock: two
+ * requests failing at the same moment may lose one entry. The periodic
+ * whole-set sync repairs whatever a lost entry would have done.
  */
 final class Closte_Operator_Queue {
 
