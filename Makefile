@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := target/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar helm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,15 +76,19 @@ bench-controller: ## the controller at scale: N=objects (1000), RATE=writes/s (5
 bench-sidecar: ## the sidecar: RSS idle and with N domains (1000), request -> stored latency
 	bash bench/sidecar.sh $(or $(N),1000)
 
-test: controlplane lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
+test: controlplane helm lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets
 
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-crd: ## regenerate the committed CRD from the Rust types
+crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust types
 	cargo run -q -- crd > $(CRD_FILE)
+	cp $(CRD_FILE) charts/closte-operator/files/
+
+helm: ## build (once, cached by version) helm from the Go module proxy
+	@bash tests/tools/helm.sh >/dev/null
 
 controlplane: ## build (once, cached by version) kube-apiserver and etcd
 	@bash $(CONTROLPLANE) build >/dev/null
