@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := target/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar helm
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar helm manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ lint: ## formatting and clippy, warnings are errors
 crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust types
 	cargo run -q -- crd > $(CRD_FILE)
 	cp $(CRD_FILE) charts/closte-operator/files/
+
+manifests: helm ## render deploy/ (plain manifests for kubectl apply -k) from the chart
+	bash deploy/render.sh
 
 helm: ## build (once, cached by version) helm from the Go module proxy
 	@bash tests/tools/helm.sh >/dev/null

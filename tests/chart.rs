@@ -501,3 +501,23 @@ async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() 
             .is_none()
     );
 }
+
+#[test]
+fn the_plain_manifests_are_rendered_from_the_chart() {
+    let out = scratch("rendered-manifests");
+    let status = Command::new("bash")
+        .arg(common::repo_root().join("deploy/render.sh"))
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for file in ["closte-operator.yaml", "wordpress-sidecar.yaml"] {
+        let committed =
+            std::fs::read_to_string(common::repo_root().join("deploy").join(file)).unwrap();
+        let rendered = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(
+            committed == rendered,
+            "deploy/{file} is stale: run `make manifests`"
+        );
+    }
+}

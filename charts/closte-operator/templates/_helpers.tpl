@@ -14,11 +14,18 @@
 {{- end }}
 {{- end }}
 
-{{- define "closte-operator.labels" -}}
+{{/* Labels of every object but the component. */}}
+{{- define "closte-operator.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{ include "closte-operator.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "closte-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "closte-operator.labels" -}}
+{{ include "closte-operator.commonLabels" . }}
+app.kubernetes.io/component: controller
 {{- end }}
 
 {{- define "closte-operator.selectorLabels" -}}
