@@ -8,29 +8,18 @@ CRD_FILE := crds/mappeddomains.closte-operator.io.yaml
 SIM_DIR := target/demo
 SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
-BIN := target/debug/closte-operator
+BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down bench-sim bench-controller bench-sidecar
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down bench-sim bench-controller bench-sidecar helm manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-demo: cluster-up sim-up ## local control plane + Closte simulator + controller; examples end Ready
-	$(BIN) crd | kubectl apply --server-side --field-manager=closte-operator-demo -f -
-	kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io
+demo: cluster-up sim-up helm ## local control plane, the chart, the controller and sidecar under its ServiceAccounts, the simulator; examples end done
 	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
-	@$(MAKE) -s controller-up
-	kubectl create secret generic closte-api-key --from-literal=apiKey=$(SIM_KEY) --dry-run=client -o yaml | kubectl apply -f -
-	kubectl apply -f examples/
-	kubectl wait --for=condition=Registered --timeout=60s mappeddomains --all
-	kubectl wait --for=condition=Ready --timeout=90s mappeddomains --all
-	kubectl get mappeddomains
-	curl -s http://127.0.0.1:18088/_sim/domains; echo
-	@echo; echo "Try: export KUBECONFIG=$(KUBECONFIG); kubectl explain mappeddomain.spec"
-	@echo "     curl -d apikey=$(SIM_KEY) -d domain=shop.example.com $(SIM_API)/adddomainalias"
-	@echo "     kubectl delete md buecher-example; curl http://127.0.0.1:18088/_sim/domains; make demo-down"
+	bash scripts/demo.sh $(BIN) $(SIM_DIR) $(SIM_KEY) $(SIM_API)
 
-demo-down: controller-down sim-down cluster-down ## stop everything the demo started
+demo-down: controller-down sidecar-down sim-down cluster-down ## stop everything the demo started
 
 controller-up: build ## run the controller in the background against the simulator (metrics on :18080)
 	@if [ -f $(SIM_DIR)/controller.pid ] && kill -0 $$(cat $(SIM_DIR)/controller.pid) 2>/dev/null; then \
@@ -43,10 +32,16 @@ controller-up: build ## run the controller in the background against the simulat
 	  echo "controller: metrics http://127.0.0.1:18080/metrics, log $(SIM_DIR)/controller.log"; \
 	fi
 
+sidecar-down: ## stop the background sidecar
+	@if [ -f $(SIM_DIR)/sidecar.pid ]; then kill $$(cat $(SIM_DIR)/sidecar.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/sidecar.pid; echo "sidecar stopped"; fi
+
 controller-down: ## stop the background controller
 	@if [ -f $(SIM_DIR)/controller.pid ]; then kill $$(cat $(SIM_DIR)/controller.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/controller.pid; echo "controller stopped"; fi
 
-build:
+build: $(BIN)
+
+# rebuilt only when a source changed (a test may hand in the binary it built)
+$(BIN): $(shell find src -name '*.rs') Cargo.toml Cargo.lock docs/sidecar-openapi.yaml
 	cargo build -q
 
 sim-up: build ## start the Closte simulator in the background (API :18088, DNS :10053, HTTPS :10443)
@@ -76,15 +71,22 @@ bench-controller: ## the controller at scale: N=objects (1000), RATE=writes/s (5
 bench-sidecar: ## the sidecar: RSS idle and with N domains (1000), request -> stored latency
 	bash bench/sidecar.sh $(or $(N),1000)
 
-test: controlplane lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
+test: controlplane helm lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets
 
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-crd: ## regenerate the committed CRD from the Rust types
+crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust types
 	cargo run -q -- crd > $(CRD_FILE)
+	cp $(CRD_FILE) charts/closte-operator/files/
+
+manifests: helm ## render deploy/ (plain manifests for kubectl apply -k) from the chart
+	bash deploy/render.sh
+
+helm: ## build (once, cached by version) helm from the Go module proxy
+	@bash tests/tools/helm.sh >/dev/null
 
 controlplane: ## build (once, cached by version) kube-apiserver and etcd
 	@bash $(CONTROLPLANE) build >/dev/null

@@ -19,9 +19,16 @@ fn crd_subcommand_prints_the_committed_crd() {
             .join("crds/mappeddomains.closte-operator.io.yaml"),
     )
     .unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed == committed, "crds/ is stale: run `make crd`");
+    let in_chart = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("charts/closte-operator/files/mappeddomains.closte-operator.io.yaml"),
+    )
+    .unwrap();
     assert!(
-        String::from_utf8(out.stdout).unwrap() == committed,
-        "crds/ is stale: run `make crd`"
+        printed == in_chart,
+        "the chart's CRD is stale: run `make crd`"
     );
 }
 

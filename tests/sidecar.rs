@@ -584,9 +584,10 @@ async fn its_service_account_may_write_its_namespace_and_nothing_else() {
     let ns = Namespace::new("rbac").await;
     let other = common::namespace(&ns.client, "rbac-other").await;
     // the committed manifests, applied as a user would
-    let manifests = std::fs::read_to_string(common::repo_root().join("deploy/sidecar-rbac.yaml"))
-        .unwrap()
-        .replace("namespace: wordpress", &format!("namespace: {}", ns.ns));
+    let manifests =
+        std::fs::read_to_string(common::repo_root().join("deploy/wordpress-sidecar.yaml"))
+            .unwrap()
+            .replace("namespace: wordpress", &format!("namespace: {}", ns.ns));
     let path = scratch("rbac-manifests").join("rbac.yaml");
     std::fs::write(&path, manifests).unwrap();
     let out = common::kubectl(&["apply", "-n", &ns.ns, "-f", path.to_str().unwrap()]);

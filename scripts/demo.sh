@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The demo, through the Helm chart: installs the chart into the local control
+# plane (CRD, RBAC, ServiceAccounts), then runs the controller and the
+# sidecar on this machine under their ServiceAccounts' tokens and with the
+# chart's own arguments (there is no kubelet here to run pods), against the
+# simulator. Applies the examples, shows them live until every one is done,
+# and says what to try next. Called by `make demo`; `make demo-down` stops it.
+#   scripts/demo.sh BIN SIM_DIR SIM_KEY SIM_API
+set -euo pipefail
+bin=$1 dir=$2 key=$3 api=$4
+helm=$(bash tests/tools/helm.sh)
+ns=closte-system
+wp=default
+mkdir -p "$dir"
+
+echo "== the chart (CRD, RBAC, ServiceAccounts, Deployment) into $ns"
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+"$helm" upgrade --install closte-operator charts/closte-operator -n "$ns" \
+  --set closte.apiKey="$key" --set closte.apiUrl="$api" \
+  --set checks.dnsServer=127.0.0.1:10053 --set checks.httpsPort=10443 \
+  --set "checks.expectedTargets={127.0.0.1}" --set "sidecar.namespaces={$wp}" \
+  --set replicaCount=1 >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io >/dev/null
+"$helm" list -n "$ns"
+
+# A kubeconfig with a token of ServiceAccount $2 in namespace $1 (TokenRequest).
+identity() {
+  local server ca
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.certificate-authority}')
+  cat >"$dir/$2.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: demo, cluster: {server: $server, certificate-authority: $ca}}]
+users: [{name: $2, user: {token: $(kubectl create token "$2" -n "$1" --duration=24h)}}]
+contexts: [{name: demo, context: {cluster: demo, user: $2, namespace: $1}}]
+current-context: demo
+EOF
+}
+
+echo "== the controller, as the chart runs it, under its ServiceAccount"
+identity "$ns" closte-operator
+printf '%s' "$key" >"$dir/api-key"
+mapfile -t args < <(kubectl get deploy closte-operator -n "$ns" -o json | python3 -c '
+import json, sys
+container = json.load(sys.stdin)["spec"]["template"]["spec"]["containers"][0]
+for arg in container["args"]:
+    name = arg.split("=")[0]
+    if name == "--api-key-file":
+        arg = "--api-key-file=" + sys.argv[1]
+    elif name == "--metrics-addr":
+        arg = "--metrics-addr=127.0.0.1:18080"
+    elif name == "--log-format":
+        arg = "--log-format=text"
+    print(arg)
+' "$dir/api-key")
+KUBECONFIG=$dir/closte-operator.kubeconfig setsid "$bin" "${args[@]}" --ca-file "$dir/ca.pem" \
+  >"$dir/controller.log" 2>&1 </dev/null &
+echo $! >"$dir/controller.pid"
+until curl -sf http://127.0.0.1:18080/readyz >/dev/null; do
+  kill -0 "$(cat "$dir/controller.pid")" 2>/dev/null || { cat "$dir/controller.log"; exit 1; }
+  sleep 0.2
+done
+echo "   ${args[*]}"
+
+echo "== the WordPress sidecar in namespace $wp, under its ServiceAccount"
+identity "$wp" closte-operator-sidecar
+echo demo-sidecar-token >"$dir/sidecar-token"
+KUBECONFIG=$dir/closte-operator-sidecar.kubeconfig setsid "$bin" sidecar --namespace "$wp" \
+  --token-file "$dir/sidecar-token" --credentials-secret closte-api-key --check-interval 10s \
+  >"$dir/sidecar.log" 2>&1 </dev/null &
+echo $! >"$dir/sidecar.pid"
+until curl -sf http://127.0.0.1:8087/readyz >/dev/null; do
+  kill -0 "$(cat "$dir/sidecar.pid")" 2>/dev/null || { cat "$dir/sidecar.log"; exit 1; }
+  sleep 0.2
+done
+
+echo "== the examples, and one domain through the sidecar's Closte door"
+kubectl -n "$wp" create secret generic closte-api-key --from-literal=apiKey="$key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply -n "$wp" -f examples/
+curl -s -d apikey=demo-sidecar-token -d domain=sidecar.example.com http://127.0.0.1:8087/api/client/adddomainalias; echo
+
+echo "== live, until every domain is done"
+last=""
+deadline=$((SECONDS + 180))
+while :; do
+  table=$(kubectl get md -n "$wp" -o custom-columns='NAME:.metadata.name,DOMAIN:.spec.domain,STAGE:.status.stage,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,EXPIRES:.status.certificate.notAfter')
+  [[ "$table" != "$last" ]] && { printf '\n%s\n' "$table"; last=$table; }
+  pending=$(kubectl get md -n "$wp" -o jsonpath='{range .items[*]}{.status.stage}{"\n"}{end}' | grep -vc '^done$' || true)
+  [[ $pending == 0 ]] && break
+  ((SECONDS < deadline)) || { echo "not done after 3 minutes; see $dir/controller.log" >&2; exit 1; }
+  sleep 1
+done
+
+cat <<EOF
+
+Every domain is done. Try:
+  export KUBECONFIG=$KUBECONFIG
+  CLOSTE_CLIENT_API_KEY=$key $bin status shop-example-com -n $wp --closte-api-url $api --dns-server 127.0.0.1:10053 --https-port 10443 --ca-file $dir/ca.pem
+  curl -s -d apikey=demo-sidecar-token -d domain=another.example.com http://127.0.0.1:8087/api/client/adddomainalias
+  curl -s -H 'Authorization: Bearer demo-sidecar-token' http://127.0.0.1:8087/v1/domains
+  kubectl delete md buecher-example; curl -s http://127.0.0.1:18088/_sim/domains
+  make demo-down
+EOF
