@@ -602,6 +602,19 @@ async fn whole_set_sync_from_the_button(env: &Env) {
     assert_eq!(synced.status(), 302);
     let location = synced.headers()["location"].to_str().unwrap();
     assert!(location.ends_with("synced=ok"), "{location}");
+    let after = http
+        .get(location)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        after.contains("id=\"closte-operator-synced\""),
+        "no sync summary on the screen:\n{after}"
+    );
 
     let md = env.wait_md("mapped.wp-e2e.example").await;
     assert_eq!(site_id(&md), Some(site));

@@ -122,12 +122,17 @@ final class Closte_Operator_Router {
 
 		$op = self::operation( $endpoint, $query, is_array( $body ) ? $body : array() );
 
+		// Closte's API is form-encoded, and so is the sidecar's door to it.
 		$send = array( 'Accept' => 'application/json' );
 		if ( is_array( $body ) ) {
-			$send['Content-Type'] = $is_json ? 'application/json' : 'application/x-www-form-urlencoded';
-			$body                 = $is_json ? (string) json_encode( $body, JSON_UNESCAPED_SLASHES ) : http_build_query( $body, '', '&' ); // phpcs:ignore WordPress.WP.AlternativeFunctions.json_encode_json_encode -- runs without WordPress in the unit tests.
+			$send['Content-Type'] = 'application/x-www-form-urlencoded';
+			$body                 = http_build_query( $body, '', '&' );
 		}
-		$timeout = isset( $args['timeout'] ) ? min( (float) $args['timeout'], $this->sidecar->config->timeout ) : $this->sidecar->config->timeout;
+		// Never longer than the sidecar's timeout, whatever the caller allows (45 s for Ultimate Multisite).
+		$timeout = $this->sidecar->config->timeout;
+		if ( isset( $args['timeout'] ) && (float) $args['timeout'] > 0 ) {
+			$timeout = min( (float) $args['timeout'], $timeout );
+		}
 		$request = function () use ( $method, $endpoint, $query, $body, $send, $timeout ) {
 			return $this->sidecar->closte( $method, $endpoint, http_build_query( $query, '', '&' ), $body, $send, $timeout );
 		};

@@ -119,6 +119,29 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertStringNotContainsString( self::REAL, serialize( $this->transport->requests ) );
 	}
 
+	public function test_a_json_body_reaches_the_door_as_a_form(): void {
+		$this->router->filter(
+			false,
+			array(
+				'method'  => 'POST',
+				'headers' => array( 'Content-Type' => 'application/json' ),
+				'body'    => '{"apikey":"' . self::REAL . '","domain":"shop.example.com"}',
+				'timeout' => 0,
+			),
+			self::CLOSTE . 'adddomainalias'
+		);
+		$request = $this->transport->requests[0];
+		$this->assertSame( 'application/x-www-form-urlencoded', $request['headers']['Content-Type'] );
+		$this->assertSame(
+			array(
+				'apikey' => self::TOKEN,
+				'domain' => 'shop.example.com',
+			),
+			self::form( $request['body'] )
+		);
+		$this->assertSame( 2.0, $request['timeout'], 'a timeout of 0 (none) is not taken over' );
+	}
+
 	public function test_a_request_without_a_key_gets_the_token_where_closte_expects_it(): void {
 		$this->post( 'adddomainalias', array() );
 		$this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains' );
