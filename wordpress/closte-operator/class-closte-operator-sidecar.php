@@ -207,7 +207,24 @@ final class Closte_Operator_Sidecar {
 	 */
 	public function closte( string $method, string $endpoint, string $query, ?string $body, array $headers, float $timeout ): Closte_Operator_Result {
 		$url = $this->url( '/api/client/' . ltrim( $endpoint, '/' ) ) . ( '' === $query ? '' : '?' . $query );
-		return $this->transport->request( $method, $url, $headers, $body, $timeout );
+		return $this->scrub( $this->transport->request( $method, $url, $headers, $body, $timeout ) );
+	}
+
+	/**
+	 * A transport error without the token: it is in the query of a GET to the
+	 * Closte door, and transport errors may quote the URL. Errors end up in
+	 * answers to callers, in the stored queue and on the screen.
+	 *
+	 * @param Closte_Operator_Result $result An answer or a failure.
+	 * @return Closte_Operator_Result
+	 */
+	private function scrub( Closte_Operator_Result $result ): Closte_Operator_Result {
+		$token = $this->config->token;
+		if ( '' === $token || ( ! str_contains( $result->error, $token ) && ! str_contains( $result->error, rawurlencode( $token ) ) ) ) {
+			return $result;
+		}
+		$error = str_replace( array( $token, rawurlencode( $token ) ), '[redacted]', $result->error );
+		return new Closte_Operator_Result( $result->status, $result->body, $error );
 	}
 
 	/**
@@ -228,6 +245,6 @@ final class Closte_Operator_Sidecar {
 			$headers['Content-Type'] = 'application/json';
 			$body                    = (string) json_encode( $json, JSON_UNESCAPED_SLASHES ); // phpcs:ignore WordPress.WP.AlternativeFunctions.json_encode_json_encode -- runs without WordPress in the unit tests.
 		}
-		return $this->transport->request( $method, $this->url( $path ), $headers, $body, $this->config->timeout );
+		return $this->scrub( $this->transport->request( $method, $this->url( $path ), $headers, $body, $this->config->timeout ) );
 	}
 }

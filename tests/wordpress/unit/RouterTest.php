@@ -184,6 +184,16 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertSame( array( $this->now ), $this->scheduled, 'a retry is scheduled for the next cron run' );
 	}
 
+	public function test_the_token_never_appears_in_an_answer_or_the_queue(): void {
+		$this->transport->answer = fn( $request ) => Closte_Operator_Result::unreachable( 'Operation timed out for ' . $request['url'] );
+		$response = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::REAL );
+		$this->assertStringContainsString( 'timed out for http://sidecar.test:8087/api/client/getdomains?apikey=[redacted]', $response['body'] );
+		$this->now += Closte_Operator_Queue::BREAKER_SECONDS;
+		$this->post( 'adddomainalias', array( 'domain' => 'shop.example.com' ) );
+		$this->queue->drain();
+		$this->assertStringNotContainsString( self::TOKEN, serialize( array( $response, $this->store->values ) ) );
+	}
+
 	public function test_while_the_breaker_is_open_nothing_waits_on_the_sidecar(): void {
 		$this->transport->always( 0 );
 		$this->post( 'adddomainalias', array( 'domain' => 'a.example.com' ) );
