@@ -86,8 +86,9 @@ deadline=$((SECONDS + 180))
 while :; do
   table=$(kubectl get md -n "$wp" -o custom-columns='NAME:.metadata.name,DOMAIN:.spec.domain,STAGE:.status.stage,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,EXPIRES:.status.certificate.notAfter')
   [[ "$table" != "$last" ]] && { printf '\n%s\n' "$table"; last=$table; }
-  pending=$(kubectl get md -n "$wp" -o jsonpath='{range .items[*]}{.status.stage}{"\n"}{end}' | grep -vc '^done$' || true)
-  [[ $pending == 0 ]] && break
+  # Judged from the very table shown, so the last table printed is the one that is all done.
+  pending=$(awk 'NR > 1 && $3 != "done"' <<<"$table" | wc -l)
+  [[ -n $table && $pending == 0 ]] && break
   ((SECONDS < deadline)) || { echo "not done after 3 minutes; see $dir/controller.log" >&2; exit 1; }
   sleep 1
 done
