@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down bench-sim bench-controller bench-sidecar helm manifests
+.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim bench-controller bench-sidecar helm manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,7 +82,11 @@ crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust 
 	cargo run -q -- crd > $(CRD_FILE)
 	cp $(CRD_FILE) charts/closte-operator/files/
 
-manifests: helm ## render deploy/ (plain manifests for kubectl apply -k) from the chart
+mu-plugin: ## copy the WordPress mu-plugin (wordpress/) into the chart, the source of its ConfigMap
+	rm -rf charts/closte-operator/files/mu-plugin
+	cp -r wordpress charts/closte-operator/files/mu-plugin
+
+manifests: helm mu-plugin ## render deploy/ (plain manifests for kubectl apply -k) from the chart
 	bash deploy/render.sh
 
 helm: ## build (once, cached by version) helm from the Go module proxy

@@ -18,6 +18,7 @@ use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, PostParams};
+use serde::Deserialize;
 use serde_json::json;
 
 const KEY: &str = "chart-key-3a7f";
@@ -159,24 +160,30 @@ async fn rendered_manifests_pass_the_api_servers_validation() {
             args.extend(["-f", file.as_str()]);
         }
         let rendered = ok(template(&ns, &args), "helm template");
-        let mut apply = Command::new("kubectl")
-            .args(["apply", "--dry-run=server", "-f", "-"])
-            .env("KUBECONFIG", common::kubeconfig())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        apply
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rendered.as_bytes())
-            .unwrap();
-        let out = apply.wait_with_output().unwrap();
-        ok(out, &format!("server-side dry run of {values:?}"));
+        server_dry_run(&rendered, &format!("{values:?}"));
     }
+}
+
+/// `kubectl apply --dry-run=server` of these manifests: the API server's own
+/// validation, nothing stored.
+fn server_dry_run(manifests: &str, what: &str) {
+    use std::io::Write;
+    let mut apply = Command::new("kubectl")
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .env("KUBECONFIG", common::kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    apply
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifests.as_bytes())
+        .unwrap();
+    let out = apply.wait_with_output().unwrap();
+    ok(out, &format!("server-side dry run of {what}"));
 }
 
 /// `kubectl auth can-i` as a ServiceAccount (`resource/subresource` for a
@@ -520,4 +527,205 @@ fn the_plain_manifests_are_rendered_from_the_chart() {
             "deploy/{file} is stale: run `make manifests`"
         );
     }
+}
+
+/// Every file under `dir`, by its path relative to `dir`.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_str().unwrap().to_owned();
+                found.insert(relative, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// The chart carries the mu-plugin exactly as `wordpress/` has it, and its
+/// ConfigMap holds each file under its base name, byte for byte, which is the
+/// layout the README's pod mounts (loader by subPath, the rest as a folder).
+#[test]
+fn the_charts_mu_plugin_configmap_is_the_wordpress_folder() {
+    let source = files_under(&common::repo_root().join("wordpress"));
+    let copy = files_under(&chart().join("files/mu-plugin"));
+    assert!(
+        source.len() >= 10,
+        "too few files in wordpress/: {:?}",
+        source.keys()
+    );
+    assert!(
+        source == copy,
+        "charts/closte-operator/files/mu-plugin differs from wordpress/: run `make mu-plugin`"
+    );
+
+    let rendered = ok(
+        template("wp", &["--set", "sidecar.namespaces={wp}"]),
+        "helm template",
+    );
+    let config_map = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .find(|doc| {
+            doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "closte-operator-mu-plugin"
+        })
+        .expect("no mu-plugin ConfigMap rendered");
+    assert_eq!(config_map["metadata"]["namespace"], "wp");
+    let data: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(config_map["data"].clone()).unwrap();
+    let flat: std::collections::BTreeMap<String, String> = source
+        .into_iter()
+        .map(|(path, text)| (path.rsplit('/').next().unwrap().to_owned(), text))
+        .collect();
+    assert_eq!(
+        flat.len(),
+        copy.len(),
+        "two files of the mu-plugin share a base name"
+    );
+    assert!(
+        data == flat,
+        "the ConfigMap's data is not the mu-plugin's files"
+    );
+    assert!(
+        data.contains_key("closte-operator.php"),
+        "the loader is missing"
+    );
+}
+
+fn yaml_file(path: &std::path::Path) -> serde_json::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The named template `closte-operator.sidecarContainer` for these values of
+/// this chart, rendered the way a WordPress chart depending on it includes it.
+fn sidecar_container(values: &serde_json::Value) -> serde_json::Value {
+    let wrapper = scratch("sidecar-container-chart");
+    std::fs::create_dir_all(wrapper.join("charts")).unwrap();
+    std::fs::create_dir_all(wrapper.join("templates")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(chart())
+        .arg(wrapper.join("charts"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(
+        wrapper.join("Chart.yaml"),
+        "apiVersion: v2\nname: wordpress\nversion: 0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        wrapper.join("values.yaml"),
+        serde_json::to_string(&json!({ "closte-operator": values })).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        wrapper.join("templates/container.yaml"),
+        r#"{{- $sub := index .Subcharts "closte-operator" }}
+containers:
+{{- include "closte-operator.sidecarContainer" (dict "Values" $sub.Values "Chart" $sub.Chart) | nindent 2 }}
+"#,
+    )
+    .unwrap();
+    let rendered = ok(
+        helm(&[
+            "template",
+            "wp",
+            wrapper.to_str().unwrap(),
+            "--kube-version",
+            KUBE_VERSION,
+            "--show-only",
+            "templates/container.yaml",
+        ]),
+        "helm template of a chart that includes the sidecar container",
+    );
+    let rendered: serde_json::Value = serde_yaml::from_str(&rendered).unwrap();
+    rendered["containers"][0].clone()
+}
+
+/// `examples/wordpress/`: the chart's values for a WordPress namespace and a
+/// WordPress Deployment whose sidecar container is exactly what the chart's
+/// named template renders for them, whose mounts find the chart's ServiceAccount
+/// and mu-plugin ConfigMap, and which the API server accepts.
+#[tokio::test]
+async fn the_wordpress_example_is_what_the_chart_renders() {
+    let client = common::client().await;
+    let release_ns = common::namespace(&client, "chart-wp-example").await;
+    let _ = common::kubectl(&["create", "namespace", "wordpress"]);
+    let example = common::repo_root().join("examples/wordpress");
+    let values = yaml_file(&example.join("values.yaml"));
+    let deployment = yaml_file(&example.join("deployment.yaml"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().unwrap();
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "closte-sidecar")
+        .expect("no closte-sidecar container in the example");
+    assert_eq!(
+        *sidecar,
+        sidecar_container(&values),
+        "examples/wordpress/deployment.yaml's sidecar is not what the chart renders"
+    );
+
+    let values_file = example.join("values.yaml");
+    let rendered = ok(
+        template(&release_ns, &["-f", values_file.to_str().unwrap()]),
+        "helm template with the example values",
+    );
+    let objects: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect();
+    let in_wordpress = |kind: &str, name: &str| {
+        objects.iter().find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && o["metadata"]["namespace"] == "wordpress"
+        })
+    };
+    let account = pod["serviceAccountName"].as_str().unwrap();
+    assert!(
+        in_wordpress("ServiceAccount", account).is_some(),
+        "{account}"
+    );
+    assert!(in_wordpress("RoleBinding", account).is_some(), "{account}");
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    let config_map = volume("closte-mu-plugin")["configMap"]["name"].clone();
+    let plugin = in_wordpress("ConfigMap", config_map.as_str().unwrap())
+        .expect("the mu-plugin ConfigMap the example mounts is not rendered");
+    let wordpress = containers
+        .iter()
+        .find(|c| c["name"] == "wordpress")
+        .unwrap();
+    for mount in wordpress["volumeMounts"].as_array().unwrap() {
+        if let Some(key) = mount["subPath"].as_str() {
+            assert!(
+                plugin["data"][key].is_string(),
+                "no key {key} in the ConfigMap"
+            );
+        }
+    }
+    assert_eq!(
+        volume("closte-sidecar-token")["secret"]["secretName"],
+        "closte-sidecar-token"
+    );
+
+    server_dry_run(&rendered, "the chart with examples/wordpress/values.yaml");
+    server_dry_run(
+        &std::fs::read_to_string(example.join("deployment.yaml")).unwrap(),
+        "examples/wordpress/deployment.yaml",
+    );
 }
