@@ -10,6 +10,8 @@
 #                                      DIR/kubeconfig; with --watch, stops when PID exits.
 #                                      Harmless when already running.
 #   controlplane.sh down DIR           stop and remove DIR
+#   controlplane.sh restart-apiserver DIR
+#                                      stop kube-apiserver and start it again (state kept)
 #   controlplane.sh versions           print the Kubernetes and etcd versions
 set -euo pipefail
 
@@ -104,6 +106,37 @@ current-context: closte-operator-local
 EOF
 }
 
+start_apiserver() { # DIR BINS: on the ports recorded in DIR
+  local dir=$1 bins=$2 etcd_port api_port
+  etcd_port=$(cat "$dir/etcd.port"); api_port=$(cat "$dir/api.port")
+  setsid "$bins/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+    --client-ca-file "$dir/pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
+    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/24 \
+    --cert-dir "$dir/pki" --profiling=false --enable-priority-and-fairness=false \
+    </dev/null >"$dir/logs/kube-apiserver.log" 2>&1 &
+  echo $! >"$dir/kube-apiserver.pid"
+}
+
+# Stops kube-apiserver and starts it again on the same port and etcd (state
+# kept): what a client sees when the API server restarts.
+restart_apiserver() { # DIR
+  local dir bins; dir=$(cd "$1" && pwd); bins=$(build)
+  kill "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$dir/kube-apiserver.pid" || break; sleep 0.1; done
+  start_apiserver "$dir" "$bins"
+  local deadline=$((SECONDS + 60))
+  until api_get "$dir" /readyz; do
+    alive "$dir/kube-apiserver.pid" && ((SECONDS < deadline)) || die "kube-apiserver did not come back"
+    sleep 0.2
+  done
+  log "kube-apiserver restarted"
+}
+
 up() { # DIR [--watch PID]
   local dir watch=""
   mkdir -p "$1"; dir=$(cd "$1" && pwd)
@@ -130,17 +163,8 @@ up() { # DIR [--watch PID]
     </dev/null >"$dir/logs/etcd.log" 2>&1 &
   echo $! >"$dir/etcd.pid"
 
-  setsid "$bins/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
-    --client-ca-file "$dir/pki/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
-    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/24 \
-    --cert-dir "$dir/pki" --profiling=false --enable-priority-and-fairness=false \
-    </dev/null >"$dir/logs/kube-apiserver.log" 2>&1 &
-  echo $! >"$dir/kube-apiserver.pid"
+  echo "$etcd_port" >"$dir/etcd.port"
+  start_apiserver "$dir" "$bins"
 
   if [[ -n "$watch" ]]; then
     setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down "$3" quiet' \
@@ -179,6 +203,7 @@ case "${1:-}" in
   build) build ;;
   up) shift; up "$@" ;;
   down) down "${2:?usage: controlplane.sh down DIR}" ;;
+  restart-apiserver) restart_apiserver "${2:?usage: controlplane.sh restart-apiserver DIR}" ;;
   versions) echo "kubernetes $k8s_version etcd $etcd_version" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac
