@@ -10,7 +10,8 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim bench-controller bench-sidecar helm manifests
+# help lists the targets; the benchmark harness is `make bench`.
+.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim bench-controller bench-sidecar helm manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +62,9 @@ sim-up: build ## start the Closte simulator in the background (API :18088, DNS :
 
 sim-down: ## stop the Closte simulator
 	@if [ -f $(SIM_DIR)/sim.pid ]; then kill $$(cat $(SIM_DIR)/sim.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/sim.pid; echo "simulator stopped"; fi
+
+bench: ## the benchmark harness, release build: every scenario (or SCENARIOS="latency sidecar=500"), table + target/bench/results.json
+	cargo bench --bench scale -- $(SCENARIOS)
 
 bench-sim: ## simulator throughput with wrk (apt-get install wrk)
 	bash bench/simulator.sh 10 32

@@ -91,7 +91,12 @@ fn start_control_plane() -> PathBuf {
 }
 
 pub async fn client() -> Client {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig()).expect("readable kubeconfig");
+    client_for(kubeconfig()).await
+}
+
+/// A client for the control plane of this kubeconfig.
+pub async fn client_for(path: &Path) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("readable kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("valid kubeconfig");

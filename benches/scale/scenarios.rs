@@ -1,0 +1,695 @@
+//! The measured scenarios; each starts its own control plane, simulator and
+//! processes, and returns its rows. Correctness (every domain on Closte,
+//! nothing left behind) is asserted; speed and memory are judged against the
+//! targets in the rows.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use closte_operator::api::{MappedDomain, MappedDomainSpec, SecretKeyRef};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+
+use crate::common::sim::Simulator;
+use crate::report::Row;
+use crate::rig::{
+    Cluster, Process, account_key, create_all, delete_all, domain, folder, percentile, sim_counts,
+    simulator, until,
+};
+
+const DONE: &str = "closte_operator_mapped_domains{stage=\"done\"}";
+
+fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+async fn count(sim: &Simulator, what: &str) -> f64 {
+    sim_counts(sim).await.get(what).copied().unwrap_or(0.0)
+}
+
+/// How long the scenario may take before it counts as stuck.
+fn limit(bound_secs: f64) -> Duration {
+    Duration::from_secs_f64(bound_secs * 3.0 + 120.0)
+}
+
+/// `n` new MappedDomains at 50 ms latency and 50 writes/s until all are on
+/// Closte and `done`; then all deleted until every alias is gone.
+pub async fn lifecycle(n: usize) -> Vec<Row> {
+    let size = n.to_string();
+    let dir = folder("lifecycle");
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(
+        &dir,
+        1,
+        &[
+            "--latency",
+            "50ms",
+            "--write-rate-limit",
+            "50",
+            "--issue-delay",
+            "5s",
+        ],
+    );
+    let mut ctl = Process::controller(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &["--closte-write-rate", "50", "--leader-elect=false"],
+    );
+    ctl.ready().await;
+    let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
+    let bound = n as f64 / 50.0;
+
+    let before = cluster.writes();
+    let start = Instant::now();
+    let objects = (1..=n)
+        .map(|i| domain(&format!("d{i}"), &format!("d{i}.bench.example")))
+        .collect();
+    let created = create_all(&api, objects, 16).await;
+    until(limit(bound), "every domain on Closte", || async {
+        count(&sim, "aliases").await >= n as f64
+    })
+    .await;
+    let on_closte = start.elapsed().as_secs_f64();
+    until(limit(bound), "every domain done", || async {
+        ctl.metric(DONE).await >= n as f64
+    })
+    .await;
+    let done = start.elapsed().as_secs_f64();
+    let writes = cluster.writes() - before;
+    let calls = sim_counts(&sim).await;
+    let scenario = "converge";
+    let mut rows = vec![
+        Row::info(
+            scenario,
+            &size,
+            "create (16 connections)",
+            created.as_secs_f64(),
+            "s",
+        ),
+        Row::info(scenario, &size, "all on Closte", on_closte, "s"),
+        Row::info(
+            scenario,
+            &size,
+            format!("on Closte / bound ({bound:.0} s)"),
+            on_closte / bound,
+            "x",
+        )
+        .at_most(1.05),
+        Row::info(scenario, &size, "all done (DNS + certificate)", done, "s"),
+        Row::info(
+            scenario,
+            &size,
+            "Closte list calls",
+            calls["getdomains"],
+            "",
+        ),
+        Row::info(
+            scenario,
+            &size,
+            "Closte add calls",
+            calls["adddomainalias"],
+            "",
+        )
+        .exactly(n as f64),
+        Row::info(
+            scenario,
+            &size,
+            "MappedDomain writes per domain",
+            (writes.mapped_domains - n as f64) / n as f64,
+            "",
+        ),
+        Row::info(
+            scenario,
+            &size,
+            "events per domain",
+            writes.events / n as f64,
+            "",
+        ),
+    ];
+
+    let before = cluster.writes();
+    let calls_before = sim_counts(&sim).await;
+    let start = Instant::now();
+    delete_all(&api, (1..=n).map(|i| format!("d{i}")).collect(), 16).await;
+    until(limit(bound), "every alias removed", || async {
+        count(&sim, "aliases").await == 0.0
+    })
+    .await;
+    let removed = start.elapsed().as_secs_f64();
+    until(limit(bound), "every object gone", || async {
+        api.list_metadata(&ListParams::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
+    let gone = start.elapsed().as_secs_f64();
+    let writes = cluster.writes() - before;
+    let calls = sim_counts(&sim).await;
+    let delta = |k: &str| calls[k] - calls_before[k];
+    let scenario = "deletion";
+    rows.extend([
+        Row::info(scenario, &size, "all aliases removed", removed, "s"),
+        Row::info(
+            scenario,
+            &size,
+            format!("removed / bound ({bound:.0} s)"),
+            removed / bound,
+            "x",
+        )
+        .at_most(1.05),
+        Row::info(scenario, &size, "all objects gone", gone, "s"),
+        Row::info(
+            scenario,
+            &size,
+            "Closte delete calls",
+            delta("deletedomainalias"),
+            "",
+        )
+        .exactly(n as f64),
+        Row::info(
+            scenario,
+            &size,
+            "Closte list calls",
+            delta("getdomains"),
+            "",
+        ),
+        Row::info(
+            scenario,
+            &size,
+            "MappedDomain writes per domain",
+            (writes.mapped_domains - n as f64) / n as f64,
+            "",
+        ),
+        Row::info(
+            scenario,
+            &size,
+            "events per domain",
+            writes.events / n as f64,
+            "",
+        ),
+    ]);
+    assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
+    rows
+}
+
+/// `n` domains taken to `done` (500 writes/s), then left alone for two
+/// resync periods: Closte calls, API writes, probes and CPU in that window;
+/// the controller's memory once settled and its peak.
+pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
+    let size = n.to_string();
+    let dir = folder(&format!("memory-{n}"));
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(
+        &dir,
+        1,
+        &[
+            "--latency",
+            "50ms",
+            "--write-rate-limit",
+            "500",
+            "--issue-delay",
+            "5s",
+        ],
+    );
+    let resync_flag = format!("{}s", resync.as_secs());
+    let mut ctl = Process::controller(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &[
+            "--closte-write-rate",
+            "500",
+            "--leader-elect=false",
+            "--resync-period",
+            &resync_flag,
+        ],
+    );
+    ctl.ready().await;
+    let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
+    let bound = n as f64 / 500.0;
+    let start = Instant::now();
+    let objects = (1..=n)
+        .map(|i| domain(&format!("m{i}"), &format!("m{i}.bench.example")))
+        .collect();
+    create_all(&api, objects, 16).await;
+    until(limit(bound + 60.0), "every domain done", || async {
+        ctl.metric(DONE).await >= n as f64
+    })
+    .await;
+    let converged = start.elapsed().as_secs_f64();
+    let cpu_converge = ctl.cpu_seconds();
+
+    // Two resync periods less a second: at most two lists fit if the account
+    // keeps to one per period.
+    let window = resync * 2 - Duration::from_secs(1);
+    let writes0 = cluster.writes();
+    let calls0 = sim_counts(&sim).await;
+    let checks0 = ctl.metric("closte_operator_checks_total").await;
+    let cpu0 = ctl.cpu_seconds();
+    tokio::time::sleep(window).await; // the measurement window itself
+    let writes = cluster.writes() - writes0;
+    let calls = sim_counts(&sim).await;
+    let delta = |k: &str| calls[k] - calls0[k];
+    let checks = ctl.metric("closte_operator_checks_total").await - checks0;
+    let cpu = ctl.cpu_seconds() - cpu0;
+    let memory = ctl.memory();
+    assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
+
+    let target = match n {
+        1000 => Some(18.0),
+        10000 => Some(40.0),
+        _ => None,
+    };
+    let settled = Row::info("memory", &size, "controller RSS settled", memory.rss, "MiB");
+    let window_s = window.as_secs_f64();
+    let steady_size = format!("{n}, {window_s:.0} s");
+    vec![
+        match target {
+            Some(t) => settled.at_most(t),
+            None => settled,
+        },
+        Row::info("memory", &size, "controller RSS peak", memory.peak, "MiB"),
+        Row::info("memory", &size, "all done after", converged, "s"),
+        Row::info(
+            "memory",
+            &size,
+            "controller CPU to converge",
+            cpu_converge,
+            "s",
+        ),
+        Row::info(
+            "steady",
+            &steady_size,
+            format!("Closte lists ({}s resync)", resync.as_secs()),
+            delta("getdomains"),
+            "",
+        )
+        .at_most(2.0),
+        Row::info(
+            "steady",
+            &steady_size,
+            "Closte writes",
+            delta("adddomainalias") + delta("deletedomainalias"),
+            "",
+        )
+        .exactly(0.0),
+        Row::info(
+            "steady",
+            &steady_size,
+            "MappedDomain writes",
+            writes.mapped_domains,
+            "",
+        )
+        .exactly(0.0),
+        Row::info("steady", &steady_size, "events", writes.events, "").exactly(0.0),
+        Row::info("steady", &steady_size, "DNS/TLS checks run", checks, ""),
+        Row::info("steady", &steady_size, "controller CPU", cpu, "s"),
+    ]
+}
+
+/// Create -> Closte add request: `n` creates one at a time, then bursts, with
+/// no latency and no rate limit in the way.
+pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
+    let dir = folder("latency");
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(&dir, 1, &["--issue-delay", "1s"]);
+    let mut ctl = Process::controller(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &["--closte-write-rate", "10000", "--leader-elect=false"],
+    );
+    ctl.ready().await;
+    let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
+
+    let mut sent: BTreeMap<String, f64> = BTreeMap::new();
+    for i in 0..n {
+        let name = format!("l{i}");
+        let dom = format!("{name}.bench.example");
+        sent.insert(dom.clone(), unix_ms());
+        api.create(&PostParams::default(), &domain(&name, &dom))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(&sim, "adddomainalias").await < (i + 1) as f64 {
+            assert!(Instant::now() < deadline, "no add for {dom}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let single = add_latencies(&sim, &sent).await;
+
+    let mut sent_burst: BTreeMap<String, f64> = BTreeMap::new();
+    for b in 0..bursts {
+        let stamps: Vec<(String, f64)> = futures::stream::iter(0..burst)
+            .map(|i| {
+                let api = api.clone();
+                async move {
+                    let name = format!("b{b}-{i}");
+                    let dom = format!("{name}.bench.example");
+                    let at = unix_ms();
+                    api.create(&PostParams::default(), &domain(&name, &dom))
+                        .await
+                        .unwrap();
+                    (dom, at)
+                }
+            })
+            .buffer_unordered(burst)
+            .collect()
+            .await;
+        sent_burst.extend(stamps);
+        let wanted = (n + (b + 1) * burst) as f64;
+        until(Duration::from_secs(120), "the burst's adds", || async {
+            count(&sim, "adddomainalias").await >= wanted
+        })
+        .await;
+    }
+    let bursty = add_latencies(&sim, &sent_burst).await;
+    assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
+    let one = format!("{n} one at a time");
+    let many = format!("{bursts} x {burst} at once");
+    vec![
+        Row::info(
+            "latency",
+            &one,
+            "create -> add p50",
+            percentile(&single, 50.0),
+            "ms",
+        ),
+        Row::info(
+            "latency",
+            &one,
+            "create -> add p99",
+            percentile(&single, 99.0),
+            "ms",
+        )
+        .at_most(250.0),
+        Row::info(
+            "latency",
+            &one,
+            "create -> add max",
+            percentile(&single, 100.0),
+            "ms",
+        ),
+        Row::info(
+            "latency",
+            &many,
+            "create -> add p50",
+            percentile(&bursty, 50.0),
+            "ms",
+        ),
+        Row::info(
+            "latency",
+            &many,
+            "create -> add p99",
+            percentile(&bursty, 99.0),
+            "ms",
+        )
+        .at_most(250.0),
+        Row::info(
+            "latency",
+            &many,
+            "create -> add max",
+            percentile(&bursty, 100.0),
+            "ms",
+        ),
+    ]
+}
+
+/// For each domain sent at a time (Unix ms), how long until its first add
+/// reached the simulator.
+async fn add_latencies(sim: &Simulator, sent: &BTreeMap<String, f64>) -> Vec<f64> {
+    let mut first_add: BTreeMap<String, f64> = BTreeMap::new();
+    for entry in sim.requests().await {
+        if entry["endpoint"] != "adddomainalias" {
+            continue;
+        }
+        let (Some(dom), Some(at)) = (entry["domain"].as_str(), entry["atMs"].as_f64()) else {
+            continue;
+        };
+        first_add.entry(dom.to_owned()).or_insert(at);
+    }
+    sent.iter()
+        .map(|(dom, at)| {
+            let added = first_add
+                .get(dom)
+                .unwrap_or_else(|| panic!("no add logged for {dom}"));
+            added - at
+        })
+        .collect()
+}
+
+/// The sidecar: start-up, RSS idle, request -> MappedDomain stored over `n`
+/// requests one at a time, RSS once its namespace holds `n` domains `done`.
+pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
+    let size = n.to_string();
+    let dir = folder("sidecar");
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(&dir, 1, &["--issue-delay", "2s"]);
+    let mut ctl = Process::controller(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &["--closte-write-rate", "500", "--leader-elect=false"],
+    );
+    ctl.ready().await;
+    let token = "bench-sidecar-token-77a1";
+    std::fs::write(dir.join("token"), token).unwrap();
+    let mut side = Process::sidecar(
+        &cluster,
+        "default",
+        &dir.join("token"),
+        dir.join("sidecar.log"),
+    );
+    let startup = side.ready().await.as_secs_f64() * 1000.0;
+    tokio::time::sleep(settle).await; // idle, as a sidecar mostly is
+    let idle = side.memory();
+
+    let http = reqwest::Client::new();
+    let mut stored = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        let response = http
+            .put(format!("{}/v1/domains/s{i}.bench.example", side.http))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(r#"{"siteId": 1}"#)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        stored.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    until(
+        limit(n as f64 / 500.0 + 30.0),
+        "every domain done",
+        || async { ctl.metric(DONE).await >= n as f64 },
+    )
+    .await;
+    tokio::time::sleep(settle).await; // its cache now holds every status
+    let full = side.memory();
+    assert!(side.panics().is_empty(), "{:?}", side.panics());
+    let idle_row = Row::info("sidecar", "idle", "sidecar RSS", idle.rss, "MiB").at_most(12.0);
+    let full_row = Row::info(
+        "sidecar",
+        &size,
+        "sidecar RSS, domains done",
+        full.rss,
+        "MiB",
+    );
+    vec![
+        Row::info("sidecar", "idle", "start -> ready", startup, "ms").at_most(1000.0),
+        idle_row,
+        if n == 1000 {
+            full_row.at_most(16.0)
+        } else {
+            full_row
+        },
+        Row::info(
+            "sidecar",
+            &size,
+            "request -> stored p50",
+            percentile(&stored, 50.0),
+            "ms",
+        ),
+        Row::info(
+            "sidecar",
+            &size,
+            "request -> stored p99",
+            percentile(&stored, 99.0),
+            "ms",
+        )
+        .at_most(30.0),
+        Row::info(
+            "sidecar",
+            &size,
+            "request -> stored max",
+            percentile(&stored, 100.0),
+            "ms",
+        ),
+    ]
+}
+
+/// `accounts` namespaces, each with its own key in a Secret and `per`
+/// domains, behind one simulator that accepts 50 writes/s in all (the rest
+/// get 429): lists per account, and how evenly the accounts finish.
+pub async fn accounts(accounts: usize, per: usize) -> Vec<Row> {
+    let total = accounts * per;
+    let size = format!("{accounts} x {per}");
+    let dir = folder("accounts");
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(
+        &dir,
+        accounts + 1,
+        &[
+            "--latency",
+            "50ms",
+            "--write-rate-limit",
+            "50",
+            "--issue-delay",
+            "5s",
+        ],
+    );
+    let mut ctl = Process::controller(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &["--closte-write-rate", "10", "--leader-elect=false"],
+    );
+    ctl.ready().await;
+    let mut objects: Vec<(Api<MappedDomain>, MappedDomain)> = Vec::new();
+    for a in 1..=accounts {
+        let ns = format!("account-{a}");
+        let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(ns.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                },
+            )
+            .await
+            .unwrap();
+        let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), &ns);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("closte".into()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some([("apiKey".to_owned(), account_key(a))].into()),
+            ..Secret::default()
+        };
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), &ns);
+        for i in 0..per {
+            let dom = format!("a{a}-{i}.bench.example");
+            let md = crate::common::mapped_domain(
+                &format!("a{a}-{i}"),
+                MappedDomainSpec {
+                    credentials_ref: Some(SecretKeyRef {
+                        name: "closte".into(),
+                        key: "apiKey".into(),
+                    }),
+                    ..crate::common::spec(&dom)
+                },
+            );
+            objects.push((api.clone(), md));
+        }
+    }
+    let start_ms = unix_ms();
+    let start = Instant::now();
+    futures::stream::iter(objects)
+        .map(|(api, md)| async move { api.create(&PostParams::default(), &md).await.unwrap() })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let bound = total as f64 / 50.0;
+    until(limit(bound), "every domain on Closte", || async {
+        count(&sim, "aliases").await >= total as f64
+    })
+    .await;
+    let on_closte = start.elapsed().as_secs_f64();
+
+    let mut finish: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut lists: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut refused = 0.0;
+    for entry in sim.requests().await {
+        let Some(account) = entry["account"].as_u64() else {
+            continue;
+        };
+        if entry["status"] == 429 {
+            refused += 1.0;
+        }
+        match entry["endpoint"].as_str() {
+            Some("getdomains") => *lists.entry(account).or_default() += 1.0,
+            Some("adddomainalias") if entry["status"] == 200 => {
+                let at = (entry["atMs"].as_f64().unwrap() - start_ms) / 1000.0;
+                let end = finish.entry(account).or_default();
+                *end = end.max(at);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        finish.len(),
+        accounts,
+        "every account got its domains added"
+    );
+    let finishes: Vec<f64> = finish.values().copied().collect();
+    let list_counts: Vec<f64> = lists.values().copied().collect();
+    assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
+    vec![
+        Row::info("accounts", &size, "all on Closte", on_closte, "s"),
+        Row::info(
+            "accounts",
+            &size,
+            format!("on Closte / bound ({bound:.0} s)"),
+            on_closte / bound,
+            "x",
+        ),
+        Row::info("accounts", &size, "429 answers", refused, ""),
+        Row::info(
+            "accounts",
+            &size,
+            "account done, earliest",
+            percentile(&finishes, 0.0),
+            "s",
+        ),
+        Row::info(
+            "accounts",
+            &size,
+            "account done, median",
+            percentile(&finishes, 50.0),
+            "s",
+        ),
+        Row::info(
+            "accounts",
+            &size,
+            "account done, last",
+            percentile(&finishes, 100.0),
+            "s",
+        ),
+        Row::info(
+            "accounts",
+            &size,
+            "list calls per account, max",
+            percentile(&list_counts, 100.0),
+            "",
+        )
+        .at_most(2.0),
+    ]
+}
