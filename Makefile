@@ -10,8 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-# help lists the targets; the benchmark harness is `make bench`.
-.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim bench-controller bench-sidecar helm manifests
+.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim helm manifests
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,17 +62,11 @@ sim-up: build ## start the Closte simulator in the background (API :18088, DNS :
 sim-down: ## stop the Closte simulator
 	@if [ -f $(SIM_DIR)/sim.pid ]; then kill $$(cat $(SIM_DIR)/sim.pid) 2>/dev/null || true; rm -f $(SIM_DIR)/sim.pid; echo "simulator stopped"; fi
 
-bench: ## the benchmark harness, release build: every scenario (or SCENARIOS="latency sidecar=500"), table + target/bench/results.json
+bench: controlplane ## the benchmark harness, release build: every scenario (or SCENARIOS="latency sidecar=500"), table + target/bench/results.json
 	cargo bench --bench scale -- $(SCENARIOS)
 
 bench-sim: ## simulator throughput with wrk (apt-get install wrk)
 	bash bench/simulator.sh 10 32
-
-bench-controller: ## the controller at scale: N=objects (1000), RATE=writes/s (50); release build
-	bash bench/controller.sh $(or $(N),1000) $(or $(RATE),50)
-
-bench-sidecar: ## the sidecar: RSS idle and with N domains (1000), request -> stored latency
-	bash bench/sidecar.sh $(or $(N),1000)
 
 test: controlplane helm lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
 	env -u KUBECONFIG cargo test --all-targets

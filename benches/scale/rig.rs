@@ -182,7 +182,17 @@ impl Process {
     /// namespace, DNS and TLS checked against the simulator, plus `args`.
     pub fn controller(cluster: &Cluster, sim: &Simulator, log: PathBuf, args: &[&str]) -> Process {
         let port = free_port();
-        let mut command = Command::new(BIN);
+        // BENCH_WRAPPER="heaptrack -o DIR/heap" profiles the controller (RSS is then the wrapper's)
+        let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
         command
             .arg("controller")
             .args(["--closte-api-url", &sim.api])
