@@ -161,8 +161,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             format!("removed / bound ({bound:.0} s)"),
             removed / bound,
             "x",
-        )
-        .at_most(1.05),
+        ),
         Row::info(scenario, &size, "all objects gone", gone, "s"),
         Row::info(
             scenario,
