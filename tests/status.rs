@@ -60,6 +60,7 @@ async fn healthy_and_misdirected_domains() {
     })
     .await;
     let (code, text) = status(&s.sim, &s.ns, "good", &[]);
+    println!("$ closte-operator status good\n{text}(exit {code})\n");
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("stage done, Ready"), "{text}");
     assert!(text.contains("On Closte      present"), "{text}");
@@ -82,6 +83,7 @@ async fn healthy_and_misdirected_domains() {
     )
     .await;
     let (code, text) = status(&s.sim, &s.ns, "elsewhere", &[]);
+    println!("$ closte-operator status elsewhere\n{text}(exit {code})\n");
     assert_eq!(code, 1, "not Ready: {text}");
     assert!(text.contains("DNS            TargetMismatch"), "{text}");
     assert!(

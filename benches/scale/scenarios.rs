@@ -313,7 +313,8 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
 }
 
 /// Create -> Closte add request: `n` creates one at a time, then bursts, with
-/// no latency and no rate limit in the way.
+/// no latency and no rate limit in the way. A domain counts as created when
+/// the API server's answer to its create arrives.
 pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
     let dir = folder("latency");
     let cluster = Cluster::up(&dir).await;
@@ -331,10 +332,10 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
     for i in 0..n {
         let name = format!("l{i}");
         let dom = format!("{name}.bench.example");
-        sent.insert(dom.clone(), unix_ms());
         api.create(&PostParams::default(), &domain(&name, &dom))
             .await
             .unwrap();
+        sent.insert(dom.clone(), unix_ms()); // created: the API server has stored it
         let deadline = Instant::now() + Duration::from_secs(30);
         while count(&sim, "adddomainalias").await < (i + 1) as f64 {
             assert!(Instant::now() < deadline, "no add for {dom}");
@@ -351,11 +352,10 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
                 async move {
                     let name = format!("b{b}-{i}");
                     let dom = format!("{name}.bench.example");
-                    let at = unix_ms();
                     api.create(&PostParams::default(), &domain(&name, &dom))
                         .await
                         .unwrap();
-                    (dom, at)
+                    (dom, unix_ms())
                 }
             })
             .buffer_unordered(burst)
@@ -420,8 +420,9 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
     ]
 }
 
-/// For each domain sent at a time (Unix ms), how long until its first add
-/// reached the simulator.
+/// For each domain created at a time (Unix ms), how long until its first add
+/// reached the simulator (a negative value: the add came before the answer
+/// to the create).
 async fn add_latencies(sim: &Simulator, sent: &BTreeMap<String, f64>) -> Vec<f64> {
     let mut first_add: BTreeMap<String, f64> = BTreeMap::new();
     for entry in sim.requests().await {
