@@ -76,7 +76,7 @@ impl Cluster {
         }
     }
 
-    /// Write requests the API server has counted so far, by resource.
+    /// Requests the API server has counted so far: writes by resource, and all.
     pub fn writes(&self) -> ApiWrites {
         let out = Command::new("kubectl")
             .args(["get", "--raw", "/metrics"])
@@ -93,6 +93,9 @@ impl Cluster {
                 .iter()
                 .any(|v| line.contains(&format!("verb=\"{v}\"")));
             let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+            if !line.contains("verb=\"WATCH\"") {
+                writes.requests += count;
+            }
             if !write {
                 continue;
             }
@@ -134,6 +137,8 @@ pub struct ApiWrites {
     /// MappedDomain writes: creates, patches (status included), deletes.
     pub mapped_domains: f64,
     pub events: f64,
+    /// Every request but watches, reads included, of every client.
+    pub requests: f64,
 }
 
 impl std::ops::Sub for ApiWrites {
@@ -142,6 +147,7 @@ impl std::ops::Sub for ApiWrites {
         ApiWrites {
             mapped_domains: self.mapped_domains - earlier.mapped_domains,
             events: self.events - earlier.events,
+            requests: self.requests - earlier.requests,
         }
     }
 }

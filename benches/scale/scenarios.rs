@@ -345,6 +345,8 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
     let single = add_latencies(&sim, &sent).await;
 
     let mut sent_burst: BTreeMap<String, f64> = BTreeMap::new();
+    let requests_before = cluster.writes().requests;
+    let bursts_started = Instant::now();
     for b in 0..bursts {
         let stamps: Vec<(String, f64)> = futures::stream::iter(0..burst)
             .map(|i| {
@@ -368,6 +370,8 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
         })
         .await;
     }
+    let burst_time = bursts_started.elapsed().as_secs_f64();
+    let requests = cluster.writes().requests - requests_before;
     let bursty = add_latencies(&sim, &sent_burst).await;
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
     let one = format!("{n} one at a time");
@@ -416,6 +420,21 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
             "create -> add max",
             percentile(&bursty, 100.0),
             "ms",
+        ),
+        // what bounds a burst on a small machine: the API server's request rate
+        Row::info(
+            "latency",
+            &many,
+            "API requests per domain (all clients)",
+            requests / (bursts * burst) as f64,
+            "",
+        ),
+        Row::info(
+            "latency",
+            &many,
+            "API requests/s while bursting",
+            requests / burst_time,
+            "",
         ),
     ]
 }
