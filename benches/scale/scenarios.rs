@@ -516,6 +516,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     let full = side.memory();
     assert!(side.panics().is_empty(), "{:?}", side.panics());
     let idle_row = Row::info("sidecar", "idle", "sidecar RSS", idle.rss, "MiB").at_most(12.0);
+    let wordpress = wordpress_rows();
     let full_row = Row::info(
         "sidecar",
         &size,
@@ -523,7 +524,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
         full.rss,
         "MiB",
     );
-    vec![
+    let mut rows = vec![
         Row::info("sidecar", "idle", "start -> ready", startup, "ms").at_most(1000.0),
         idle_row,
         if n == 1000 {
@@ -553,6 +554,38 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
             percentile(&stored, 100.0),
             "ms",
         ),
+    ];
+    rows.extend(wordpress);
+    rows
+}
+
+/// The WordPress-side time to create a site with a custom domain, as the
+/// WordPress end-to-end test last measured it (`cargo test --test wordpress`
+/// writes `target/bench/wordpress.json`); nothing when it has not run.
+fn wordpress_rows() -> Vec<Row> {
+    let path = crate::common::repo_root().join("target/bench/wordpress.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("   no WordPress timing: run `cargo test --test wordpress` first");
+        return Vec::new();
+    };
+    let timing: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let size = "median of 5";
+    let row = |figure: &str, key: &str| {
+        Row::info(
+            "wordpress",
+            size,
+            figure,
+            timing[key].as_f64().unwrap_or(f64::NAN),
+            "ms",
+        )
+    };
+    vec![
+        row(
+            "site with a custom domain, through the sidecar",
+            "sidecarMs",
+        ),
+        row("the same, direct call to Closte at 300 ms", "directMs"),
+        row("a site without a custom domain", "baselineMs"),
     ]
 }
 
