@@ -1,7 +1,8 @@
 //! What the controller keeps of every MappedDomain between passes: a compact
-//! [`Claim`] per object, and lookups by domain (who claims it, who wins) and
-//! by Secret (who uses it). Kept in step by the watch, which applies every
-//! event and resets the whole set on a re-list. No IO, no kube client.
+//! [`Claim`] per object, and lookups by domain (who claims it, who wins), by
+//! Secret (who uses it) and by account (who waits out its outage). Kept in
+//! step by the watch, which applies every event and resets the whole set on a
+//! re-list; passes add the account they found. No IO, no kube client.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -12,7 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::ConditionType;
 use crate::api::{MappedDomain, RECONCILE_REQUESTED_AT, Stage};
-use crate::domain;
+use crate::closte::AccountId;
+use crate::{domain, plan};
 
 /// A namespaced object's name. Shared strings: the index holds each key in
 /// several maps.
@@ -43,6 +45,13 @@ pub struct Claim {
     pub stage: Option<Stage>,
     /// When the recorded certificate expires (Unix seconds).
     pub cert_not_after: Option<i64>,
+    /// When the object last failed on Closte's trouble, while it waits on
+    /// that failure (from status).
+    pub closte_failure: Option<Timestamp>,
+    /// The account of its key, as the last pass found it: the watch cannot
+    /// tell (the key is in a Secret), so it is kept while the object names the
+    /// same Secret.
+    pub account: Option<AccountId>,
     /// A hash of what a pass must react to: the generation (spec), deletion
     /// and the reconcile request. Not status, which only this controller
     /// writes, nor finalizers: the pass that adds its own goes on from the
@@ -72,6 +81,8 @@ impl Claim {
             cert_not_after: status
                 .and_then(|s| s.certificate.as_ref())
                 .map(|c| c.not_after.0.as_second()),
+            closte_failure: status.and_then(plan::waiting_on_closte),
+            account: None,
             trigger: trigger(md),
         }
     }
@@ -119,9 +130,14 @@ pub struct Index {
 impl Index {
     /// Adds or updates a claim. Returns whether a pass must react: the claim
     /// is new, or its trigger changed (a write of status alone is not news).
-    pub fn apply(&mut self, claim: Claim) -> bool {
+    pub fn apply(&mut self, mut claim: Claim) -> bool {
         if let Some(relisted) = &mut self.relisted {
             relisted.insert(claim.key.clone());
+        }
+        if let Some(old) = self.claims.get(&claim.key)
+            && old.credentials_secret == claim.credentials_secret
+        {
+            claim.account = claim.account.or(old.account);
         }
         let news = self
             .claims
@@ -233,6 +249,40 @@ impl Index {
         (seniority < (created, uid)).then_some(oldest)
     }
 
+    /// Records the account a pass found for the object's key.
+    pub fn set_account(&mut self, key: &ObjectKey, account: AccountId) {
+        if let Some(claim) = self.claims.get_mut(key) {
+            claim.account = Some(account);
+        }
+    }
+
+    /// The account recorded for the object, if any.
+    pub fn account_of(&self, key: &ObjectKey) -> Option<AccountId> {
+        self.claims.get(key)?.account
+    }
+
+    /// Whether any object of `account` waits on a failure that was Closte's.
+    pub fn any_waiting_on(&self, account: AccountId) -> bool {
+        self.claims
+            .values()
+            .any(|c| c.account == Some(account) && c.closte_failure.is_some())
+    }
+
+    /// The objects of `account` that wait on a failure of Closte's from
+    /// before `recovered`, when the account answered again: the ones its
+    /// recovery releases.
+    pub fn released_by(&self, account: AccountId, recovered: Timestamp) -> Vec<ObjectKey> {
+        self.claims
+            .values()
+            .filter(|c| c.account == Some(account))
+            .filter(|c| {
+                c.closte_failure
+                    .is_some_and(|failed| plan::answered_since(failed, recovered))
+            })
+            .map(|c| c.key.clone())
+            .collect()
+    }
+
     /// The objects whose `spec.credentialsRef` names Secret `namespace/name`.
     pub fn users_of_secret(&self, namespace: &str, name: &str) -> Vec<ObjectKey> {
         self.by_secret
@@ -278,6 +328,8 @@ mod tests {
             ready: false,
             stage: None,
             cert_not_after: None,
+            closte_failure: None,
+            account: None,
             trigger: 0,
         }
     }
@@ -393,6 +445,101 @@ mod tests {
             index.apply(c),
             "a spec change, deletion or reconcile request is"
         );
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn a_recovery_releases_its_accounts_waiters_only() {
+        let (one, two) = (AccountId(1), AccountId(2));
+        let mut index = Index::default();
+        let mut waiting = claim("n", "waiting", "a.example.com", 0);
+        waiting.closte_failure = Some(at(10));
+        let mut late = claim("n", "late", "b.example.com", 0);
+        late.closte_failure = Some(at(30));
+        let settled = claim("n", "settled", "c.example.com", 0);
+        let mut other = claim("m", "other", "d.example.com", 0);
+        other.closte_failure = Some(at(10));
+        let unknown = {
+            let mut c = claim("m", "unknown", "e.example.com", 0);
+            c.closte_failure = Some(at(10));
+            c
+        };
+        for c in [&waiting, &late, &settled, &other, &unknown] {
+            index.apply(c.clone());
+        }
+        assert!(
+            !index.any_waiting_on(one),
+            "no pass has named an account yet"
+        );
+        for (c, account) in [
+            (&waiting, one),
+            (&late, one),
+            (&settled, one),
+            (&other, two),
+        ] {
+            index.set_account(&c.key, account);
+        }
+        assert!(index.any_waiting_on(one) && index.any_waiting_on(two));
+        assert!(!index.any_waiting_on(AccountId(3)));
+        assert_eq!(index.released_by(one, at(20)), vec![waiting.key.clone()]);
+        let mut both = index.released_by(one, at(40));
+        both.sort();
+        assert_eq!(both, vec![late.key.clone(), waiting.key.clone()]);
+        assert_eq!(index.released_by(two, at(20)), vec![other.key.clone()]);
+        assert!(
+            index.released_by(one, at(9)).is_empty(),
+            "not after the failure"
+        );
+    }
+
+    #[test]
+    fn the_account_outlives_status_writes_but_not_a_new_secret() {
+        let mut index = Index::default();
+        let mut c = claim("n", "a", "a.example.com", 0);
+        c.credentials_secret = Some("closte".into());
+        index.apply(c.clone());
+        index.set_account(&c.key, AccountId(4));
+        // the watch brings the object again (a status write): no account in it
+        c.closte_failure = Some(at(10));
+        index.apply(c.clone());
+        assert_eq!(index.account_of(&c.key), Some(AccountId(4)));
+        assert!(index.any_waiting_on(AccountId(4)));
+        // another Secret may hold another key: unknown until the next pass
+        c.credentials_secret = Some("other".into());
+        index.apply(c.clone());
+        assert_eq!(index.account_of(&c.key), None);
+    }
+
+    #[test]
+    fn a_claim_waits_on_closte_failures_only() {
+        let failed = |reason: &str| -> MappedDomain {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "closte-operator.io/v1alpha1", "kind": "MappedDomain",
+                "metadata": {"name": "a", "namespace": "n", "uid": "u1"},
+                "spec": {"domain": "a.example.com"},
+                "status": {"failedAttempts": 3, "lastFailureTime": "2026-11-24T10:00:00Z",
+                    "conditions": [{"type": "Registered", "status": "False", "reason": reason,
+                                    "message": "", "lastTransitionTime": "2026-11-24T10:00:00Z"}]}
+            }))
+            .unwrap()
+        };
+        let when = Some("2026-11-24T10:00:00Z".parse().unwrap());
+        for reason in ["ClosteUnavailable", "RateLimited", "UnexpectedAnswer"] {
+            let claim = Claim::from_resource(&failed(reason));
+            assert_eq!(claim.closte_failure, when, "{reason}");
+        }
+        for reason in [
+            "DomainRejected",
+            "CredentialsRejected",
+            "CredentialsNotFound",
+            "Added",
+        ] {
+            let claim = Claim::from_resource(&failed(reason));
+            assert_eq!(claim.closte_failure, None, "{reason}");
+        }
     }
 
     #[test]

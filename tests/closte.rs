@@ -6,11 +6,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use closte_operator::closte::health::OUTAGE_AFTER;
 use closte_operator::closte::{
-    Account, AddOutcome, ApiKey, ClientConfig, ClosteClient, ClosteError, DeleteOutcome,
+    Account, Accounts, AddOutcome, ApiKey, ClientConfig, ClosteClient, ClosteError, DeleteOutcome,
     FlowSettings,
 };
 use closte_operator::domain::Domain;
+use common::operator::eventually;
 use common::sim::Simulator;
 use serde_json::json;
 
@@ -235,6 +237,69 @@ async fn failed_list_is_shared_by_its_waiters_then_retried() {
     );
     sim.set_faults(json!({})).await;
     assert!(account.domains().await.is_ok(), "a later call tries again");
+}
+
+fn tick() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+/// The end of an outage (every request failing for a while) is announced
+/// once, seen by a probe; faults here and there among successes announce
+/// none (not for a resync period without failures, longer than this test).
+#[tokio::test]
+async fn an_account_announces_the_end_of_an_outage_only() {
+    let sim = Simulator::start("recovery", &["--api-key", KEY]);
+    let accounts = Accounts::new(
+        client(&sim, Duration::from_secs(5)),
+        FlowSettings::default(),
+        Duration::from_secs(300),
+    );
+    let mut recoveries = accounts.recoveries();
+    let account = accounts.get(&ApiKey::new(KEY).unwrap());
+    // objects may wait on a failure a previous process saw: the first answer counts
+    assert!(account.probe_due(tick()), "nothing seen yet");
+    account.probe(tick()).await;
+    assert!(recoveries.has_changed().unwrap());
+    recoveries.mark_unchanged();
+    let first = account.recovered_at().unwrap();
+
+    sim.set_faults(json!({"failureRate": 0.3, "failureKinds": ["500"]}))
+        .await;
+    let until = Instant::now() + OUTAGE_AFTER + Duration::from_secs(1);
+    let mut failed = 0;
+    while Instant::now() < until {
+        failed += usize::from(account.refresh().await.is_err());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failed > 0, "no fault was drawn");
+    sim.set_faults(json!({})).await;
+    account.refresh().await.unwrap();
+    assert!(
+        !recoveries.has_changed().unwrap(),
+        "partial faults are no outage ({failed} failures)"
+    );
+
+    sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["500", "502"]}))
+        .await;
+    for _ in 0..3 {
+        assert!(account.refresh().await.is_err());
+    }
+    assert!(!account.probe_due(tick()), "failing for too short a time");
+    eventually(10, "a probe to be due", || async {
+        account.probe_due(tick()).then_some(())
+    })
+    .await;
+    account.probe(tick()).await;
+    assert!(!recoveries.has_changed().unwrap(), "still failing");
+    sim.set_faults(json!({})).await;
+    eventually(10, "a probe to see Closte answer", || async {
+        account.probe(tick()).await;
+        recoveries.has_changed().unwrap().then_some(())
+    })
+    .await;
+    assert!(account.recovered_at().unwrap() > first);
+    assert!(!account.probe_due(tick()), "Closte answers: no more probes");
+    assert_eq!(accounts.all().len(), 1);
 }
 
 #[tokio::test]

@@ -231,6 +231,81 @@ async fn outage_then_recovery_converges_without_duplicates() {
     assert_eq!(added, expected, "each domain added exactly once");
 }
 
+/// Objects created during a full outage back off well past a minute; once
+/// Closte heals, the account's recovery releases them at once (paced by the
+/// write rate, so Closte's own limit at that rate is never hit), while an
+/// object waiting on a person keeps waiting.
+#[tokio::test]
+async fn healing_releases_objects_waiting_out_an_outage() {
+    const RESYNC: &str = "300s"; // resync is not what saves them
+    let rejected = json!(["rejected.heal.example"]);
+    let s = setup("heal", &[], &["--resync-period", RESYNC]).await;
+    // waiting on a person: Closte refused its domain before the outage
+    s.sim.set_faults(json!({ "rejectDomains": rejected })).await;
+    create(&s.api, "refused", spec("shop.rejected.heal.example")).await;
+    wait_condition(&s.api, "refused", "Stalled", "True", Some("DomainRejected")).await;
+
+    s.sim
+        .set_faults(json!({
+            "failureRate": 1.0, "failureKinds": ["500", "502"], "rejectDomains": rejected,
+        }))
+        .await;
+    let names: Vec<String> = (0..30).map(|i| format!("h{i}")).collect();
+    create_all(&s.api, &names, "heal.example").await;
+    // five failures: the next try is at least 64 s (80 s less the jitter) away
+    eventually(150, "every object to have failed five times", || async {
+        let list = s.api.list(&ListParams::default()).await.ok()?;
+        let waiting = list
+            .items
+            .iter()
+            .filter(|md| names.contains(&md.name_any()))
+            .filter(|md| md.status.as_ref().and_then(|st| st.failed_attempts) >= Some(5))
+            .count();
+        (waiting == names.len()).then_some(())
+    })
+    .await;
+
+    s.sim
+        .set_faults(json!({ "writeRateLimit": 10.0, "rejectDomains": rejected }))
+        .await;
+    let healed = Instant::now();
+    let expected: Vec<String> = names.iter().map(|n| format!("{n}.heal.example")).collect();
+    let took = eventually(120, "every alias on Closte after healing", || async {
+        let aliases = s.sim.aliases().await;
+        expected
+            .iter()
+            .all(|d| aliases.contains(d))
+            .then(|| healed.elapsed())
+    })
+    .await;
+    println!(
+        "healed: all {} aliases on Closte after {took:?}",
+        names.len()
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "{took:?} from healing to every alias on Closte"
+    );
+
+    let log = s.sim.requests().await;
+    let limited = log.iter().filter(|r| r["status"] == 429).count();
+    assert_eq!(limited, 0, "released writes ran into Closte's rate limit");
+    let refused = "shop.rejected.heal.example";
+    let mut added = adds(&s.sim).await;
+    added.retain(|d| d != refused); // answered 200 with Closte's refusal
+    added.sort();
+    let mut want = expected.clone();
+    want.sort();
+    assert_eq!(added, want, "each domain added exactly once");
+    let refused_adds = log.iter().filter(|r| r["domain"] == refused).count();
+    assert_eq!(refused_adds, 1, "the refused domain was released too");
+    let md = s.api.get("refused").await.unwrap();
+    assert_eq!(
+        condition(&md, "Stalled"),
+        Some(("True".into(), "DomainRejected".into()))
+    );
+}
+
 #[tokio::test]
 async fn vanished_alias_is_added_back() {
     let s = setup("drift", &[], &["--resync-period", "2s"]).await;

@@ -214,6 +214,16 @@ impl Reason {
         )
     }
 
+    /// Whether a Registered failure with this reason is Closte's trouble
+    /// (unreachable, 5xx, a rate limit, an answer not understood) rather than
+    /// the object's: it may clear for every object of the account at once.
+    pub fn closte_trouble(self) -> bool {
+        matches!(
+            self,
+            Reason::ClosteUnavailable | Reason::RateLimited | Reason::UnexpectedAnswer
+        )
+    }
+
     /// A Registered reason that means the credentials could not be read.
     pub fn credentials_missing(self) -> bool {
         matches!(self, Reason::CredentialsNotFound | Reason::NoApiKey)

@@ -1,16 +1,19 @@
 //! The shared view of one Closte account: its alias list, fetched at most once
 //! per resync period however many objects ask, kept current after each write,
 //! and refetched early when a write's answer disagrees with it or leaves an
-//! alias's presence unknown.
+//! alias's presence unknown; and whether Closte answers it ([`Health`]), so
+//! that the end of an outage is seen and announced.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client::ClosteClient;
 use super::error::{ClosteError, Disposition};
+use super::health::{Health, Recovery};
 use super::key::ApiKey;
 use super::limiter::{FlowControl, FlowSettings};
 use crate::domain::{Domain, fold_name};
@@ -32,7 +35,11 @@ pub enum DeleteOutcome {
     AlreadyAbsent,
 }
 
-#[derive(Debug, Default)]
+/// Which account, within one process: a number, so the key stays out of sight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountId(pub u32);
+
+#[derive(Debug)]
 struct View {
     /// The last good list and when the request that fetched it started.
     list: Option<(Arc<DomainSet>, Instant)>,
@@ -51,10 +58,45 @@ struct View {
     /// when the write started: a list sent while the write was on its way may
     /// have been served before the write was applied.)
     uncertain: HashMap<String, Instant>,
+    /// Whether Closte answers, from every request's outcome.
+    health: Health,
+}
+
+impl View {
+    /// Nothing known yet; scattered faults end after `quiet` without any.
+    fn new(quiet: Duration) -> View {
+        View {
+            list: None,
+            failure: None,
+            stale_since: None,
+            journal: Vec::new(),
+            fetching: false,
+            uncertain: HashMap::new(),
+            health: Health::new(quiet),
+        }
+    }
+}
+
+/// When a request went out, on both clocks: the monotonic one orders it
+/// against failures, the wall clock compares it with times kept in status.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Sent {
+    fn now() -> Sent {
+        Sent {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Account {
+    id: AccountId,
     key: ApiKey,
     client: ClosteClient,
     flow: FlowControl,
@@ -63,19 +105,110 @@ pub struct Account {
     view: Mutex<View>,
     /// Serialises list fetches; callers queued behind one share its result.
     fetching: tokio::sync::Mutex<()>,
+    /// Counts the recoveries of every account of the process.
+    recoveries: watch::Sender<u64>,
 }
 
 impl Account {
+    /// An account on its own (outside [`Accounts`]): nobody hears its recoveries.
     pub fn new(key: ApiKey, client: ClosteClient, flow: FlowSettings, resync: Duration) -> Account {
+        let settings = Settings { flow, resync };
+        Account::with(AccountId(0), key, client, settings, watch::Sender::new(0))
+    }
+
+    fn with(
+        id: AccountId,
+        key: ApiKey,
+        client: ClosteClient,
+        settings: Settings,
+        recoveries: watch::Sender<u64>,
+    ) -> Account {
         Account {
+            id,
             key,
             client,
-            flow: FlowControl::new(flow),
-            resync,
+            flow: FlowControl::new(settings.flow),
+            resync: settings.resync,
             created: Instant::now(),
-            view: Mutex::new(View::default()),
+            view: Mutex::new(View::new(settings.resync)),
             fetching: tokio::sync::Mutex::new(()),
+            recoveries,
         }
+    }
+
+    pub fn id(&self) -> AccountId {
+        self.id
+    }
+
+    /// The key's label, for logs.
+    pub fn label(&self) -> String {
+        self.key.label()
+    }
+
+    /// When the request of the account's latest recovery was sent (see
+    /// [`super::health`]; the first answer this process saw counts as one).
+    pub fn recovered_at(&self) -> Option<SystemTime> {
+        self.view.lock().unwrap().health.recovered()
+    }
+
+    /// Whether the account is in trouble (or not asked yet) such that a
+    /// [`Account::probe`] is due at `now`.
+    pub fn probe_due(&self, now: Instant) -> bool {
+        self.view.lock().unwrap().health.probe_due(now)
+    }
+
+    /// Asks Closte for the list when a probe is due and no fetch is on its
+    /// way, so a recovery is seen while every object waits out its backoff.
+    /// A read, so not paced as writes are.
+    /// `now` is the caller's clock tick, so probes keep its period exactly.
+    pub async fn probe(&self, now: Instant) {
+        {
+            let mut view = self.view.lock().unwrap();
+            if view.fetching || !view.health.probe_due(now) {
+                return;
+            }
+            view.health.probing(now);
+        }
+        match self.refresh().await {
+            Ok(_) => tracing::debug!(account = %self.key.label(), "probe: Closte answers"),
+            Err(error) => {
+                tracing::debug!(account = %self.key.label(), %error, "probe: Closte still fails")
+            }
+        }
+    }
+
+    /// Notes what a request sent at `sent` says about Closte answering (its
+    /// error, `None` for a success), and announces a recovery. A rate limit,
+    /// a refusal or an answer not understood are answers but no success: they
+    /// say nothing about an outage.
+    fn note_health(&self, sent: Sent, error: Option<&ClosteError>) {
+        let recovery = {
+            let mut view = self.view.lock().unwrap();
+            match error {
+                None => view.health.answered(sent.at, sent.wall),
+                Some(ClosteError::Transient { .. }) => {
+                    view.health.failed(sent.at);
+                    None
+                }
+                Some(_) => None,
+            }
+        };
+        let account = self.key.label();
+        match recovery {
+            None => return,
+            Some(Recovery::First) => tracing::debug!(%account, "Closte answers the account"),
+            Some(Recovery::Outage(lasted)) => tracing::info!(
+                %account,
+                failing_secs = lasted.as_secs(),
+                "Closte answers the account again after an outage"
+            ),
+            Some(Recovery::Quiet(calm)) => tracing::info!(
+                %account,
+                quiet_secs = calm.as_secs(),
+                "Closte answers the account without failing again"
+            ),
+        }
+        self.recoveries.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The alias list, at most one resync period old (or newer than the last
@@ -149,11 +282,26 @@ impl Account {
         }
         let started = Instant::now();
         let journaling = Journaling::start(&self.view);
-        let result = {
+        let (sent, result) = {
             let _permit = self.flow.admit(false).await;
-            self.client.list(&self.key).await
+            let sent = Sent::now();
+            (sent, self.client.list(&self.key).await)
         };
         self.note_rate_limit(&result);
+        let result = self.keep_list(journaling, started, result);
+        // after the list is kept: the objects a recovery releases read it
+        self.note_health(sent, result.as_ref().err());
+        result
+    }
+
+    /// Keeps what a list fetch that started at `started` brought: the list
+    /// with the writes journaled meanwhile, or its failure for its waiters.
+    fn keep_list(
+        &self,
+        journaling: Journaling<'_>,
+        started: Instant,
+        result: Result<Vec<String>, ClosteError>,
+    ) -> Result<Arc<DomainSet>, ClosteError> {
         let mut view = self.view.lock().unwrap();
         let journal = journaling.finish(&mut view);
         match result {
@@ -228,18 +376,21 @@ impl Account {
     /// Adds (`present`) or removes the alias. An answer that may mean the
     /// alias is already as wanted is settled by a fresh list.
     async fn write(&self, domain: &Domain, present: bool) -> Result<Written, ClosteError> {
-        let result = {
+        let (sent, result) = {
             let _permit = self.flow.admit(true).await;
-            if present {
+            let sent = Sent::now();
+            let result = if present {
                 self.client.add(&self.key, domain.as_str()).await
             } else {
                 self.client.delete(&self.key, domain.as_str()).await
-            }
+            };
+            (sent, result)
         };
         self.note_rate_limit(&result);
         match result {
             Ok(()) => {
                 self.record_write(domain, present);
+                self.note_health(sent, None);
                 Ok(Written::ByUs)
             }
             Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
@@ -252,6 +403,7 @@ impl Account {
                 }
             }
             Err(error @ ClosteError::Transient { .. }) => {
+                self.note_health(sent, Some(&error));
                 // Closte may have applied it; only a later list can say
                 let name = fold_name(domain.as_str());
                 tracing::debug!(
@@ -307,39 +459,58 @@ enum Written {
     AlreadySo,
 }
 
+/// What every account of a process is built with.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    flow: FlowSettings,
+    resync: Duration,
+}
+
 /// Every account the process talks to, one [`Account`] per API key.
 #[derive(Debug)]
 pub struct Accounts {
     client: ClosteClient,
-    flow: FlowSettings,
-    resync: Duration,
+    settings: Settings,
     accounts: Mutex<HashMap<ApiKey, Arc<Account>>>,
+    recoveries: watch::Sender<u64>,
 }
 
 impl Accounts {
     pub fn new(client: ClosteClient, flow: FlowSettings, resync: Duration) -> Accounts {
         Accounts {
             client,
-            flow,
-            resync,
+            settings: Settings { flow, resync },
             accounts: Mutex::new(HashMap::new()),
+            recoveries: watch::Sender::new(0),
         }
     }
 
     /// The account of `key`, created on first use.
     pub fn get(&self, key: &ApiKey) -> Arc<Account> {
-        self.accounts
-            .lock()
-            .unwrap()
+        let mut accounts = self.accounts.lock().unwrap();
+        let id = AccountId(accounts.len() as u32); // accounts are never dropped
+        accounts
             .entry(key.clone())
             .or_insert_with(|| {
-                Arc::new(Account::new(
+                Arc::new(Account::with(
+                    id,
                     key.clone(),
                     self.client.clone(),
-                    self.flow,
-                    self.resync,
+                    self.settings,
+                    self.recoveries.clone(),
                 ))
             })
             .clone()
+    }
+
+    /// Every account so far.
+    pub fn all(&self) -> Vec<Arc<Account>> {
+        self.accounts.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Changes whenever an account recovers from an outage; see
+    /// [`Account::recovered_at`] for which and when.
+    pub fn recoveries(&self) -> watch::Receiver<u64> {
+        self.recoveries.subscribe()
     }
 }

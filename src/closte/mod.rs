@@ -4,11 +4,12 @@
 pub mod account;
 pub mod client;
 pub mod error;
+pub mod health;
 pub mod key;
 pub mod limiter;
 pub mod wire;
 
-pub use account::{Account, Accounts, AddOutcome, DeleteOutcome, DomainSet};
+pub use account::{Account, AccountId, Accounts, AddOutcome, DeleteOutcome, DomainSet};
 pub use client::{ClientConfig, ClosteClient};
 pub use error::{ClosteError, Disposition};
 pub use key::{ApiKey, KeyArgs};

@@ -13,9 +13,9 @@ use kube::{Client, ResourceExt};
 use super::Error;
 use crate::api::conditions::Reason;
 use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT};
-use crate::closte::{Account, Accounts, ApiKey, ClosteError, Disposition};
+use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
 use crate::domain::Domain;
-use crate::index::{Index, claimed_domain};
+use crate::index::{Index, ObjectKey, claimed_domain};
 use crate::plan::{
     self, Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Retry,
     Settings, TlsCheck,
@@ -69,6 +69,16 @@ pub async fn gather<'a>(
         None => credentials(md, sources).await?,
     };
     let domain = Domain::parse(&md.spec.domain);
+    let account = key.map(|k| sources.accounts.get(&k));
+    if let Some(account) = &account {
+        note_account(md, &sources.index, account.id());
+    }
+    // read after the index knows the account: a recovery announced later
+    // finds this object there
+    let account_recovered = account
+        .as_ref()
+        .and_then(|a| a.recovered_at())
+        .and_then(|at| Timestamp::try_from(at).ok());
     let mut facts = Facts {
         now,
         generation: md.metadata.generation,
@@ -85,9 +95,9 @@ pub async fn gather<'a>(
         rejected_key,
         invalid_domain: domain.as_ref().err().map(ToString::to_string),
         observation: Observation::NotObserved,
+        account_recovered,
         settings: sources.settings,
     };
-    let account = key.map(|k| sources.accounts.get(&k));
     let wanted = match observe {
         Observe::WhenNeeded => plan::observes(&facts),
         Observe::Always => facts.conflict.is_none(),
@@ -104,6 +114,18 @@ pub async fn gather<'a>(
         account,
         domain: domain.ok(),
     })
+}
+
+/// Notes in the index which account the object's key belongs to (the watch
+/// cannot tell), so that the account's recovery finds the object.
+fn note_account(md: &MappedDomain, index: &RwLock<Index>, account: AccountId) {
+    let key = ObjectKey {
+        namespace: md.namespace().unwrap_or_default().into(),
+        name: md.name_any().into(),
+    };
+    if index.read().unwrap().account_of(&key) != Some(account) {
+        index.write().unwrap().set_account(&key, account);
+    }
 }
 
 /// The oldest other MappedDomain claiming the same domain, if older than `md`.

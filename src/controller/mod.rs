@@ -6,6 +6,7 @@
 mod args;
 mod events;
 pub mod gather;
+mod heal;
 mod health;
 mod leader;
 mod reconcile;

@@ -30,7 +30,7 @@ use crate::plan::Settings;
 use crate::probe::Prober;
 
 /// What the Controller caches per object: its name, nothing else.
-type Name = PartialObjectMeta<MappedDomain>;
+pub(super) type Name = PartialObjectMeta<MappedDomain>;
 
 /// Objects per page of the initial list: bounds the memory a (re-)list takes.
 const LIST_PAGE: u32 = 250;
@@ -72,6 +72,7 @@ impl Work {
         let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Name>>();
         let health = self.health.clone();
         let feed = index.clone();
+        let heal = super::heal::run(self.accounts.clone(), index.clone(), nudge.clone());
         let mut config = watcher::Config::default().page_size(LIST_PAGE);
         if let Some(selector) = &self.selector {
             config = config.labels(selector);
@@ -115,7 +116,7 @@ impl Work {
                 nudged,
                 |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
             );
-        Controller::for_stream(names, reader)
+        let controller = Controller::for_stream(names, reader)
             .with_config(kube::runtime::controller::Config::default().concurrency(self.concurrency))
             .reconcile_on(nudges)
             .watches_stream(secrets, move |secret| {
@@ -134,8 +135,12 @@ impl Work {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "reconcile error");
                 }
-            })
-            .await;
+            });
+        // the heal loop never ends; it goes with the Controller
+        tokio::select! {
+            () = controller => {}
+            () = heal => {}
+        }
     }
 }
 
@@ -201,6 +206,6 @@ fn name_of(md: &MappedDomain) -> Name {
     }
 }
 
-fn name_ref(key: &ObjectKey) -> ObjectRef<Name> {
+pub(super) fn name_ref(key: &ObjectKey) -> ObjectRef<Name> {
     ObjectRef::new(&key.name).within(&key.namespace)
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::SignedDuration;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::facts::{Facts, Observation};
 use super::{SLOW_RETRY, backoff};
@@ -115,11 +115,38 @@ fn credentials_changed(facts: &Facts<'_>) -> bool {
     }
 }
 
+/// When the object last failed on Closte's trouble (not its own), while it
+/// waits on that failure: what an account's recovery can release.
+pub fn waiting_on_closte(status: &MappedDomainStatus) -> Option<Timestamp> {
+    status.failed_attempts.filter(|n| *n > 0)?;
+    let reason = Reason::parse(&status.condition(ConditionType::Registered)?.reason)?;
+    reason
+        .closte_trouble()
+        .then_some(status.last_failure_time.as_ref()?.0)
+}
+
+/// Whether an account that recovered with a request sent at `recovered` did
+/// so after a failure recorded at `failed`. Status times are whole seconds
+/// (rounded down), so a recovery within the failure's own second counts: the
+/// objects that failed on an outage's last requests are not left behind, and
+/// one that failed again just after a recovery tries once more.
+pub fn answered_since(failed: Timestamp, recovered: Timestamp) -> bool {
+    recovered.as_second() >= failed.as_second()
+}
+
+/// Whether the account has recovered since the object's failure on Closte's
+/// trouble: the backoff is for trouble that is over.
+fn released(facts: &Facts<'_>) -> bool {
+    let failed = facts.previous.and_then(waiting_on_closte);
+    matches!((failed, facts.account_recovered), (Some(f), Some(r)) if answered_since(f, r))
+}
+
 /// How long to wait before trying Closte again after the failure recorded in
 /// the previous status; `None` when a try is due now. A try is due at once
-/// when the spec changed, a reconcile was requested, or the credentials
-/// changed. This gate keeps the controller's own status writes (which trigger
-/// a pass) from turning backoff into a retry loop.
+/// when the spec changed, a reconcile was requested, the credentials changed,
+/// or the failure was Closte's and the account has recovered since. This
+/// gate keeps the controller's own status writes (which trigger a pass) from
+/// turning backoff into a retry loop.
 pub fn retry_wait(facts: &Facts<'_>) -> Option<Duration> {
     let previous = facts.previous?;
     let attempts = previous.failed_attempts.filter(|n| *n > 0)?;
@@ -131,6 +158,7 @@ pub fn retry_wait(facts: &Facts<'_>) -> Option<Duration> {
     if registered.observed_generation != facts.generation
         || reconcile_requested
         || credentials_changed(facts)
+        || released(facts)
     {
         return None;
     }

@@ -33,6 +33,9 @@ pub struct Facts<'a> {
     pub invalid_domain: Option<String>,
     /// What the account's alias list says about the domain.
     pub observation: Observation,
+    /// When the account last recovered from Closte's trouble (the request
+    /// that showed it was sent then), as far as this process has seen.
+    pub account_recovered: Option<Timestamp>,
     pub settings: Settings,
 }
 

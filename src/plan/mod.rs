@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use checks::{ProbeSettings, check_due};
 pub use conclude::{Acted, Conclusion, conclude};
-pub use decide::{Action, Plan, decide, observes, retry_wait};
+pub use decide::{Action, Plan, answered_since, decide, observes, retry_wait, waiting_on_closte};
 pub use events::Note;
 pub use facts::{
     Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Outcome, Retry,

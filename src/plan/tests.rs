@@ -41,6 +41,7 @@ fn facts<'a>(
         rejected_key: None,
         invalid_domain: None,
         observation,
+        account_recovered: None,
         settings: Settings {
             dry_run: false,
             resync: RESYNC,
@@ -491,6 +492,119 @@ fn failures_gate_the_next_try() {
     let mut f = facts(&spec, Some(&r.status), Observation::NotObserved);
     f.now = at(100);
     assert_eq!(retry_wait(&f), Some(SLOW_RETRY - Duration::from_secs(100)));
+}
+
+/// The status after a pass that failed with `failure` at `at(0)`, with
+/// `attempts` failures in all.
+fn failed_status(spec: &MappedDomainSpec, failure: Failure, attempts: i32) -> MappedDomainStatus {
+    let (_, c) = pass(
+        &facts(spec, None, Observation::Absent),
+        Outcome::Failed(failure),
+    );
+    MappedDomainStatus {
+        failed_attempts: Some(attempts),
+        ..c.status
+    }
+}
+
+/// Facts at `at(30)` for an object with `status`, whose account answered
+/// again at `recovered` (seconds, as `at`) when given.
+fn thirty_seconds_on<'a>(
+    spec: &'a MappedDomainSpec,
+    status: &'a MappedDomainStatus,
+    recovered: Option<Timestamp>,
+) -> Facts<'a> {
+    let mut f = facts(spec, Some(status), Observation::NotObserved);
+    f.now = at(30);
+    f.account_recovered = recovered;
+    f
+}
+
+#[test]
+fn an_account_that_answers_again_releases_closte_failures() {
+    let spec = spec("shop.example.com");
+    // six failures: the next try is 128 s after the last at the earliest
+    let status = failed_status(&spec, transient(), 6);
+    let waiting = Some(Duration::from_secs(128 - 30));
+    assert_eq!(waiting_on_closte(&status), Some(at(0)));
+    assert_eq!(
+        retry_wait(&thirty_seconds_on(&spec, &status, None)),
+        waiting
+    );
+    // the account answered after the failure: due now, and the add runs
+    let mut released = thirty_seconds_on(&spec, &status, Some(at(20)));
+    assert_eq!(retry_wait(&released), None);
+    assert!(observes(&released));
+    released.observation = Observation::Absent;
+    assert_eq!(action_of(&released), Action::Add);
+    // status keeps whole seconds: a recovery within the failure's own second
+    // counts, so the last objects to fail in an outage are not left behind
+    let same_second = at(0).checked_add(Duration::from_millis(900)).unwrap();
+    let f = thirty_seconds_on(&spec, &status, Some(same_second));
+    assert_eq!(retry_wait(&f), None);
+    // a rate limit and an answer not understood are Closte's trouble too
+    for (reason, retry) in [
+        (Reason::RateLimited, Retry::After(Duration::from_secs(5))),
+        (Reason::UnexpectedAnswer, Retry::BackOff),
+    ] {
+        let failure = Failure {
+            reason,
+            message: "Closte said no".into(),
+            retry,
+        };
+        let status = failed_status(&spec, failure, 6);
+        let f = thirty_seconds_on(&spec, &status, Some(at(20)));
+        assert_eq!(retry_wait(&f), None, "{reason}");
+    }
+}
+
+#[test]
+fn a_recovery_before_the_failure_releases_nothing() {
+    let spec = spec("shop.example.com");
+    let status = failed_status(&spec, transient(), 6);
+    let waiting = Duration::from_secs(128 - 30);
+    let earlier = thirty_seconds_on(&spec, &status, Some(at(-5)));
+    assert_eq!(retry_wait(&earlier), Some(waiting));
+    assert_eq!(decide(&earlier), Plan::Wait(waiting));
+    assert!(!observes(&earlier), "a waiting pass does not ask Closte");
+    let just_before = thirty_seconds_on(&spec, &status, Some(at(-1)));
+    assert_eq!(retry_wait(&just_before), Some(waiting));
+}
+
+#[test]
+fn failures_that_need_a_person_are_not_released() {
+    let spec = spec("shop.example.com");
+    let rejected_key = Failure {
+        reason: Reason::CredentialsRejected,
+        message: "Closte rejected the API key: Invalid API key".into(),
+        retry: Retry::Stop,
+    };
+    let slow = Some(SLOW_RETRY - Duration::from_secs(30));
+    for failure in [rejected_domain(), rejected_key] {
+        let status = failed_status(&spec, failure.clone(), 1);
+        assert_eq!(waiting_on_closte(&status), None, "{}", failure.reason);
+        let mut f = thirty_seconds_on(&spec, &status, Some(at(20)));
+        f.rejected_key = Some(LABEL.into());
+        assert_eq!(retry_wait(&f), slow, "{}", failure.reason);
+    }
+    // a missing Secret: no key, so no account to answer; the recovery of
+    // another's changes nothing
+    let mut missing = facts(&spec, None, Observation::NotObserved);
+    missing.credentials = Credentials::SecretNotFound {
+        secret: "closte".into(),
+    };
+    let (_, c) = pass(&missing, Outcome::Idle);
+    let mut f = thirty_seconds_on(&spec, &c.status, Some(at(20)));
+    f.credentials = missing.credentials.clone();
+    assert_eq!(retry_wait(&f), slow);
+    // a conflict is not a failure: nothing to release, nothing to wait for
+    let mut lost = facts(&spec, None, Observation::NotObserved);
+    lost.conflict = Some(ConflictWinner {
+        namespace: "a".into(),
+        name: "first".into(),
+    });
+    let (_, c) = pass(&lost, Outcome::Idle);
+    assert_eq!(waiting_on_closte(&c.status), None);
 }
 
 #[test]
