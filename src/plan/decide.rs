@@ -164,6 +164,9 @@ pub fn retry_wait(facts: &Facts<'_>) -> Option<Duration> {
     }
     let wait = match Reason::parse(&registered.reason) {
         Some(reason) if reason.needs_person() => SLOW_RETRY,
+        // Closte's Retry-After decides: the pass comes back after it, and the
+        // account's shared pause holds every write until it has passed
+        Some(Reason::RateLimited) => Duration::ZERO,
         _ => backoff::delay(attempts as u32, 0.0), // the short end of the jitter range
     };
     let elapsed = facts.now.duration_since(last_failure);

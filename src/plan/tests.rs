@@ -521,6 +521,34 @@ fn thirty_seconds_on<'a>(
 }
 
 #[test]
+fn a_rate_limit_waits_for_closte_s_pause_not_the_backoff() {
+    let spec = spec("shop.example.com");
+    let limited = Failure {
+        reason: Reason::RateLimited,
+        message: "Closte asked to slow down".into(),
+        retry: Retry::After(Duration::from_secs(2)),
+    };
+    // six 429s in a row: a transient failure would wait 128 s
+    let status = failed_status(&spec, limited, 6);
+    let (_, c) = pass(
+        &facts(&spec, Some(&status), Observation::Absent),
+        Outcome::Failed(Failure {
+            reason: Reason::RateLimited,
+            message: "Closte asked to slow down".into(),
+            retry: Retry::After(Duration::from_secs(2)),
+        }),
+    );
+    assert_eq!(c.requeue, Duration::from_secs(2), "back after Retry-After");
+    let mut f = facts(&spec, Some(&status), Observation::NotObserved);
+    f.now = at(2);
+    assert_eq!(retry_wait(&f), None, "and the gate lets that pass try");
+    let backed_off = failed_status(&spec, transient(), 6);
+    let mut f = facts(&spec, Some(&backed_off), Observation::NotObserved);
+    f.now = at(2);
+    assert!(retry_wait(&f).is_some(), "a 5xx still backs off");
+}
+
+#[test]
 fn an_account_that_answers_again_releases_closte_failures() {
     let spec = spec("shop.example.com");
     // six failures: the next try is 128 s after the last at the earliest

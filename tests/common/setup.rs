@@ -41,7 +41,14 @@ impl Setup {
         let mut args = vec!["--api-key", key];
         args.extend_from_slice(sim_args);
         let sim = Simulator::start_with_probes(name, &args);
-        let operator = Operator::start(name, &sim, key, Some(&ns), operator_args);
+        // its own scratch folder: starting one empties it, and the simulator's log is there
+        let operator = Operator::start(
+            &format!("{name}-controller"),
+            &sim,
+            key,
+            Some(&ns),
+            operator_args,
+        );
         Setup {
             client,
             ns,
