@@ -118,12 +118,12 @@ async fn scenario(name: &str, size: Option<&str>, options: &Options) -> Result<V
             })
         }
         "latency" => {
-            let (bursts, burst) = if full { (10, 100) } else { (2, 15) };
-            tokio::spawn(scenarios::latency(
-                number(&pick("1000", "30"))?,
-                bursts,
-                burst,
-            ))
+            let shapes: &'static [(usize, usize)] = if full {
+                &[(10, 10), (10, 100)]
+            } else {
+                &[(2, 5), (2, 15)]
+            };
+            tokio::spawn(scenarios::latency(number(&pick("1000", "30"))?, shapes))
         }
         "sidecar" => {
             let settle = Duration::from_secs(if full { 20 } else { 1 });

@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use closte_operator::api::{MappedDomain, MappedDomainSpec};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use futures::StreamExt;
-use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Client, ResourceExt};
 
 use crate::common;
 use crate::common::operator::free_port;
@@ -418,6 +424,58 @@ where
         }
         assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many MappedDomains (in every namespace) are `done`, kept by a watch of
+/// the harness's own: waiting on it costs the controller nothing (polling its
+/// `/metrics` would: at 10,000 objects every scrape renders megabytes).
+pub struct Progress {
+    done: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    pub fn watch(client: &Client) -> Progress {
+        let api: Api<MappedDomain> = Api::all(client.clone());
+        let done = Arc::new(AtomicUsize::new(0));
+        let counter = done.clone();
+        let task = tokio::spawn(async move {
+            let mut states: HashMap<String, bool> = HashMap::new();
+            let events = watcher(api, watcher::Config::default()).default_backoff();
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                let (object, gone) = match event {
+                    Ok(Event::Apply(md) | Event::InitApply(md)) => (md, false),
+                    Ok(Event::Delete(md)) => (md, true),
+                    _ => continue,
+                };
+                let key = format!(
+                    "{}/{}",
+                    object.namespace().unwrap_or_default(),
+                    object.name_any()
+                );
+                let is_done =
+                    !gone && object.status.as_ref().and_then(|s| s.stage) == Some(Stage::Done);
+                if is_done {
+                    states.insert(key, true);
+                } else {
+                    states.remove(&key);
+                }
+                counter.store(states.len(), Ordering::Relaxed);
+            }
+        });
+        Progress { done, task }
+    }
+
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

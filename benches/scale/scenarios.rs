@@ -14,11 +14,9 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use crate::common::sim::Simulator;
 use crate::report::Row;
 use crate::rig::{
-    Cluster, Process, account_key, create_all, delete_all, domain, folder, percentile, sim_counts,
-    simulator, until,
+    Cluster, Process, Progress, account_key, create_all, delete_all, domain, folder, percentile,
+    sim_counts, simulator, until,
 };
-
-const DONE: &str = "closte_operator_mapped_domains{stage=\"done\"}";
 
 fn unix_ms() -> f64 {
     SystemTime::now()
@@ -62,6 +60,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
         &["--closte-write-rate", "50", "--leader-elect=false"],
     );
     ctl.ready().await;
+    let progress = Progress::watch(&cluster.client);
     let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
     let bound = n as f64 / 50.0;
 
@@ -77,7 +76,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
     .await;
     let on_closte = start.elapsed().as_secs_f64();
     until(limit(bound), "every domain done", || async {
-        ctl.metric(DONE).await >= n as f64
+        progress.done() >= n
     })
     .await;
     let done = start.elapsed().as_secs_f64();
@@ -230,6 +229,7 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
         ],
     );
     ctl.ready().await;
+    let progress = Progress::watch(&cluster.client);
     let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
     let bound = n as f64 / 500.0;
     let start = Instant::now();
@@ -238,7 +238,7 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
         .collect();
     create_all(&api, objects, 16).await;
     until(limit(bound + 60.0), "every domain done", || async {
-        ctl.metric(DONE).await >= n as f64
+        progress.done() >= n
     })
     .await;
     let converged = start.elapsed().as_secs_f64();
@@ -252,12 +252,14 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
     let checks0 = ctl.metric("closte_operator_checks_total").await;
     let cpu0 = ctl.cpu_seconds();
     tokio::time::sleep(window).await; // the measurement window itself
+    // read before anything asks the controller for its metrics (a scrape
+    // allocates, and the next trim is up to 10 s away)
+    let memory = ctl.memory();
+    let cpu = ctl.cpu_seconds() - cpu0;
     let writes = cluster.writes() - writes0;
     let calls = sim_counts(&sim).await;
     let delta = |k: &str| calls[k] - calls0[k];
     let checks = ctl.metric("closte_operator_checks_total").await - checks0;
-    let cpu = ctl.cpu_seconds() - cpu0;
-    let memory = ctl.memory();
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
 
     let target = match n {
@@ -312,10 +314,11 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
     ]
 }
 
-/// Create -> Closte add request: `n` creates one at a time, then bursts, with
+/// Create -> Closte add request: `n` creates one at a time, then bursts
+/// (`shapes`: how many bursts of how many objects at once), with
 /// no latency and no rate limit in the way. A domain counts as created when
 /// the API server's answer to its create arrives.
-pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
+pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
     let dir = folder("latency");
     let cluster = Cluster::up(&dir).await;
     let sim = simulator(&dir, 1, &["--issue-delay", "1s"]);
@@ -344,39 +347,82 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
     }
     let single = add_latencies(&sim, &sent).await;
 
-    let mut sent_burst: BTreeMap<String, f64> = BTreeMap::new();
-    let requests_before = cluster.writes().requests;
-    let bursts_started = Instant::now();
-    for b in 0..bursts {
-        let stamps: Vec<(String, f64)> = futures::stream::iter(0..burst)
-            .map(|i| {
-                let api = api.clone();
-                async move {
-                    let name = format!("b{b}-{i}");
-                    let dom = format!("{name}.bench.example");
-                    api.create(&PostParams::default(), &domain(&name, &dom))
-                        .await
-                        .unwrap();
-                    (dom, unix_ms())
-                }
+    let mut created = n;
+    let mut bursty_rows = Vec::new();
+    for &(bursts, burst) in shapes {
+        let many = format!("{bursts} x {burst} at once");
+        let mut sent_burst: BTreeMap<String, f64> = BTreeMap::new();
+        let requests_before = cluster.writes().requests;
+        let bursts_started = Instant::now();
+        for b in 0..bursts {
+            let stamps: Vec<(String, f64)> = futures::stream::iter(0..burst)
+                .map(|i| {
+                    let api = api.clone();
+                    async move {
+                        let name = format!("b{burst}-{b}-{i}");
+                        let dom = format!("{name}.bench.example");
+                        api.create(&PostParams::default(), &domain(&name, &dom))
+                            .await
+                            .unwrap();
+                        (dom, unix_ms())
+                    }
+                })
+                .buffer_unordered(burst)
+                .collect()
+                .await;
+            sent_burst.extend(stamps);
+            created += burst;
+            until(Duration::from_secs(120), "the burst's adds", || async {
+                count(&sim, "adddomainalias").await >= created as f64
             })
-            .buffer_unordered(burst)
-            .collect()
             .await;
-        sent_burst.extend(stamps);
-        let wanted = (n + (b + 1) * burst) as f64;
-        until(Duration::from_secs(120), "the burst's adds", || async {
-            count(&sim, "adddomainalias").await >= wanted
-        })
-        .await;
+        }
+        let burst_time = bursts_started.elapsed().as_secs_f64();
+        let requests = cluster.writes().requests - requests_before;
+        let bursty = add_latencies(&sim, &sent_burst).await;
+        bursty_rows.extend([
+            Row::info(
+                "latency",
+                &many,
+                "create -> add p50",
+                percentile(&bursty, 50.0),
+                "ms",
+            ),
+            Row::info(
+                "latency",
+                &many,
+                "create -> add p99",
+                percentile(&bursty, 99.0),
+                "ms",
+            )
+            .at_most(250.0),
+            Row::info(
+                "latency",
+                &many,
+                "create -> add max",
+                percentile(&bursty, 100.0),
+                "ms",
+            ),
+            // what bounds a burst on a small machine: the API server's request rate
+            Row::info(
+                "latency",
+                &many,
+                "API requests per domain (all clients)",
+                requests / (bursts * burst) as f64,
+                "",
+            ),
+            Row::info(
+                "latency",
+                &many,
+                "API requests/s while bursting",
+                requests / burst_time,
+                "",
+            ),
+        ]);
     }
-    let burst_time = bursts_started.elapsed().as_secs_f64();
-    let requests = cluster.writes().requests - requests_before;
-    let bursty = add_latencies(&sim, &sent_burst).await;
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
     let one = format!("{n} one at a time");
-    let many = format!("{bursts} x {burst} at once");
-    vec![
+    let mut rows = vec![
         Row::info(
             "latency",
             &one,
@@ -399,44 +445,9 @@ pub async fn latency(n: usize, bursts: usize, burst: usize) -> Vec<Row> {
             percentile(&single, 100.0),
             "ms",
         ),
-        Row::info(
-            "latency",
-            &many,
-            "create -> add p50",
-            percentile(&bursty, 50.0),
-            "ms",
-        ),
-        Row::info(
-            "latency",
-            &many,
-            "create -> add p99",
-            percentile(&bursty, 99.0),
-            "ms",
-        )
-        .at_most(250.0),
-        Row::info(
-            "latency",
-            &many,
-            "create -> add max",
-            percentile(&bursty, 100.0),
-            "ms",
-        ),
-        // what bounds a burst on a small machine: the API server's request rate
-        Row::info(
-            "latency",
-            &many,
-            "API requests per domain (all clients)",
-            requests / (bursts * burst) as f64,
-            "",
-        ),
-        Row::info(
-            "latency",
-            &many,
-            "API requests/s while bursting",
-            requests / burst_time,
-            "",
-        ),
-    ]
+    ];
+    rows.extend(bursty_rows);
+    rows
 }
 
 /// For each domain created at a time (Unix ms), how long until its first add
@@ -477,6 +488,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
         &["--closte-write-rate", "500", "--leader-elect=false"],
     );
     ctl.ready().await;
+    let progress = Progress::watch(&cluster.client);
     let token = "bench-sidecar-token-77a1";
     std::fs::write(dir.join("token"), token).unwrap();
     let mut side = Process::sidecar(
@@ -509,7 +521,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     until(
         limit(n as f64 / 500.0 + 30.0),
         "every domain done",
-        || async { ctl.metric(DONE).await >= n as f64 },
+        || async { progress.done() >= n },
     )
     .await;
     tokio::time::sleep(settle).await; // its cache now holds every status
