@@ -189,14 +189,16 @@ async fn main() {
     });
     let document = serde_json::json!({
         "mode": if options.mode == Mode::Full { "full" } else { "quick" },
-        "binary": rig::BIN,
+        "binary": rig::bin(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "rows": rows,
         "failed": failed,
     });
     std::fs::create_dir_all(json.parent().unwrap()).unwrap();
     std::fs::write(&json, serde_json::to_string_pretty(&document).unwrap()).unwrap();
-    println!("results: {}", json.display());
+    let markdown = json.with_extension("md");
+    std::fs::write(&markdown, report::markdown(&rows)).unwrap();
+    println!("results: {} and {}", json.display(), markdown.display());
     let wrong: Vec<&Row> = rows
         .iter()
         .filter(|r| r.must && r.verdict == Verdict::Missed)

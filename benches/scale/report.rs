@@ -123,3 +123,27 @@ pub fn table(rows: &[Row]) -> String {
     }
     out
 }
+
+/// The rows as a Markdown table, for docs/performance.md.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | size | figure | value | target | verdict |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} {} | {} | {} |\n",
+            r.scenario,
+            r.size,
+            r.figure,
+            number(r.value),
+            r.unit,
+            r.target.clone().unwrap_or_default(),
+            match r.verdict {
+                Verdict::Met => "met",
+                Verdict::Missed => "**missed**",
+                Verdict::Info => "",
+            }
+        ));
+    }
+    out
+}

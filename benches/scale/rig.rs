@@ -23,8 +23,11 @@ use crate::common::operator::free_port;
 use crate::common::sim::Simulator;
 
 /// The binary under test: the release build under `cargo bench`, the debug
-/// build under `cargo test`.
-pub const BIN: &str = env!("CARGO_BIN_EXE_closte-operator");
+/// build under `cargo test`; `BENCH_BIN=path` measures another build (the
+/// simulator stays this one).
+pub fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_closte-operator").into())
+}
 
 /// The simulator's key for account 0.
 pub const KEY: &str = "bench-key-5c1e";
@@ -200,10 +203,10 @@ impl Process {
         let mut command = match words.next() {
             Some(program) => {
                 let mut command = Command::new(program);
-                command.args(words).arg(BIN);
+                command.args(words).arg(bin());
                 command
             }
-            None => Command::new(BIN),
+            None => Command::new(bin()),
         };
         command
             .arg("controller")
@@ -226,7 +229,7 @@ impl Process {
         log: PathBuf,
     ) -> Process {
         let port = free_port();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .arg("sidecar")
             .args(["--listen", &format!("127.0.0.1:{port}")])
