@@ -721,3 +721,75 @@ async fn a_closte_add_through_the_sidecar_ends_done() {
         .await;
     assert!(view["certificate"]["notAfter"].is_string(), "{view}");
 }
+
+/// An object made by hand may sit at the name the sidecar would give another
+/// domain: the sidecar neither reports that domain as there, nor overwrites
+/// nor deletes the object.
+#[tokio::test]
+async fn a_name_held_for_another_domain_is_never_taken_for_this_one() {
+    let (ns, sidecar) = setup("name-taken", &[]).await;
+    create(&ns.api, "shop-example-com", spec("other.example.com")).await;
+    let before = objects(&ns.api).await;
+    for body in [None, Some(json!({"siteId": 2}))] {
+        let (status, answer) = sidecar
+            .native("PUT", "/v1/domains/shop.example.com", body)
+            .await;
+        assert_eq!(status, 409, "{answer}");
+        let reason = answer["error"].as_str().unwrap();
+        assert!(reason.contains("other.example.com"), "{reason}");
+    }
+    let (status, _) = sidecar
+        .native("DELETE", "/v1/domains/shop.example.com", None)
+        .await;
+    assert_eq!(status, 204, "its domain has no MappedDomain: gone already");
+    let (_, body) = sidecar
+        .closte(
+            "POST",
+            "deletedomainalias",
+            &[("apikey", TOKEN), ("domain", "shop.example.com")],
+        )
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (status, _) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/2/domains",
+            Some(json!({"domains": ["new.example.com", "shop.example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(objects(&ns.api).await, before, "nothing written or deleted");
+}
+
+/// A site set whose last domain belongs to another site is refused before
+/// anything is written, even when the sidecar's cache has not yet seen that
+/// domain's object (written through the sidecar a moment before).
+#[tokio::test]
+async fn a_site_set_is_refused_whole_even_before_the_cache_catches_up() {
+    let (ns, sidecar) = setup("sync-fresh", &[]).await;
+    for round in 0..20 {
+        let theirs = format!("theirs{round}.example.com");
+        let (status, _) = sidecar
+            .native(
+                "PUT",
+                &format!("/v1/domains/{theirs}"),
+                Some(json!({"siteId": 9})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, answer) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({"domains": [format!("mine{round}.example.com"), theirs]})),
+            )
+            .await;
+        assert_eq!(status, 409, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("site 9"));
+        let mine = format!("mine{round}-example-com");
+        assert!(
+            ns.api.get_opt(&mine).await.unwrap().is_none(),
+            "round {round}: {mine} written by a refused set"
+        );
+    }
+}
