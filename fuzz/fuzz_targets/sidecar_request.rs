@@ -88,6 +88,10 @@ fn put_domain(raw: &str, body: &[u8]) {
             canonical(&put.domain);
             assert_eq!(domain::normalize(raw).as_ref(), Ok(&put.domain));
             assert!(put.site_id.is_none_or(|id| id >= 1));
+            assert!(
+                blank(body) || is_object(body),
+                "only a JSON object is a body"
+            );
         }
         Err(NativeRefusal::Domain(_)) => assert!(domain::normalize(raw).is_err()),
         Err(_) => assert!(domain::normalize(raw).is_ok(), "the domain is read first"),
@@ -97,6 +101,7 @@ fn put_domain(raw: &str, body: &[u8]) {
 fn site_domains(site: &str, body: &[u8]) {
     if let Ok(set) = request::site_domains(site, body) {
         assert!(set.site >= 1);
+        assert!(is_object(body), "only a JSON object is a body");
         assert_eq!(site.parse::<i64>().ok(), Some(set.site));
         for (i, domain) in set.domains.iter().enumerate() {
             canonical(domain);
@@ -120,6 +125,14 @@ fn bearer(value: &[u8]) {
     }
     let expected = Token::new(TOKEN).unwrap();
     assert_eq!(expected.accepts(token), token == Some(TOKEN));
+}
+
+fn blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+fn is_object(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object())
 }
 
 fn canonical(domain: &Domain) {

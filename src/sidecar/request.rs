@@ -126,13 +126,18 @@ pub fn put_domain(raw: &str, body: &[u8]) -> Result<PutDomain, NativeRefusal> {
     #[derive(Default, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct Body {
+        /// Absent is no site; `null` is refused like any other non-number.
+        #[serde(default, deserialize_with = "some")]
         site_id: Option<i64>,
+    }
+    fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        i64::deserialize(d).map(Some)
     }
     let domain = domain(raw)?;
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()
     } else {
-        serde_json::from_slice(body).map_err(NativeRefusal::Json)?
+        object(body)?
     };
     if body.site_id.is_some_and(|id| id < 1) {
         return Err(NativeRefusal::SiteIdBelowOne);
@@ -163,7 +168,7 @@ pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusa
         .ok()
         .filter(|id| *id >= 1)
         .ok_or(NativeRefusal::SiteId)?;
-    let body: Body = serde_json::from_slice(body).map_err(NativeRefusal::Json)?;
+    let body: Body = object(body)?;
     let mut domains = Vec::with_capacity(body.domains.len());
     for raw in &body.domains {
         let domain = domain(raw)?;
@@ -172,6 +177,14 @@ pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusa
         }
     }
     Ok(SiteDomains { site, domains })
+}
+
+/// A JSON object read as `T`. Only an object: serde would also fill a
+/// struct from an array of its fields in order (`[5]` for `{"siteId": 5}`).
+fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NativeRefusal> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(NativeRefusal::Json)?;
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(NativeRefusal::Json)
 }
 
 #[cfg(test)]
@@ -282,6 +295,8 @@ mod tests {
         for body in [
             &br#"{"siteId": 0}"#[..],
             br#"{"siteId": "7"}"#,
+            br#"{"siteId": null}"#,
+            b"[5]",
             br#"{"site": 7}"#,
             b"{",
             b"[]",
@@ -323,6 +338,7 @@ mod tests {
             b"{}",
             br#"{"domains": "a.example"}"#,
             br#"{"domains": [], "x": 1}"#,
+            br#"[["a.example"]]"#,
         ] {
             assert!(matches!(
                 site_domains("3", body),
