@@ -793,3 +793,41 @@ async fn a_site_set_is_refused_whole_even_before_the_cache_catches_up() {
         );
     }
 }
+
+/// A read right after a write sees it: a write is answered once the
+/// sidecar's own cache, where reads come from, shows it.
+#[tokio::test]
+async fn a_read_right_after_a_write_sees_it() {
+    let (_ns, sidecar) = setup("read-your-writes", &[]).await;
+    for round in 0..20 {
+        let path = format!("/v1/domains/r{round}.example.com");
+        let (status, _) = sidecar
+            .native("PUT", &path, Some(json!({"siteId": 3})))
+            .await;
+        assert_eq!(status, 201);
+        let (status, view) = sidecar.native("GET", &path, None).await;
+        assert_eq!((status, &view["siteId"]), (200, &json!(3)), "round {round}");
+        let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+        assert_eq!(
+            list["domains"].as_array().unwrap().len(),
+            1,
+            "round {round}"
+        );
+        let (_, report) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({"domains": [format!("s{round}.example.com")]})),
+            )
+            .await;
+        assert_eq!(report["deleted"], json!([format!("r{round}.example.com")]));
+        let (status, _) = sidecar.native("GET", &path, None).await;
+        assert_eq!(status, 404, "round {round}: deleted, yet still read");
+        let (status, _) = sidecar
+            .native("DELETE", &format!("/v1/domains/s{round}.example.com"), None)
+            .await;
+        assert_eq!(status, 204);
+        let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+        assert_eq!(list["domains"], json!([]), "round {round}");
+    }
+}

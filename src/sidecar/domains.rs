@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,6 +24,8 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", FIELD_MANA
 
 /// The longest a write may take before the request fails (and says so).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a write's answer waits for the watch cache to show it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every MappedDomain the sidecar writes gets, from its flags.
 #[derive(Debug, Clone, Default)]
@@ -170,6 +172,11 @@ impl Domains {
         };
         let written = timed(self.apply(&name, domain, site)).await?;
         tracing::info!(%domain, name, site, ?ensured, "MappedDomain written");
+        let version = written.metadata.resource_version.clone();
+        self.settle(&written, |cached| {
+            cached.is_some_and(|md| md.metadata.resource_version == version)
+        })
+        .await;
         Ok((ensured, written))
     }
 
@@ -222,10 +229,18 @@ impl Domains {
             return Ok(false);
         }
         timed(async {
-            let name = md.metadata.name.unwrap_or_default();
+            let name = md.metadata.name.clone().unwrap_or_default();
             match self.api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
                     tracing::info!(%domain, name, "MappedDomain deleted");
+                    // gone, or (with a finalizer) marked for deletion
+                    let uid = md.metadata.uid.clone();
+                    self.settle(&md, |cached| {
+                        cached.is_none_or(|c| {
+                            c.metadata.uid != uid || c.metadata.deletion_timestamp.is_some()
+                        })
+                    })
+                    .await;
                     Ok(true)
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
@@ -271,6 +286,27 @@ impl Domains {
             }
         }
         Ok(report)
+    }
+}
+
+impl Domains {
+    /// Waits until the watch cache's copy of `object` satisfies `shown`, so
+    /// that reads, which come from the cache, see a write once it is
+    /// answered. Bounded by [`SETTLE_TIMEOUT`]: the write is done either way.
+    async fn settle(&self, object: &MappedDomain, shown: impl Fn(Option<&MappedDomain>) -> bool) {
+        let key = ObjectRef::new(object.metadata.name.as_deref().unwrap_or_default())
+            .within(object.metadata.namespace.as_deref().unwrap_or_default());
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        while !shown(self.cache.get(&key).as_deref()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    name = key.name,
+                    "the watch cache did not show a write in time"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
