@@ -416,11 +416,7 @@ async fn every_answer_is_documented_and_refusals_write_nothing() {
             .filter(|(op, status)| !op.starts_with("GET") && (*status < 300) == ok)
             .count()
     };
-    assert!(
-        log.calls.len() as u64 >= 10 * examples,
-        "only {} requests",
-        log.calls.len()
-    );
+    assert!(log.calls.len() >= 100, "only {} requests", log.calls.len());
     assert!(
         writes(true) >= 10,
         "only {} successful writes",
