@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,10 +33,16 @@ fn failure(status: StatusCode, error: &str) -> Response {
 pub async fn handle(
     State(sidecar): State<Arc<Sidecar>>,
     method: Method,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // a path that is not UTF-8, a body over the limit: refused in Closte's shape too
+    let (path, body) = match (path, body) {
+        (Ok(Path(path)), Ok(body)) => (path, body),
+        (Err(e), _) => return failure(e.status(), &e.body_text()),
+        (_, Err(e)) => return failure(e.status(), &e.body_text()),
+    };
     let query = query.as_deref().unwrap_or_default();
     let call = match request::closte_call(&sidecar.token, &method, &path, query, &body) {
         Ok(call) => call,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -127,6 +128,18 @@ fn authorize(sidecar: &Sidecar, headers: &HeaderMap) -> Result<(), DoorError> {
     }
 }
 
+/// A path parameter, or the 400 answer (JSON, like every answer of this
+/// door) when it is not UTF-8 once percent-decoded.
+fn param(path: Result<Path<String>, PathRejection>) -> Result<String, DoorError> {
+    path.map(|Path(p)| p)
+        .map_err(|e| error(e.status(), e.body_text()))
+}
+
+/// The body, or the 413 answer (JSON) when it is larger than the limit.
+fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, DoorError> {
+    bytes.map_err(|e| error(e.status(), e.body_text()))
+}
+
 pub async fn list(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
@@ -144,10 +157,10 @@ pub async fn list(
 pub async fn get_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let domain = request::domain(&raw)?;
+    let domain = request::domain(&param(raw)?)?;
     let md = sidecar.domains.find(&domain).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
@@ -160,11 +173,11 @@ pub async fn get_one(
 pub async fn put_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
-    bytes: Bytes,
+    raw: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let put = request::put_domain(&raw, &bytes)?;
+    let put = request::put_domain(&param(raw)?, &body(bytes)?)?;
     let (ensured, md) = sidecar.domains.ensure(&put.domain, put.site_id).await?;
     let status = match ensured {
         Ensured::Created => StatusCode::CREATED,
@@ -176,10 +189,10 @@ pub async fn put_one(
 pub async fn delete_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let domain = request::domain(&raw)?;
+    let domain = request::domain(&param(raw)?)?;
     sidecar.domains.remove(&domain).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -187,11 +200,11 @@ pub async fn delete_one(
 pub async fn sync_site(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(site): Path<String>,
-    bytes: Bytes,
+    site: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let wanted = request::site_domains(&site, &bytes)?;
+    let wanted = request::site_domains(&param(site)?, &body(bytes)?)?;
     let report = sidecar.domains.sync(wanted.site, &wanted.domains).await?;
     Ok(Json(report).into_response())
 }
