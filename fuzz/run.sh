@@ -29,7 +29,8 @@ cargo +nightly fuzz build "${build[@]}"
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-table="target seconds execs corpus crashes"
+row() { printf '%-18s %8s %12s %8s %8s\n' "$@"; }
+table=$(row target seconds execs corpus crashes)
 failed=()
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
@@ -47,9 +48,9 @@ for target in "${targets[@]}"; do
     echo "== $target FAILED (exit $status); its output ends:" >&2
     tail -40 "$logs/$target" >&2
   fi
-  table+=$'\n'"$target $took ${execs:-?} $corpus $crashes"
+  table+=$'\n'$(row "$target" "$took" "${execs:-?}" "$corpus" "$crashes")
 done
-column -t <<<"$table"
+echo "$table"
 if ((${#failed[@]})); then
   echo "fuzz/run.sh: crashed: ${failed[*]}; reproduce with: cargo +nightly fuzz run ${build[*]} TARGET fuzz/artifacts/TARGET/FILE" >&2
   exit 1
