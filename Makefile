@@ -79,8 +79,8 @@ lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 
-fuzz-smoke: ## a short run of every fuzz target (nightly, cargo-fuzz): FUZZ_SMOKE_SECONDS (20) each
-	bash fuzz/run.sh $(or $(FUZZ_SMOKE_SECONDS),20)
+fuzz-smoke: ## a short run of every fuzz target (nightly, cargo-fuzz): FUZZ_SMOKE_SECONDS (15) each
+	bash fuzz/run.sh $(or $(FUZZ_SMOKE_SECONDS),15)
 
 fuzz: ## long fuzz runs, one target at a time: FUZZ_SECONDS (600) each; TARGETS="..." to choose
 	bash fuzz/run.sh $(or $(FUZZ_SECONDS),600) $(TARGETS)
