@@ -4,8 +4,10 @@
 //! first rule that fails, object names stay apart. Closte's wire format:
 //! decoding never panics and classifies every answer where it belongs, the
 //! encoders round-trip, form parameters read as every form decoder reads
-//! them. Durations: everything the CRD's pattern admits parses, nothing
-//! else does, and formatted durations parse back. That `validate` agrees
+//! them. The sidecar's request parsing: the Closte door hands on only what
+//! it checked, the native door takes only JSON objects, valid site ids and
+//! normalised domains. Durations: everything the CRD's pattern admits
+//! parses, nothing else does, and formatted durations parse back. That `validate` agrees
 //! with the CEL rules themselves is checked against the real API server in
 //! `tests/api.rs` (`api_server_agrees_with_validate_on_generated_names`).
 
@@ -225,6 +227,93 @@ proptest! {
             let got = duration::parse(&text).unwrap();
             let error = got.abs_diff(want);
             prop_assert!(error <= Duration::from_micros(1), "{text}: {got:?}, not {want:?}");
+        }
+    }
+}
+
+const TOKEN: &str = "property-token";
+
+/// A form as WordPress or a stranger might send it to the Closte door.
+fn form() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        name().prop_map(|n| serde_urlencoded::to_string([("v", n)]).unwrap()[2..].to_owned()),
+        Just(TOKEN.to_owned()),
+        "[a-z%+=&0-9A-F]{0,8}",
+    ];
+    let key = prop::sample::select(vec!["apikey", "domain", "wildcard", "x", ""]);
+    prop::collection::vec((key, value), 0..4).prop_map(|pairs| {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn the_closte_door_hands_on_only_what_it_checked(
+        method in prop::sample::select(vec!["GET", "POST", "PUT", "DELETE"]),
+        path in prop::sample::select(vec!["adddomainalias", "deletedomainalias", "getdomains", "ssl/install", "nope", ""]),
+        query in form(),
+        body in form(),
+    ) {
+        use closte_operator::sidecar::request::{self, ClosteCall, ClosteRefusal};
+        let token = closte_operator::sidecar::Token::new(TOKEN).unwrap();
+        let method: axum::http::Method = method.parse().unwrap();
+        let result = request::closte_call(&token, &method, path, &query, body.as_bytes());
+        let params = wire::request_parameters(&query, body.as_bytes());
+        prop_assert_eq!(result == Err(ClosteRefusal::NotForm), params.is_none());
+        let Some(params) = params else { return Ok(()) };
+        if result != Err(ClosteRefusal::Key) {
+            prop_assert_eq!(params.get("apikey").map(String::as_str), Some(TOKEN));
+        }
+        let received = params.get("domain").map(String::as_str).unwrap_or_default();
+        match result {
+            Ok(ClosteCall::Write { endpoint, domain }) => {
+                prop_assert!(endpoint.is_write() && method == axum::http::Method::POST);
+                prop_assert_eq!(domain::normalize(received), Ok(domain));
+            }
+            Ok(ClosteCall::InvalidDomain { received: echoed }) => {
+                prop_assert_eq!(echoed.as_str(), received);
+                prop_assert!(domain::normalize(received).is_err());
+            }
+            Ok(ClosteCall::List) => prop_assert_eq!(path, "getdomains"),
+            Ok(ClosteCall::SslInstall) => prop_assert_eq!(path, "ssl/install"),
+            Err(refusal) => prop_assert!(refusal.status().is_client_error()),
+        }
+    }
+
+    #[test]
+    fn the_native_door_takes_only_objects_valid_ids_and_normalised_domains(
+        raw in name(),
+        site in prop_oneof!["[0-9]{1,20}", "-?[0-9a-z.]{0,4}"],
+        value in json(),
+        site_id in prop_oneof![any::<i64>().prop_map(serde_json::Value::from), json()],
+        domains in prop::collection::vec(name(), 0..4),
+    ) {
+        use closte_operator::sidecar::request;
+        let put_body = serde_json::json!({ "siteId": site_id }).to_string();
+        for body in [put_body, value.to_string(), String::new()] {
+            if let Ok(put) = request::put_domain(&raw, body.as_bytes()) {
+                prop_assert_eq!(domain::normalize(&raw), Ok(put.domain));
+                prop_assert!(put.site_id.is_none_or(|id| id >= 1));
+                let object = serde_json::from_str::<serde_json::Value>(&body).map(|v| v.is_object());
+                prop_assert!(body.is_empty() || object.unwrap_or(false), "{}", body);
+            }
+        }
+        let set_body = serde_json::json!({ "domains": domains }).to_string();
+        for body in [set_body, value.to_string()] {
+            if let Ok(set) = request::site_domains(&site, body.as_bytes()) {
+                prop_assert_eq!(site.parse::<i64>().ok(), Some(set.site));
+                prop_assert!(set.site >= 1);
+                for (i, d) in set.domains.iter().enumerate() {
+                    prop_assert_eq!(domain::normalize(d.as_str()), Ok(d.clone()));
+                    prop_assert!(!set.domains[..i].contains(d));
+                }
+            }
         }
     }
 }
