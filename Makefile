@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim helm manifests
+.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim helm manifests fuzz fuzz-smoke schemathesis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,12 +68,22 @@ bench: controlplane ## the benchmark harness, release build: every scenario (or 
 bench-sim: ## simulator throughput with wrk (apt-get install wrk)
 	bash bench/simulator.sh 10 32
 
-test: controlplane helm lint ## every test: unit, CLI, and integration against a real kube-apiserver + etcd
+test: controlplane helm schemathesis lint fuzz-smoke ## every test: unit, CLI, properties, integration against a real kube-apiserver + etcd, the benchmark harness small, a short run of each fuzz target
 	env -u KUBECONFIG cargo test --all-targets
 
 lint: ## formatting and clippy, warnings are errors
 	cargo fmt --check
+	cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
+
+fuzz-smoke: ## a short run of every fuzz target (nightly, cargo-fuzz): FUZZ_SMOKE_SECONDS (15) each
+	bash fuzz/run.sh $(or $(FUZZ_SMOKE_SECONDS),15)
+
+fuzz: ## long fuzz runs, one target at a time: FUZZ_SECONDS (600) each; TARGETS="..." to choose
+	bash fuzz/run.sh $(or $(FUZZ_SECONDS),600) $(TARGETS)
+
+schemathesis: ## install (once, cached by version) schemathesis from PyPI, for tests/sidecar_schema.rs
+	@bash tests/tools/schemathesis.sh install >/dev/null
 
 crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust types
 	cargo run -q -- crd > $(CRD_FILE)

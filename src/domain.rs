@@ -116,7 +116,9 @@ impl Rule {
     /// Whether `s` satisfies this rule on its own.
     pub fn holds(self, s: &str) -> bool {
         match self {
-            Rule::TooLong => s.len() <= MAX_LEN,
+            // in characters, as the API server counts maxLength (whatever its
+            // message says); the same as bytes for every name that passes the rest
+            Rule::TooLong => s.chars().count() <= MAX_LEN,
             Rule::SchemeOrPath => !s.contains('/'),
             Rule::Port => !s.contains(':'),
             Rule::Lowercase => !s.chars().any(|c| c.is_ascii_uppercase()),

@@ -353,3 +353,77 @@ async fn kubectl_shows_columns_and_descriptions() {
     }
     let _ = api.get("k").await.unwrap().name_any();
 }
+
+/// A few hundred generated names (tests/common/names.rs, a deterministic
+/// proptest runner: the same names every run), each sent to the API server
+/// as a dry-run create: it accepts exactly those `domain::validate` accepts,
+/// and rejects the others naming the rule `domain::validate` names. This is
+/// the check that the CEL rules in the CRD and their Rust twins agree, on
+/// input nobody wrote by hand.
+#[tokio::test]
+async fn api_server_agrees_with_validate_on_generated_names() {
+    use futures::StreamExt;
+
+    let (_, api, _) = setup("generated").await;
+    let names = common::names::sample(600);
+    let accepted = names.iter().filter(|n| domain::validate(n).is_ok()).count();
+    let mut by_rule = std::collections::BTreeMap::<&str, usize>::new();
+    for name in &names {
+        let rule = domain::validate(name).err().and_then(|e| e.rule());
+        *by_rule.entry(rule.map_or("valid", Rule::name)).or_default() += 1;
+    }
+    println!("generated names by verdict: {by_rule:?}");
+    assert!(
+        Rule::ALL
+            .iter()
+            .all(|rule| by_rule.contains_key(rule.name())),
+        "every rule is the verdict on some name: {by_rule:?}"
+    );
+    assert!(
+        (60..540).contains(&accepted),
+        "a sample of both kinds: {accepted} of {} valid",
+        names.len()
+    );
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let answers: Vec<(String, Result<MappedDomain, String>)> =
+        futures::stream::iter(names.into_iter().enumerate())
+            .map(|(i, name)| {
+                let (api, dry_run) = (api.clone(), dry_run.clone());
+                async move {
+                    let md = mapped_domain(&format!("generated-{i}"), spec(&name));
+                    let result = api.create(&dry_run, &md).await.map_err(rejection);
+                    (name, result)
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+    let mut disagreements = Vec::new();
+    for (name, result) in &answers {
+        match (domain::validate(name), result) {
+            (Ok(()), Ok(created)) => assert_eq!(&created.spec.domain, name),
+            (Err(e), Err(message)) if message.contains(e.rule().unwrap().message()) => {}
+            (rust, server) => disagreements.push(format!(
+                "{name:?}: validate {rust:?}, API server {server:?}"
+            )),
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} disagree:\n{}",
+        disagreements.len(),
+        answers.len(),
+        disagreements.join("\n")
+    );
+    let objects = api.list(&Default::default()).await.unwrap();
+    assert!(
+        !objects
+            .items
+            .iter()
+            .any(|md| md.name_any().starts_with("generated-")),
+        "a dry run stored nothing"
+    );
+}

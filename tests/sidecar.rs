@@ -439,13 +439,22 @@ async fn bad_input_gets_a_reason_and_changes_nothing() {
             401,
         ),
         ("GET", "/v1/nothing", None, TOKEN, 404),
+        ("PUT", "/v1/domains/%FF.example.com", None, TOKEN, 400),
+        ("DELETE", "/v1/domains/%C3", None, TOKEN, 400),
+        (
+            "PUT",
+            "/v1/sites/%FF/domains",
+            Some(br#"{"domains": []}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
         ("GET", "/v1/domains", None, "wrong-token", 401),
         ("GET", "/metrics", None, "wrong-token", 401),
     ];
     for (method, path, body, token, want) in cases {
         let (status, answer) = sidecar.native_as(token, method, path, body).await;
         assert_eq!(status, want, "{method} {path}: {answer}");
-        if status != 413 && path != "/metrics" {
+        if path != "/metrics" {
             assert!(
                 answer["error"].as_str().is_some_and(|e| !e.is_empty()),
                 "{method} {path}: no reason in {answer}"
@@ -477,6 +486,29 @@ async fn bad_input_gets_a_reason_and_changes_nothing() {
         .closte("POST", "nosuchcall", &[("apikey", TOKEN)])
         .await;
     assert_eq!(status, 404);
+    // a path that is not UTF-8 and a body over the limit: refused in Closte's shape
+    let big = format!(
+        "apikey={TOKEN}&domain=x.example.com&pad={}",
+        "x".repeat(70 * 1024)
+    );
+    for (path, body, want) in [
+        ("%FF", format!("apikey={TOKEN}"), 400),
+        ("adddomainalias", big, 413),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/client/{path}", sidecar.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), want, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.starts_with(r#"{"success":false,"error":"#),
+            "{path}: {text}"
+        );
+    }
     assert_eq!(objects(&ns.api).await, before);
     // the door's own description is served
     let (status, openapi) = sidecar.native("GET", "/v1/openapi.yaml", None).await;
@@ -720,4 +752,114 @@ async fn a_closte_add_through_the_sidecar_ends_done() {
         .native("GET", "/v1/domains/shop.example.com", None)
         .await;
     assert!(view["certificate"]["notAfter"].is_string(), "{view}");
+}
+
+/// An object made by hand may sit at the name the sidecar would give another
+/// domain: the sidecar neither reports that domain as there, nor overwrites
+/// nor deletes the object.
+#[tokio::test]
+async fn a_name_held_for_another_domain_is_never_taken_for_this_one() {
+    let (ns, sidecar) = setup("name-taken", &[]).await;
+    create(&ns.api, "shop-example-com", spec("other.example.com")).await;
+    let before = objects(&ns.api).await;
+    for body in [None, Some(json!({"siteId": 2}))] {
+        let (status, answer) = sidecar
+            .native("PUT", "/v1/domains/shop.example.com", body)
+            .await;
+        assert_eq!(status, 409, "{answer}");
+        let reason = answer["error"].as_str().unwrap();
+        assert!(reason.contains("other.example.com"), "{reason}");
+    }
+    let (status, _) = sidecar
+        .native("DELETE", "/v1/domains/shop.example.com", None)
+        .await;
+    assert_eq!(status, 204, "its domain has no MappedDomain: gone already");
+    let (_, body) = sidecar
+        .closte(
+            "POST",
+            "deletedomainalias",
+            &[("apikey", TOKEN), ("domain", "shop.example.com")],
+        )
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (status, _) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/2/domains",
+            Some(json!({"domains": ["new.example.com", "shop.example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(objects(&ns.api).await, before, "nothing written or deleted");
+}
+
+/// A site set whose last domain belongs to another site is refused before
+/// anything is written, even when the sidecar's cache has not yet seen that
+/// domain's object (written through the sidecar a moment before).
+#[tokio::test]
+async fn a_site_set_is_refused_whole_even_before_the_cache_catches_up() {
+    let (ns, sidecar) = setup("sync-fresh", &[]).await;
+    for round in 0..20 {
+        let theirs = format!("theirs{round}.example.com");
+        let (status, _) = sidecar
+            .native(
+                "PUT",
+                &format!("/v1/domains/{theirs}"),
+                Some(json!({"siteId": 9})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, answer) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({"domains": [format!("mine{round}.example.com"), theirs]})),
+            )
+            .await;
+        assert_eq!(status, 409, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("site 9"));
+        let mine = format!("mine{round}-example-com");
+        assert!(
+            ns.api.get_opt(&mine).await.unwrap().is_none(),
+            "round {round}: {mine} written by a refused set"
+        );
+    }
+}
+
+/// A read right after a write sees it: a write is answered once the
+/// sidecar's own cache, where reads come from, shows it.
+#[tokio::test]
+async fn a_read_right_after_a_write_sees_it() {
+    let (_ns, sidecar) = setup("read-your-writes", &[]).await;
+    for round in 0..20 {
+        let path = format!("/v1/domains/r{round}.example.com");
+        let (status, _) = sidecar
+            .native("PUT", &path, Some(json!({"siteId": 3})))
+            .await;
+        assert_eq!(status, 201);
+        let (status, view) = sidecar.native("GET", &path, None).await;
+        assert_eq!((status, &view["siteId"]), (200, &json!(3)), "round {round}");
+        let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+        assert_eq!(
+            list["domains"].as_array().unwrap().len(),
+            1,
+            "round {round}"
+        );
+        let (_, report) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({"domains": [format!("s{round}.example.com")]})),
+            )
+            .await;
+        assert_eq!(report["deleted"], json!([format!("r{round}.example.com")]));
+        let (status, _) = sidecar.native("GET", &path, None).await;
+        assert_eq!(status, 404, "round {round}: deleted, yet still read");
+        let (status, _) = sidecar
+            .native("DELETE", &format!("/v1/domains/s{round}.example.com"), None)
+            .await;
+        assert_eq!(status, 204);
+        let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+        assert_eq!(list["domains"], json!([]), "round {round}");
+    }
 }

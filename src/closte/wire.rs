@@ -134,7 +134,8 @@ pub fn request_parameters(query: &str, body: &[u8]) -> Option<HashMap<String, St
     Some(params)
 }
 
-/// One form-encoded name or value: `+` is a space, `%XX` a byte.
+/// One form-encoded name or value: `+` is a space, `%XX` a byte (two hex
+/// digits, nothing else: `u8::from_str_radix` would also take `+c`).
 fn form_decode(encoded: &[u8]) -> Option<String> {
     let mut bytes = Vec::with_capacity(encoded.len());
     let mut rest = encoded.iter();
@@ -142,13 +143,19 @@ fn form_decode(encoded: &[u8]) -> Option<String> {
         bytes.push(match b {
             b'+' => b' ',
             b'%' => {
-                let hex = [*rest.next()?, *rest.next()?];
-                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+                let high = hex_digit(*rest.next()?)?;
+                high << 4 | hex_digit(*rest.next()?)?
             }
             other => other,
         });
     }
     String::from_utf8(bytes).ok()
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Serialises a body made of strings, numbers and booleans only, which cannot fail.
@@ -598,6 +605,35 @@ mod tests {
         );
         assert!(request_parameters("a=%", b"").is_none());
         assert!(request_parameters("", b"").unwrap().is_empty());
+        assert_eq!(
+            request_parameters("", b"a=%2b%2B%C3%BC").unwrap()["a"],
+            "++\u{fc}"
+        );
+    }
+
+    /// Found by the fuzz target closte_decode (minimised input
+    /// `ff ff 3f 25 2b 63`, a form of `%+c`): a sign was taken as the first
+    /// hex digit of an escape, so `%+c` read as the byte 0x0c where PHP and
+    /// every form decoder read `% c`. A broken escape refuses the form.
+    #[test]
+    fn an_escape_is_two_hex_digits_and_nothing_else() {
+        for broken in [
+            &b"%+c"[..],
+            b"domain=a%+c",
+            b"a=%-1",
+            b"a=% 1",
+            b"a=%1+",
+            b"a=%+",
+        ] {
+            assert_eq!(
+                request_parameters("", broken),
+                None,
+                "{}",
+                String::from_utf8_lossy(broken)
+            );
+            let query = std::str::from_utf8(broken).unwrap();
+            assert_eq!(request_parameters(query, b""), None, "{query}");
+        }
     }
 
     #[test]

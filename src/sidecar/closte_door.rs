@@ -6,14 +6,15 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Sidecar;
 use super::domains::WriteError;
+use super::request::{self, ClosteCall};
 use crate::closte::wire::{self, Endpoint};
-use crate::domain;
 
 /// What `/ssl/install` answers: Closte needs no request for a certificate.
 const SSL_MESSAGE: &str = "Closte issues the certificate by itself once DNS points at the site; \
@@ -32,33 +33,26 @@ fn failure(status: StatusCode, error: &str) -> Response {
 pub async fn handle(
     State(sidecar): State<Arc<Sidecar>>,
     method: Method,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(params) = wire::request_parameters(query.as_deref().unwrap_or_default(), &body) else {
-        return failure(StatusCode::BAD_REQUEST, "the body is not form-encoded");
+    // a path that is not UTF-8, a body over the limit: refused in Closte's shape too
+    let (path, body) = match (path, body) {
+        (Ok(Path(path)), Ok(body)) => (path, body),
+        (Err(e), _) => return failure(e.status(), &e.body_text()),
+        (_, Err(e)) => return failure(e.status(), &e.body_text()),
     };
-    if !sidecar
-        .token
-        .accepts(params.get("apikey").map(String::as_str))
-    {
-        return failure(StatusCode::UNAUTHORIZED, "Invalid API key");
-    }
-    let endpoint = Endpoint::ALL.into_iter().find(|e| e.path() == path);
-    let allowed = match endpoint {
-        Some(Endpoint::GetDomains) => method == Method::GET || method == Method::POST,
-        Some(_) => method == Method::POST,
-        None if path == "ssl/install" => method == Method::POST,
-        None => return failure(StatusCode::NOT_FOUND, "Not found"),
+    let query = query.as_deref().unwrap_or_default();
+    let call = match request::closte_call(&sidecar.token, &method, &path, query, &body) {
+        Ok(call) => call,
+        Err(refusal) => return failure(refusal.status(), &refusal.to_string()),
     };
-    if !allowed {
-        return failure(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
-    }
-    let raw = params.get("domain").map(String::as_str).unwrap_or_default();
-    match endpoint {
-        None => closte_answer(StatusCode::OK, wire::success_message_body(SSL_MESSAGE)),
-        Some(Endpoint::GetDomains) => {
+    match call {
+        ClosteCall::SslInstall => {
+            closte_answer(StatusCode::OK, wire::success_message_body(SSL_MESSAGE))
+        }
+        ClosteCall::List => {
             let domains = sidecar.domains.list();
             let names: Vec<wire::ListItem<'_>> = domains
                 .iter()
@@ -66,12 +60,12 @@ pub async fn handle(
                 .collect();
             closte_answer(StatusCode::OK, wire::domains_body(&names))
         }
-        Some(write) => {
-            // Closte's own answer to a bad domain: 200, the domain as received
-            let Ok(domain) = domain::normalize(raw) else {
-                return closte_answer(StatusCode::OK, wire::invalid_domain_body(raw));
-            };
-            let result = if write == Endpoint::AddDomainAlias {
+        // Closte's own answer to a bad domain: 200, the domain as received
+        ClosteCall::InvalidDomain { received } => {
+            closte_answer(StatusCode::OK, wire::invalid_domain_body(&received))
+        }
+        ClosteCall::Write { endpoint, domain } => {
+            let result = if endpoint == Endpoint::AddDomainAlias {
                 sidecar.domains.ensure(&domain, None).await.map(drop)
             } else {
                 sidecar.domains.remove(&domain).await.map(drop)
@@ -88,7 +82,9 @@ pub async fn handle(
 pub fn status_of(error: &WriteError) -> StatusCode {
     match error {
         WriteError::Invalid(_) => StatusCode::BAD_REQUEST,
-        WriteError::OtherSite { .. } | WriteError::Deleting(_) => StatusCode::CONFLICT,
+        WriteError::OtherSite { .. } | WriteError::Deleting(_) | WriteError::NameTaken { .. } => {
+            StatusCode::CONFLICT
+        }
         WriteError::Refused { code, .. } => match StatusCode::from_u16(*code) {
             Ok(status) if status.is_client_error() => status,
             _ => StatusCode::SERVICE_UNAVAILABLE,

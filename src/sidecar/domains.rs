@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
 use serde_json::json;
 
@@ -24,6 +24,8 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", FIELD_MANA
 
 /// The longest a write may take before the request fails (and says so).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a write's answer waits for the watch cache to show it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What every MappedDomain the sidecar writes gets, from its flags.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +44,12 @@ pub enum WriteError {
     OtherSite { domain: String, site: i64 },
     #[error("{0} is being deleted; try again when it is gone")]
     Deleting(String),
+    #[error("the MappedDomain {name} is there for {theirs}, not {domain}")]
+    NameTaken {
+        name: String,
+        domain: String,
+        theirs: String,
+    },
     #[error("the Kubernetes API refused the write ({code}): {message}")]
     Refused { code: u16, message: String },
     #[error("the Kubernetes API is unavailable: {0}")]
@@ -110,14 +118,66 @@ impl Domains {
         self.cache.find(|md| claimed(md) == domain.as_str())
     }
 
-    /// The object for `domain` as the API server has it now: the cached
-    /// object's name, else the name the sidecar would give it.
-    async fn current(&self, domain: &Domain) -> Result<Option<MappedDomain>, WriteError> {
+    /// The object at the name `domain` has (the cached object's, else the
+    /// one the sidecar would give it), as the API server has it now.
+    async fn at_name(&self, domain: &Domain) -> Result<Option<MappedDomain>, WriteError> {
         let name = match self.find(domain) {
             Some(md) => md.metadata.name.clone().unwrap_or_default(),
             None => name_for(domain),
         };
-        Ok(self.api.get_opt(&name).await?)
+        timed(async { Ok(self.api.get_opt(&name).await?) }).await
+    }
+
+    /// What a write of `domain` (for `site`, if given) must do, from a fresh
+    /// read; refuses another site's domain, one being deleted, and a name
+    /// that another domain's MappedDomain holds.
+    async fn plan(&self, domain: &Domain, site: Option<i64>) -> Result<Write, WriteError> {
+        let Some(md) = self.at_name(domain).await? else {
+            return Ok(Write::Create(name_for(domain)));
+        };
+        let name = md.metadata.name.clone().unwrap_or_default();
+        let theirs = claimed(&md);
+        if theirs != domain.as_str() {
+            let domain = domain.to_string();
+            return Err(WriteError::NameTaken {
+                name,
+                domain,
+                theirs,
+            });
+        }
+        if md.metadata.deletion_timestamp.is_some() {
+            return Err(WriteError::Deleting(domain.to_string()));
+        }
+        match (md.spec.site_id, site) {
+            (Some(held), Some(wanted)) if held != wanted => Err(WriteError::OtherSite {
+                domain: domain.to_string(),
+                site: held,
+            }),
+            (None, Some(_)) => Ok(Write::SetSite(name)),
+            _ => Ok(Write::Nothing(Box::new(md))),
+        }
+    }
+
+    /// Carries out a [`Domains::plan`].
+    async fn write(
+        &self,
+        domain: &Domain,
+        site: Option<i64>,
+        write: Write,
+    ) -> Result<(Ensured, MappedDomain), WriteError> {
+        let (ensured, name) = match write {
+            Write::Nothing(md) => return Ok((Ensured::Unchanged, *md)),
+            Write::Create(name) => (Ensured::Created, name),
+            Write::SetSite(name) => (Ensured::Updated, name),
+        };
+        let written = timed(self.apply(&name, domain, site)).await?;
+        tracing::info!(%domain, name, site, ?ensured, "MappedDomain written");
+        let version = written.metadata.resource_version.clone();
+        self.settle(&written, |cached| {
+            cached.is_some_and(|md| md.metadata.resource_version == version)
+        })
+        .await;
+        Ok((ensured, written))
     }
 
     /// Makes sure a MappedDomain for `domain` exists (for `site`, if given).
@@ -127,36 +187,8 @@ impl Domains {
         domain: &Domain,
         site: Option<i64>,
     ) -> Result<(Ensured, MappedDomain), WriteError> {
-        timed(async {
-            let existing = self.current(domain).await?;
-            if let Some(md) = &existing {
-                if md.metadata.deletion_timestamp.is_some() {
-                    return Err(WriteError::Deleting(domain.to_string()));
-                }
-                match (md.spec.site_id, site) {
-                    (Some(held), Some(wanted)) if held != wanted => {
-                        let domain = domain.to_string();
-                        return Err(WriteError::OtherSite { domain, site: held });
-                    }
-                    (_, None) => return Ok((Ensured::Unchanged, md.clone())),
-                    (Some(_), Some(_)) => return Ok((Ensured::Unchanged, md.clone())),
-                    (None, Some(_)) => {}
-                }
-            }
-            let name = existing
-                .as_ref()
-                .and_then(|md| md.metadata.name.clone())
-                .unwrap_or_else(|| name_for(domain));
-            let written = self.apply(&name, domain, site).await?;
-            let ensured = if existing.is_some() {
-                Ensured::Updated
-            } else {
-                Ensured::Created
-            };
-            tracing::info!(%domain, name, site, ?ensured, "MappedDomain written");
-            Ok((ensured, written))
-        })
-        .await
+        let write = self.plan(domain, site).await?;
+        self.write(domain, site, write).await
     }
 
     async fn apply(
@@ -187,16 +219,28 @@ impl Domains {
         Ok(self.api.patch(name, &params, &Patch::Apply(&patch)).await?)
     }
 
-    /// Deletes the MappedDomain of `domain`; `false` when there was none.
+    /// Deletes the MappedDomain of `domain`; `false` when there was none
+    /// (an object at its name that is there for another domain is left alone).
     pub async fn remove(&self, domain: &Domain) -> Result<bool, WriteError> {
+        let Some(md) = self.at_name(domain).await? else {
+            return Ok(false);
+        };
+        if claimed(&md) != domain.as_str() {
+            return Ok(false);
+        }
         timed(async {
-            let Some(md) = self.current(domain).await? else {
-                return Ok(false);
-            };
-            let name = md.metadata.name.unwrap_or_default();
+            let name = md.metadata.name.clone().unwrap_or_default();
             match self.api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {
                     tracing::info!(%domain, name, "MappedDomain deleted");
+                    // gone, or (with a finalizer) marked for deletion
+                    let uid = md.metadata.uid.clone();
+                    self.settle(&md, |cached| {
+                        cached.is_none_or(|c| {
+                            c.metadata.uid != uid || c.metadata.deletion_timestamp.is_some()
+                        })
+                    })
+                    .await;
                     Ok(true)
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
@@ -208,20 +252,19 @@ impl Domains {
 
     /// Makes site `site`'s MappedDomains exactly `domains`: creates the
     /// missing, deletes the site's others, touches nothing else. Refuses the
-    /// whole set, writing nothing, when one of them belongs to another site.
-    /// Idempotent: a sync cut short is completed by the next.
+    /// whole set, writing nothing, when one of them cannot be written (another
+    /// site's, being deleted, its name taken): every listed domain is read
+    /// fresh from the API server before the first write, so a cache that
+    /// has not yet seen a recent write cannot let a refusal come halfway.
+    /// Idempotent: a sync cut short (503) is completed by the next.
     pub async fn sync(&self, site: i64, domains: &[Domain]) -> Result<SyncReport, WriteError> {
+        let mut writes = Vec::with_capacity(domains.len());
         for domain in domains {
-            if let Some(held) = self.find(domain).and_then(|md| md.spec.site_id)
-                && held != site
-            {
-                let domain = domain.to_string();
-                return Err(WriteError::OtherSite { domain, site: held });
-            }
+            writes.push(self.plan(domain, Some(site)).await?);
         }
         let mut report = SyncReport::default();
-        for domain in domains {
-            let (ensured, _) = self.ensure(domain, Some(site)).await?;
+        for (domain, write) in domains.iter().zip(writes) {
+            let (ensured, _) = self.write(domain, Some(site), write).await?;
             let list = match ensured {
                 Ensured::Created => &mut report.created,
                 Ensured::Updated => &mut report.updated,
@@ -246,7 +289,37 @@ impl Domains {
     }
 }
 
-/// A write bounded by [`WRITE_TIMEOUT`].
+impl Domains {
+    /// Waits until the watch cache's copy of `object` satisfies `shown`, so
+    /// that reads, which come from the cache, see a write once it is
+    /// answered. Bounded by [`SETTLE_TIMEOUT`]: the write is done either way.
+    async fn settle(&self, object: &MappedDomain, shown: impl Fn(Option<&MappedDomain>) -> bool) {
+        let key = ObjectRef::new(object.metadata.name.as_deref().unwrap_or_default())
+            .within(object.metadata.namespace.as_deref().unwrap_or_default());
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        while !shown(self.cache.get(&key).as_deref()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    name = key.name,
+                    "the watch cache did not show a write in time"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// What [`Domains::write`] has to do for one domain.
+enum Write {
+    Create(String),
+    /// Set the site id of the object of this name, which has none.
+    SetSite(String),
+    /// It is there as asked.
+    Nothing(Box<MappedDomain>),
+}
+
+/// A request to the API server bounded by [`WRITE_TIMEOUT`].
 async fn timed<T>(write: impl Future<Output = Result<T, WriteError>>) -> Result<T, WriteError> {
     tokio::time::timeout(WRITE_TIMEOUT, write)
         .await

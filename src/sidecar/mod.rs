@@ -7,6 +7,7 @@ pub mod closte_door;
 pub mod domains;
 pub mod names;
 pub mod native_door;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,6 +113,11 @@ impl Token {
             }
             None => std::env::var("CLOSTE_SIDECAR_TOKEN").unwrap_or_default(),
         };
+        Token::new(&text)
+    }
+
+    /// The token in `text`, without surrounding whitespace; it may not be empty.
+    pub fn new(text: &str) -> Result<Token, SidecarError> {
         let token = text.trim();
         if token.is_empty() {
             return Err(SidecarError::NoToken);
@@ -276,11 +282,7 @@ async fn ready(State(sidecar): State<Arc<Sidecar>>) -> StatusCode {
 }
 
 async fn metrics(State(sidecar): State<Arc<Sidecar>>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !sidecar.token.accepts(token) {
+    if !sidecar.token.accepts(request::bearer(&headers)) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let mut text = String::new();

@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Sidecar;
 use super::closte_door::status_of;
 use super::domains::{Ensured, WriteError};
+use super::request::{self, NativeRefusal};
 use crate::api::conditions::ConditionType;
 use crate::api::{CertificateStatus, MappedDomain, Stage};
-use crate::domain::{self, Domain};
 
 /// The OpenAPI description of this door, served at `/v1/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../docs/sidecar-openapi.yaml");
@@ -51,6 +52,12 @@ impl IntoResponse for DoorError {
 impl From<WriteError> for DoorError {
     fn from(e: WriteError) -> Self {
         error(status_of(&e), e.to_string())
+    }
+}
+
+impl From<NativeRefusal> for DoorError {
+    fn from(e: NativeRefusal) -> Self {
+        error(StatusCode::BAD_REQUEST, e.to_string())
     }
 }
 
@@ -111,11 +118,7 @@ impl<'a> DomainView<'a> {
 
 /// The request's bearer token, checked; `Err` is the 401 answer.
 fn authorize(sidecar: &Sidecar, headers: &HeaderMap) -> Result<(), DoorError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if sidecar.token.accepts(token) {
+    if sidecar.token.accepts(request::bearer(headers)) {
         Ok(())
     } else {
         Err(error(
@@ -125,17 +128,16 @@ fn authorize(sidecar: &Sidecar, headers: &HeaderMap) -> Result<(), DoorError> {
     }
 }
 
-fn parse_domain(raw: &str) -> Result<Domain, DoorError> {
-    domain::normalize(raw).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+/// A path parameter, or the 400 answer (JSON, like every answer of this
+/// door) when it is not UTF-8 once percent-decoded.
+fn param(path: Result<Path<String>, PathRejection>) -> Result<String, DoorError> {
+    path.map(|Path(p)| p)
+        .map_err(|e| error(e.status(), e.body_text()))
 }
 
-/// An optional JSON body; empty means `T::default()`.
-fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, DoorError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+/// The body, or the 413 answer (JSON) when it is larger than the limit.
+fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, DoorError> {
+    bytes.map_err(|e| error(e.status(), e.body_text()))
 }
 
 pub async fn list(
@@ -155,10 +157,10 @@ pub async fn list(
 pub async fn get_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let domain = parse_domain(&raw)?;
+    let domain = request::domain(&param(raw)?)?;
     let md = sidecar.domains.find(&domain).ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
@@ -168,25 +170,15 @@ pub async fn get_one(
     Ok(Json(DomainView::of(&md)).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PutDomain {
-    site_id: Option<i64>,
-}
-
 pub async fn put_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
-    bytes: Bytes,
+    raw: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let domain = parse_domain(&raw)?;
-    let put: PutDomain = body(&bytes)?;
-    if put.site_id.is_some_and(|id| id < 1) {
-        return Err(error(StatusCode::BAD_REQUEST, "siteId must be at least 1"));
-    }
-    let (ensured, md) = sidecar.domains.ensure(&domain, put.site_id).await?;
+    let put = request::put_domain(&param(raw)?, &body(bytes)?)?;
+    let (ensured, md) = sidecar.domains.ensure(&put.domain, put.site_id).await?;
     let status = match ensured {
         Ensured::Created => StatusCode::CREATED,
         Ensured::Updated | Ensured::Unchanged => StatusCode::OK,
@@ -197,47 +189,23 @@ pub async fn put_one(
 pub async fn delete_one(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let domain = parse_domain(&raw)?;
+    let domain = request::domain(&param(raw)?)?;
     sidecar.domains.remove(&domain).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SiteDomains {
-    domains: Vec<String>,
 }
 
 pub async fn sync_site(
     State(sidecar): State<Arc<Sidecar>>,
     headers: HeaderMap,
-    Path(site): Path<String>,
-    bytes: Bytes,
+    site: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
-    let site = site
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id >= 1)
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "the site id must be a whole number of at least 1",
-            )
-        })?;
-    let wanted: SiteDomains = serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))?;
-    let mut domains = Vec::with_capacity(wanted.domains.len());
-    for raw in &wanted.domains {
-        let domain = parse_domain(raw)?;
-        if !domains.contains(&domain) {
-            domains.push(domain);
-        }
-    }
-    let report = sidecar.domains.sync(site, &domains).await?;
+    let wanted = request::site_domains(&param(site)?, &body(bytes)?)?;
+    let report = sidecar.domains.sync(wanted.site, &wanted.domains).await?;
     Ok(Json(report).into_response())
 }
 

@@ -2,6 +2,7 @@
 //! binary, a client for it, a namespace per test, the CRD installed.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod names;
 pub mod operator;
 pub mod proxy;
 pub mod setup;

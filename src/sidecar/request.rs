@@ -1,0 +1,363 @@
+//! What the two doors read from a request, before any IO: method, path,
+//! query, headers and body in; a typed call or a typed refusal out. Pure.
+//! The handlers in [`super::closte_door`] and [`super::native_door`] call
+//! these, then talk to the API server; the fuzz target `sidecar_request`
+//! calls them on arbitrary input.
+
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use serde::Deserialize;
+
+use super::Token;
+use crate::closte::wire::{self, Endpoint};
+use crate::domain::{self, Domain, DomainError};
+
+/// A request to the Closte door that passed the token, path and method checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClosteCall {
+    /// `getdomains`.
+    List,
+    /// `adddomainalias` or `deletedomainalias` of a domain that normalises.
+    Write { endpoint: Endpoint, domain: Domain },
+    /// An add or delete whose domain is missing or invalid: Closte answers
+    /// 200 with the domain echoed exactly as received.
+    InvalidDomain { received: String },
+    /// `ssl/install`: Closte issues certificates by itself.
+    SslInstall,
+}
+
+/// Why the Closte door refuses a request, in Closte's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClosteRefusal {
+    #[error("the body is not form-encoded")]
+    NotForm,
+    #[error("Invalid API key")]
+    Key,
+    #[error("Not found")]
+    NotFound,
+    #[error("Method not allowed")]
+    Method,
+}
+
+impl ClosteRefusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ClosteRefusal::NotForm => StatusCode::BAD_REQUEST,
+            ClosteRefusal::Key => StatusCode::UNAUTHORIZED,
+            ClosteRefusal::NotFound => StatusCode::NOT_FOUND,
+            ClosteRefusal::Method => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+/// Reads a request under `/api/client/` (`path` is what follows that prefix):
+/// the parameters as PHP's `$_REQUEST` sees them, the token (`apikey`) before
+/// anything else, then the endpoint and its method.
+pub fn closte_call(
+    token: &Token,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<ClosteCall, ClosteRefusal> {
+    let params = wire::request_parameters(query, body).ok_or(ClosteRefusal::NotForm)?;
+    if !token.accepts(params.get("apikey").map(String::as_str)) {
+        return Err(ClosteRefusal::Key);
+    }
+    let endpoint = Endpoint::ALL.into_iter().find(|e| e.path() == path);
+    let allowed = match endpoint {
+        Some(Endpoint::GetDomains) => method == Method::GET || method == Method::POST,
+        Some(_) => method == Method::POST,
+        None if path == "ssl/install" => method == Method::POST,
+        None => return Err(ClosteRefusal::NotFound),
+    };
+    if !allowed {
+        return Err(ClosteRefusal::Method);
+    }
+    Ok(match endpoint {
+        None => ClosteCall::SslInstall,
+        Some(Endpoint::GetDomains) => ClosteCall::List,
+        Some(endpoint) => {
+            let received = params.get("domain").map(String::as_str).unwrap_or_default();
+            match domain::normalize(received) {
+                Ok(domain) => ClosteCall::Write { endpoint, domain },
+                Err(_) => ClosteCall::InvalidDomain {
+                    received: received.to_owned(),
+                },
+            }
+        }
+    })
+}
+
+/// Why the native door refuses what a request says (always 400).
+#[derive(Debug, thiserror::Error)]
+pub enum NativeRefusal {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("malformed JSON body: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("siteId must be at least 1")]
+    SiteIdBelowOne,
+    #[error("the site id must be a whole number of at least 1")]
+    SiteId,
+}
+
+/// The bearer token of a native-door request, if it sent one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The `{domain}` of a native-door path (already percent-decoded), normalised.
+pub fn domain(raw: &str) -> Result<Domain, NativeRefusal> {
+    Ok(domain::normalize(raw)?)
+}
+
+/// `PUT /v1/domains/{domain}`: the domain and the optional site id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutDomain {
+    pub domain: Domain,
+    pub site_id: Option<i64>,
+}
+
+/// Reads `PUT /v1/domains/{domain}`; the body is optional (`{"siteId": N}`).
+pub fn put_domain(raw: &str, body: &[u8]) -> Result<PutDomain, NativeRefusal> {
+    #[derive(Default, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        /// Absent is no site; `null` is refused like any other non-number.
+        #[serde(default, deserialize_with = "some")]
+        site_id: Option<i64>,
+    }
+    fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        i64::deserialize(d).map(Some)
+    }
+    let domain = domain(raw)?;
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        object(body)?
+    };
+    if body.site_id.is_some_and(|id| id < 1) {
+        return Err(NativeRefusal::SiteIdBelowOne);
+    }
+    Ok(PutDomain {
+        domain,
+        site_id: body.site_id,
+    })
+}
+
+/// `PUT /v1/sites/{siteId}/domains`: the site and its whole set of domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteDomains {
+    pub site: i64,
+    /// Normalised, each once, in the order first given.
+    pub domains: Vec<Domain>,
+}
+
+/// Reads `PUT /v1/sites/{siteId}/domains` with `{"domains": [...]}`.
+pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusal> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        domains: Vec<String>,
+    }
+    let site = site
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 1)
+        .ok_or(NativeRefusal::SiteId)?;
+    let body: Body = object(body)?;
+    let mut domains = Vec::with_capacity(body.domains.len());
+    for raw in &body.domains {
+        let domain = domain(raw)?;
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    Ok(SiteDomains { site, domains })
+}
+
+/// A JSON object read as `T`. Only an object: serde would also fill a
+/// struct from an array of its fields in order (`[5]` for `{"siteId": 5}`).
+fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NativeRefusal> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).map_err(NativeRefusal::Json)?;
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(NativeRefusal::Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> Token {
+        Token::new("t0k").unwrap()
+    }
+
+    fn closte(
+        method: Method,
+        path: &str,
+        query: &str,
+        body: &str,
+    ) -> Result<ClosteCall, ClosteRefusal> {
+        closte_call(&token(), &method, path, query, body.as_bytes())
+    }
+
+    #[test]
+    fn the_closte_door_checks_form_then_token_then_path_then_method() {
+        use ClosteRefusal as R;
+        assert_eq!(
+            closte(Method::POST, "nope", "", "apikey=t0k&d=%G1"),
+            Err(R::NotForm)
+        );
+        assert_eq!(closte(Method::GET, "nope", "", "apikey=bad"), Err(R::Key));
+        assert_eq!(closte(Method::POST, "adddomainalias", "", ""), Err(R::Key));
+        assert_eq!(
+            closte(Method::POST, "nope", "apikey=t0k", ""),
+            Err(R::NotFound)
+        );
+        assert_eq!(
+            closte(Method::GET, "adddomainalias", "apikey=t0k", ""),
+            Err(R::Method)
+        );
+        assert_eq!(
+            closte(Method::PUT, "ssl/install", "apikey=t0k", ""),
+            Err(R::Method)
+        );
+        for refusal in [R::NotForm, R::Key, R::NotFound, R::Method] {
+            assert!(refusal.status().is_client_error());
+        }
+    }
+
+    #[test]
+    fn the_closte_door_reads_calls_like_closte() {
+        assert_eq!(
+            closte(Method::GET, "getdomains", "apikey=t0k", ""),
+            Ok(ClosteCall::List)
+        );
+        assert_eq!(
+            closte(Method::POST, "getdomains", "", "apikey=t0k"),
+            Ok(ClosteCall::List)
+        );
+        assert_eq!(
+            closte(Method::POST, "ssl/install", "", "apikey=t0k&domain=x"),
+            Ok(ClosteCall::SslInstall)
+        );
+        assert_eq!(
+            closte(
+                Method::POST,
+                "adddomainalias",
+                "",
+                "apikey=t0k&domain=Shop.Example.com."
+            ),
+            Ok(ClosteCall::Write {
+                endpoint: Endpoint::AddDomainAlias,
+                domain: Domain::parse("shop.example.com").unwrap()
+            })
+        );
+        assert_eq!(
+            closte(
+                Method::POST,
+                "deletedomainalias",
+                "domain=b%C3%BCcher.de",
+                "apikey=t0k"
+            ),
+            Ok(ClosteCall::Write {
+                endpoint: Endpoint::DeleteDomainAlias,
+                domain: Domain::parse("xn--bcher-kva.de").unwrap()
+            })
+        );
+        for (body, received) in [("apikey=t0k", ""), ("apikey=t0k&domain=Bad..x", "Bad..x")] {
+            assert_eq!(
+                closte(Method::POST, "adddomainalias", "", body),
+                Ok(ClosteCall::InvalidDomain {
+                    received: received.into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn the_native_door_reads_a_put() {
+        let put = put_domain("Shop.example.com.", b"").unwrap();
+        assert_eq!(
+            (put.domain.as_str(), put.site_id),
+            ("shop.example.com", None)
+        );
+        assert_eq!(put_domain("a.example", b" \n").unwrap().site_id, None);
+        assert_eq!(
+            put_domain("a.example", br#"{"siteId": 7}"#)
+                .unwrap()
+                .site_id,
+            Some(7)
+        );
+        for body in [
+            &br#"{"siteId": 0}"#[..],
+            br#"{"siteId": "7"}"#,
+            br#"{"siteId": null}"#,
+            b"[5]",
+            br#"{"site": 7}"#,
+            b"{",
+            b"[]",
+        ] {
+            assert!(
+                put_domain("a.example", body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(matches!(
+            put_domain("a..example", b""),
+            Err(NativeRefusal::Domain(_))
+        ));
+    }
+
+    #[test]
+    fn the_native_door_reads_a_site_set() {
+        let set = site_domains(
+            "3",
+            br#"{"domains": ["B.example", "b.example.", "a.example"]}"#,
+        )
+        .unwrap();
+        assert_eq!(set.site, 3);
+        let names: Vec<&str> = set.domains.iter().map(Domain::as_str).collect();
+        assert_eq!(
+            names,
+            ["b.example", "a.example"],
+            "normalised, each once, in order"
+        );
+        for site in ["0", "-1", "x", "1.0", "99999999999999999999", ""] {
+            assert!(matches!(
+                site_domains(site, br#"{"domains": []}"#),
+                Err(NativeRefusal::SiteId)
+            ));
+        }
+        for body in [
+            &b""[..],
+            b"{}",
+            br#"{"domains": "a.example"}"#,
+            br#"{"domains": [], "x": 1}"#,
+            br#"[["a.example"]]"#,
+        ] {
+            assert!(matches!(
+                site_domains("3", body),
+                Err(NativeRefusal::Json(_))
+            ));
+        }
+        assert!(matches!(
+            site_domains("3", br#"{"domains": ["ok.example", "bad..x"]}"#),
+            Err(NativeRefusal::Domain(_))
+        ));
+    }
+
+    #[test]
+    fn bearer_reads_only_the_bearer_scheme() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+    }
+}
