@@ -52,20 +52,7 @@ pub struct Cluster {
 impl Cluster {
     pub async fn up(dir: &std::path::Path) -> Cluster {
         let dir = dir.join("controlplane");
-        let out = Command::new("bash")
-            .arg(common::repo_root().join("tests/controlplane/controlplane.sh"))
-            .arg("up")
-            .arg(&dir)
-            .arg("--watch")
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run controlplane.sh");
-        assert!(
-            out.status.success(),
-            "the control plane did not start (make controlplane builds it):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let kubeconfig = dir.join("kubeconfig");
+        let kubeconfig = common::start_control_plane_in(&dir);
         let client = common::client_for(&kubeconfig).await;
         common::install_crd(&client).await;
         let api: Api<MappedDomain> = Api::namespaced(client.clone(), "default");

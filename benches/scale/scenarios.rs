@@ -26,10 +26,6 @@ fn unix_ms() -> f64 {
         * 1000.0
 }
 
-async fn count(sim: &Simulator, what: &str) -> f64 {
-    sim_counts(sim).await.get(what).copied().unwrap_or(0.0)
-}
-
 /// How long the scenario may take before it counts as stuck.
 fn limit(bound_secs: f64) -> Duration {
     Duration::from_secs_f64(bound_secs * 3.0 + 120.0)
@@ -71,7 +67,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
         .collect();
     let created = create_all(&api, objects, 16).await;
     until(limit(bound), "every domain on Closte", || async {
-        count(&sim, "aliases").await >= n as f64
+        sim.count("aliases").await >= n as u64
     })
     .await;
     let on_closte = start.elapsed().as_secs_f64();
@@ -145,7 +141,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
     let start = Instant::now();
     delete_all(&api, (1..=n).map(|i| format!("d{i}")).collect(), 16).await;
     until(limit(bound), "every alias removed", || async {
-        count(&sim, "aliases").await == 0.0
+        sim.count("aliases").await == 0
     })
     .await;
     let removed = start.elapsed().as_secs_f64();
@@ -348,7 +344,7 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
             .unwrap();
         sent.insert(dom.clone(), unix_ms()); // created: the API server has stored it
         let deadline = Instant::now() + Duration::from_secs(30);
-        while count(&sim, "adddomainalias").await < (i + 1) as f64 {
+        while sim.count("adddomainalias").await < (i + 1) as u64 {
             assert!(Instant::now() < deadline, "no add for {dom}");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -381,7 +377,7 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
             sent_burst.extend(stamps);
             created += burst;
             until(Duration::from_secs(120), "the burst's adds", || async {
-                count(&sim, "adddomainalias").await >= created as f64
+                sim.count("adddomainalias").await >= created as u64
             })
             .await;
         }
@@ -735,7 +731,7 @@ pub async fn accounts(accounts: usize, per: usize) -> Vec<Row> {
         .await;
     let bound = total as f64 / 25.0;
     until(limit(bound), "every domain on Closte", || async {
-        count(&sim, "aliases").await >= total as f64
+        sim.count("aliases").await >= total as u64
     })
     .await;
     let on_closte = start.elapsed().as_secs_f64();

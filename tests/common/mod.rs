@@ -71,11 +71,17 @@ fn start_control_plane() -> PathBuf {
     let dir = repo_root()
         .join("target/controlplane-tests")
         .join(format!("{name}-{}", std::process::id()));
+    start_control_plane_in(&dir)
+}
+
+/// Starts a control plane with its state in `dir`, stopped when this process
+/// exits; returns its kubeconfig.
+pub fn start_control_plane_in(dir: &Path) -> PathBuf {
     let script = repo_root().join("tests/controlplane/controlplane.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg("up")
-        .arg(&dir)
+        .arg(dir)
         .arg("--watch")
         .arg(std::process::id().to_string())
         .output()
