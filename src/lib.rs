@@ -6,6 +6,7 @@ pub mod check;
 pub mod closte;
 pub mod controller;
 pub mod domain;
+pub mod fence;
 pub mod index;
 pub mod memory;
 pub mod metrics;

@@ -20,6 +20,17 @@ use crate::rig::{Cluster, KEY, Process, create_all, domain, folder, simulator, u
 /// Aliases made behind the operator's back, which it must never delete.
 const FOREIGN: usize = 20;
 const RESYNC: Duration = Duration::from_secs(20);
+const LEASE: Duration = Duration::from_secs(4);
+const CLOSTE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the correctness checks after healing may wait, from what the
+/// scenario sets: the two resync periods DESIGN allows, plus the longest
+/// backoff an object may still be waiting out when Closte heals (the cap; a
+/// recovery normally releases it at once), a takeover's lease and a write's
+/// timeout. The time taken is reported as a figure; only a real hang fails.
+fn heal_deadline() -> Duration {
+    2 * RESYNC + closte_operator::plan::backoff::MAX + LEASE + CLOSTE_TIMEOUT
+}
 
 pub struct Soak {
     /// Domains alive at a time, roughly.
@@ -63,12 +74,16 @@ pub async fn run(soak: Soak) -> Vec<Row> {
         sim.add_alias(&format!("f{i}.foreign.example"), 0).await;
     }
     let resync = format!("{}s", RESYNC.as_secs());
+    let (lease, timeout) = (
+        format!("{}s", LEASE.as_secs()),
+        format!("{}s", CLOSTE_TIMEOUT.as_secs()),
+    );
     let replica_args = || -> Vec<String> {
         let mut args: Vec<String> = [
             "--closte-write-rate",
             "100",
             "--closte-timeout",
-            "2s",
+            &timeout,
             "--resync-period",
             &resync,
         ]
@@ -81,7 +96,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
                     "--lease-namespace",
                     "default",
                     "--lease-duration",
-                    "4s",
+                    &lease,
                 ]
                 .map(String::from),
             );
@@ -185,7 +200,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
             .collect()
     };
     until(
-        RESYNC * 6,
+        heal_deadline(),
         "Closte holds exactly the desired set",
         || async {
             let Ok(list) = api.list(&ListParams::default()).await else {
@@ -206,7 +221,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
     .await;
     let exact_after = healed.elapsed().as_secs_f64();
     let wanted = api.list(&ListParams::default()).await.unwrap().items;
-    until(RESYNC * 6, "every object done", || async {
+    until(heal_deadline(), "every object done", || async {
         api.list(&ListParams::default()).await.is_ok_and(|l| {
             l.items.iter().all(|md| {
                 md.status

@@ -17,6 +17,7 @@ use super::health::{Health, Recovery};
 use super::key::ApiKey;
 use super::limiter::{FlowControl, FlowSettings};
 use crate::domain::{Domain, fold_name};
+use crate::fence::Fence;
 
 /// Alias names of an account, folded (lowercase, no trailing dot).
 pub type DomainSet = BTreeSet<String>;
@@ -101,6 +102,8 @@ pub struct Account {
     client: ClosteClient,
     flow: FlowControl,
     resync: Duration,
+    /// Writes go out only while this replica's leadership term lasts.
+    fence: Fence,
     created: Instant,
     view: Mutex<View>,
     /// Serialises list fetches; callers queued behind one share its result.
@@ -112,7 +115,11 @@ pub struct Account {
 impl Account {
     /// An account on its own (outside [`Accounts`]): nobody hears its recoveries.
     pub fn new(key: ApiKey, client: ClosteClient, flow: FlowSettings, resync: Duration) -> Account {
-        let settings = Settings { flow, resync };
+        let settings = Settings {
+            flow,
+            resync,
+            fence: Fence::unfenced(),
+        };
         Account::with(AccountId(0), key, client, settings, watch::Sender::new(0))
     }
 
@@ -129,6 +136,7 @@ impl Account {
             client,
             flow: FlowControl::new(settings.flow),
             resync: settings.resync,
+            fence: settings.fence,
             created: Instant::now(),
             view: Mutex::new(View::new(settings.resync)),
             fetching: tokio::sync::Mutex::new(()),
@@ -375,15 +383,38 @@ impl Account {
 
     /// Adds (`present`) or removes the alias. An answer that may mean the
     /// alias is already as wanted is settled by a fresh list.
+    ///
+    /// Sent only while the fence is open (checked after the flow control's
+    /// wait, just before sending), and awaited at most until the lease could
+    /// pass to another replica. Whatever stops the answer from being read (a
+    /// lost answer, that limit, or the pass being dropped) leaves the name
+    /// uncertain, so no list older than that may deny the write.
     async fn write(&self, domain: &Domain, present: bool) -> Result<Written, ClosteError> {
         let (sent, result) = {
             let _permit = self.flow.admit(true).await;
+            let window = self.fence.write_window(Instant::now())?;
             let sent = Sent::now();
-            let result = if present {
-                self.client.add(&self.key, domain.as_str()).await
-            } else {
-                self.client.delete(&self.key, domain.as_str()).await
+            let in_flight = InFlight::start(&self.view, domain);
+            let request = async {
+                if present {
+                    self.client.add(&self.key, domain.as_str()).await
+                } else {
+                    self.client.delete(&self.key, domain.as_str()).await
+                }
             };
+            let result = match window {
+                None => request.await,
+                Some(until) => tokio::time::timeout_at(until, request)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ClosteError::Transient {
+                            reason:
+                                "no answer before the leader lease could pass to another replica"
+                                    .into(),
+                        })
+                    }),
+            };
+            in_flight.answered();
             (sent, result)
         };
         self.note_rate_limit(&result);
@@ -424,6 +455,40 @@ impl Account {
     }
 }
 
+/// A write on its way: when dropped before its answer was read (the pass was
+/// cancelled, leadership lost, shutdown), Closte may still apply it, so the
+/// name becomes uncertain from then on.
+struct InFlight<'a> {
+    view: &'a Mutex<View>,
+    name: Option<String>,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(view: &'a Mutex<View>, domain: &Domain) -> InFlight<'a> {
+        InFlight {
+            view,
+            name: Some(fold_name(domain.as_str())),
+        }
+    }
+
+    /// The answer (or its failure) was read: the caller settles the name.
+    fn answered(mut self) {
+        self.name = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(name) = self.name.take() {
+            self.view
+                .lock()
+                .unwrap()
+                .uncertain
+                .insert(name, Instant::now());
+        }
+    }
+}
+
 /// Journals writes while a list fetch is on its way; stops when finished or
 /// dropped (a cancelled fetch), so the journal never outlives its fetch.
 struct Journaling<'a>(Option<&'a Mutex<View>>);
@@ -460,10 +525,11 @@ enum Written {
 }
 
 /// What every account of a process is built with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Settings {
     flow: FlowSettings,
     resync: Duration,
+    fence: Fence,
 }
 
 /// Every account the process talks to, one [`Account`] per API key.
@@ -479,7 +545,11 @@ impl Accounts {
     pub fn new(client: ClosteClient, flow: FlowSettings, resync: Duration) -> Accounts {
         Accounts {
             client,
-            settings: Settings { flow, resync },
+            settings: Settings {
+                flow,
+                resync,
+                fence: Fence::unfenced(),
+            },
             accounts: Mutex::new(HashMap::new()),
             recoveries: watch::Sender::new(0),
         }
@@ -496,11 +566,26 @@ impl Accounts {
                     id,
                     key.clone(),
                     self.client.clone(),
-                    self.settings,
+                    self.settings.clone(),
                     self.recoveries.clone(),
                 ))
             })
             .clone()
+    }
+
+    /// Writes only while `fence` is open (a leader-elected controller).
+    pub fn with_fence(mut self, fence: Fence) -> Accounts {
+        self.settings.fence = fence;
+        self
+    }
+
+    /// Marks every account's list out of date: a new leader decides only
+    /// from lists fetched after it took over, never from one kept from an
+    /// earlier term, which cannot show what another replica wrote meanwhile.
+    pub fn invalidate_all(&self) {
+        for account in self.all() {
+            account.invalidate();
+        }
     }
 
     /// Every account so far.

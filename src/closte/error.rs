@@ -20,6 +20,9 @@ pub enum ClosteError {
     /// An answer the client does not understand.
     #[error("unexpected answer from Closte: {reason}")]
     Unexpected { reason: String },
+    /// Not sent: this replica's leadership term is over ([`crate::fence`]).
+    #[error(transparent)]
+    Fenced(#[from] crate::fence::Fenced),
 }
 
 fn retry_after_text(retry_after: &Option<Duration>) -> String {
@@ -51,7 +54,9 @@ impl ClosteError {
             ClosteError::RateLimited { retry_after } => {
                 Disposition::RetryAfter(retry_after.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE))
             }
-            ClosteError::Transient { .. } | ClosteError::Unexpected { .. } => Disposition::BackOff,
+            ClosteError::Transient { .. }
+            | ClosteError::Unexpected { .. }
+            | ClosteError::Fenced(_) => Disposition::BackOff,
         }
     }
 
@@ -63,6 +68,7 @@ impl ClosteError {
             ClosteError::RateLimited { .. } => "RateLimited",
             ClosteError::Transient { .. } => "ClosteUnavailable",
             ClosteError::Unexpected { .. } => "UnexpectedAnswer",
+            ClosteError::Fenced(_) => "NotLeader",
         }
     }
 }

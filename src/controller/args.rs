@@ -46,7 +46,7 @@ pub struct ControllerArgs {
     /// Namespace of the Lease; default: the pod's namespace in a cluster, else the kubeconfig context's, else "default".
     #[arg(long)]
     pub lease_namespace: Option<String>,
-    /// How long a leader's Lease lasts without renewal; a follower takes over after it.
+    /// How long a leader's Lease lasts without renewal (whole seconds); a follower takes over after it. The leader renews every 2/15 of it and stops reconciling 2/3 of it after its last renewal was sent.
     #[arg(long, default_value = "15s", value_parser = crate::api::duration::parse_flag)]
     pub lease_duration: Duration,
     #[command(flatten)]

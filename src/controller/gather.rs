@@ -191,6 +191,8 @@ pub fn failure(error: &ClosteError) -> Failure {
         ClosteError::RateLimited { .. } => Reason::RateLimited,
         ClosteError::Transient { .. } => Reason::ClosteUnavailable,
         ClosteError::Unexpected { .. } => Reason::UnexpectedAnswer,
+        // a pass ends before its conclusion when fenced (see reconcile): never in a status
+        ClosteError::Fenced(_) => Reason::ClosteUnavailable,
     };
     let retry = match error.disposition() {
         Disposition::Stop => Retry::Stop,

@@ -21,6 +21,7 @@ use kube::Client;
 pub use args::ControllerArgs;
 
 use crate::closte::{Accounts, ApiKey, ClosteClient, FlowSettings};
+use crate::fence::Fence;
 use crate::metrics::Metrics;
 use crate::plan::{ProbeSettings, Settings};
 use crate::probe::Prober;
@@ -36,8 +37,6 @@ pub enum ControllerError {
     Key(#[from] crate::closte::key::KeyError),
     #[error(transparent)]
     Client(#[from] crate::closte::client::BuildError),
-    #[error("leader election: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error(transparent)]
     Probe(#[from] crate::probe::ProbeError),
     #[error("cannot serve metrics on {addr}: {source}")]
@@ -55,6 +54,9 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("object has no namespace")]
     NoNamespace,
+    /// This replica's leadership term ended: the pass stops, writing nothing.
+    #[error(transparent)]
+    Fenced(#[from] crate::fence::Fenced),
 }
 
 /// What every reconcile pass shares.
@@ -62,6 +64,8 @@ pub struct Context {
     sources: gather::Sources,
     publisher: events::Publisher,
     metrics: Arc<Metrics>,
+    /// Open while this replica may write (always, without leader election).
+    fence: Fence,
     /// Per object (uid), the label of the key Closte last rejected, so a new
     /// key in the Secret is tried at once.
     rejected_keys: Mutex<HashMap<String, String>>,
@@ -93,9 +97,15 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         std::env::var("POD_NAME").unwrap_or_else(|_| "closte-operator".into()),
         fastrand::u32(..)
     );
+    let fence = if args.leader_elect {
+        Fence::leased()
+    } else {
+        Fence::unfenced()
+    };
+    let accounts = Accounts::new(closte, flow, args.resync_period).with_fence(fence.clone());
     let work = watch::Work {
         client: client.clone(),
-        accounts: Arc::new(Accounts::new(closte, flow, args.resync_period)),
+        accounts: Arc::new(accounts),
         default_key,
         settings: settings(&args),
         metrics,
@@ -106,6 +116,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         watch_secrets: args.watch_secrets,
         concurrency: args.concurrency,
         identity: identity.clone(),
+        fence: fence.clone(),
     };
     if args.dry_run {
         tracing::warn!("dry run: Closte writes are decided and reported, never sent");
@@ -115,18 +126,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             work.run().await;
             return Ok(());
         }
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        leader::lead_then_work(
-            &args.lease_name,
-            &namespace,
-            args.lease_duration,
+        let election = leader::Election {
+            lease: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned()),
             identity,
-            work,
-        )
-        .await
+            timing: leader::Timing::from_lease(args.lease_duration),
+        };
+        leader::lead_then_work(election, fence, work).await
     };
     tokio::select! {
         result = controllers => result,

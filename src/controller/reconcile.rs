@@ -16,7 +16,7 @@ use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::conditions::Reason;
 use crate::api::{FINALIZER, MappedDomain, MappedDomainStatus};
-use crate::closte::{AddOutcome, DeleteOutcome};
+use crate::closte::{AddOutcome, ClosteError, DeleteOutcome};
 use crate::plan::{self, Acted, Action, Conclusion, Outcome, Plan};
 
 pub async fn reconcile(
@@ -34,8 +34,10 @@ pub async fn reconcile(
         &name,
         &ctx,
     )
-    .instrument(span)
+    .instrument(span.clone())
     .await;
+    // the pass's end, for who reads when this replica acted
+    span.in_scope(|| tracing::debug!(ok = result.is_ok(), "pass ended"));
     ctx.metrics.reconciled(started.elapsed(), result.is_ok());
     result
 }
@@ -52,7 +54,7 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
     if plan == Plan::AddFinalizer {
         // go on from the object the write returned: no need to wait for its watch event
         drop(gathered);
-        md = set_finalizer(&api, &md, true).await?;
+        md = set_finalizer(ctx, &api, &md, true).await?;
         gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
         plan = plan::decide(&gathered.facts);
     }
@@ -68,12 +70,12 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
         }
         Plan::Act { intent, action } => {
             if let Some(intent) = intent {
-                write_status(&api, name, &intent).await?;
+                write_status(ctx, &api, name, &intent).await?;
             }
             action
         }
     };
-    let acted = Acted::new(facts, action, act(action, &gathered).await);
+    let acted = Acted::new(facts, action, act(action, &gathered).await?);
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
             let check = gather::check(&ctx.sources.prober, domain, &md.spec).await;
@@ -87,32 +89,36 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
     record(ctx, &api, &md, conclusion).await
 }
 
-/// Runs the plan's Closte action; Closte's answer becomes the outcome.
-async fn act(action: Action, gathered: &Gathered<'_>) -> Outcome {
+/// Runs the plan's Closte action; Closte's answer becomes the outcome. A
+/// write the fence refused ends the pass: this replica no longer leads.
+async fn act(action: Action, gathered: &Gathered<'_>) -> Result<Outcome, Error> {
     let write = match action {
-        Action::Nothing => return Outcome::Idle,
-        Action::Release => return Outcome::Released,
+        Action::Nothing => return Ok(Outcome::Idle),
+        Action::Release => return Ok(Outcome::Released),
         Action::Add => true,
         Action::DeleteThenRelease => false,
     };
     // the plan writes to Closte only with a key and a valid domain
     let (Some(account), Some(domain)) = (&gathered.account, &gathered.domain) else {
-        return Outcome::Idle;
+        return Ok(Outcome::Idle);
     };
-    if write {
+    let outcome = if write {
         tracing::info!("adding alias to Closte");
-        match account.add(domain).await {
-            Ok(AddOutcome::Added) => Outcome::Added,
-            Ok(AddOutcome::AlreadyPresent) => Outcome::AlreadyPresent,
-            Err(e) => Outcome::Failed(gather::failure(&e)),
-        }
+        account.add(domain).await.map(|added| match added {
+            AddOutcome::Added => Outcome::Added,
+            AddOutcome::AlreadyPresent => Outcome::AlreadyPresent,
+        })
     } else {
         tracing::info!("removing alias from Closte");
-        match account.delete(domain).await {
-            Ok(DeleteOutcome::Deleted) => Outcome::Deleted,
-            Ok(DeleteOutcome::AlreadyAbsent) => Outcome::AlreadyAbsent,
-            Err(e) => Outcome::Failed(gather::failure(&e)),
-        }
+        account.delete(domain).await.map(|deleted| match deleted {
+            DeleteOutcome::Deleted => Outcome::Deleted,
+            DeleteOutcome::AlreadyAbsent => Outcome::AlreadyAbsent,
+        })
+    };
+    match outcome {
+        Ok(outcome) => Ok(outcome),
+        Err(ClosteError::Fenced(fenced)) => Err(fenced.into()),
+        Err(e) => Ok(Outcome::Failed(gather::failure(&e))),
     }
 }
 
@@ -138,12 +144,12 @@ async fn record(
         }
     }
     if conclusion.release_finalizer {
-        set_finalizer(api, md, false).await?;
+        set_finalizer(ctx, api, md, false).await?;
         tracing::info!("finalizer released");
         return Ok(Requeue::await_change());
     }
     if conclusion.write_status {
-        write_status(api, &md.name_any(), &conclusion.status).await?;
+        write_status(ctx, api, &md.name_any(), &conclusion.status).await?;
     }
     Ok(Requeue::requeue(conclusion.requeue))
 }
@@ -152,8 +158,10 @@ fn uid(md: &MappedDomain) -> String {
     md.metadata.uid.clone().unwrap_or_default()
 }
 
-/// Server-side applies the whole status under this controller's one field manager.
+/// Server-side applies the whole status under this controller's one field
+/// manager, while this replica leads.
 async fn write_status(
+    ctx: &Context,
     api: &Api<MappedDomain>,
     name: &str,
     status: &MappedDomainStatus,
@@ -164,14 +172,16 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    fenced(ctx)?;
     api.patch_status(name, &params, &Patch::Apply(&patch))
         .await?;
     Ok(())
 }
 
 /// Adds or removes this controller's finalizer, guarded by resourceVersion so
-/// another writer's finalizers are never lost.
+/// another writer's finalizers are never lost; while this replica leads.
 async fn set_finalizer(
+    ctx: &Context,
     api: &Api<MappedDomain>,
     md: &MappedDomain,
     present: bool,
@@ -191,6 +201,7 @@ async fn set_finalizer(
             "resourceVersion": md.resource_version(),
         }
     });
+    fenced(ctx)?;
     let patched = api
         .patch(
             &md.name_any(),
@@ -199,6 +210,16 @@ async fn set_finalizer(
         )
         .await?;
     Ok(patched)
+}
+
+/// A write of the object may go out only while this replica's term lasts: a
+/// replica that lost the lease must not overwrite its successor's status.
+fn fenced(ctx: &Context) -> Result<(), Error> {
+    if ctx.fence.may_act(tokio::time::Instant::now()) {
+        Ok(())
+    } else {
+        Err(crate::fence::Fenced.into())
+    }
 }
 
 /// Requeue after a Kubernetes API error (conflicts, timeouts): soon, jittered.

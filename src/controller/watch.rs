@@ -24,6 +24,7 @@ use super::health::Health;
 use super::{Context, FIELD_MANAGER, reconcile};
 use crate::api::MappedDomain;
 use crate::closte::{Accounts, ApiKey};
+use crate::fence::Fence;
 use crate::index::{Claim, Index, ObjectKey};
 use crate::metrics::Metrics;
 use crate::plan::Settings;
@@ -51,6 +52,8 @@ pub struct Work {
     pub watch_secrets: bool,
     pub concurrency: u16,
     pub identity: String,
+    /// Open while this replica may write.
+    pub fence: Fence,
 }
 
 impl Work {
@@ -116,6 +119,7 @@ impl Work {
             },
             publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
+            fence: self.fence.clone(),
             rejected_keys: Mutex::new(HashMap::new()),
         });
         let nudges =

@@ -109,6 +109,9 @@ pub struct Faults {
     pub reject_domains: Vec<String>,
     pub existing_answer: ExistingAnswer,
     pub list_shape: ListShape,
+    /// Delay between applying a write (add or delete) and answering it: the
+    /// window in which a write is done on Closte while its caller cannot know yet.
+    pub write_answer_delay_ms: u64,
 }
 
 impl Default for Faults {
@@ -123,6 +126,7 @@ impl Default for Faults {
             reject_domains: Vec::new(),
             existing_answer: ExistingAnswer::Error,
             list_shape: ListShape::Objects,
+            write_answer_delay_ms: 0,
         }
     }
 }

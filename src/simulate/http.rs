@@ -74,13 +74,14 @@ async fn client_api(
     let params = wire::request_parameters(&query, &body)
         .or_else(|| wire::request_parameters(&query, b""))
         .unwrap_or_default();
-    let (latency, fault, hang) = {
+    let (latency, fault, hang, answer_delay) = {
         let sim = sim.lock().unwrap();
         let faults = sim.faults();
         (
             faults.latency(),
             faults.draw(endpoint, fastrand::f64(), fastrand::f64()),
             Duration::from_millis(faults.hang_ms),
+            Duration::from_millis(faults.write_answer_delay_ms),
         )
     };
     if !latency.is_zero() {
@@ -96,6 +97,9 @@ async fn client_api(
     );
     if fault == Some(FaultKind::Hang) {
         tokio::time::sleep(hang).await;
+    }
+    if endpoint.is_write() && !answer_delay.is_zero() {
+        tokio::time::sleep(answer_delay).await;
     }
     respond(answer)
 }

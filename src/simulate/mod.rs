@@ -107,6 +107,7 @@ impl SimArgs {
             reject_domains: self.reject_domains.clone(),
             existing_answer: self.existing_answer,
             list_shape: self.list_shape,
+            write_answer_delay_ms: 0,
         }
     }
 }

@@ -36,6 +36,18 @@ impl Operator {
         namespace: Option<&str>,
         args: &[&str],
     ) -> Operator {
+        Operator::start_on(super::kubeconfig(), name, sim, key, namespace, args)
+    }
+
+    /// [`Operator::start`] against the control plane of `kubeconfig`.
+    pub fn start_on(
+        kubeconfig: &std::path::Path,
+        name: &str,
+        sim: &Simulator,
+        key: &str,
+        namespace: Option<&str>,
+        args: &[&str],
+    ) -> Operator {
         let log = scratch(name).join("controller.log");
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_closte-operator"));
@@ -44,7 +56,7 @@ impl Operator {
             .args(["--closte-api-url", &sim.api])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(args)
-            .env("KUBECONFIG", super::kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env("CLOSTE_CLIENT_API_KEY", key)
             .env("RUST_LOG", "info,closte_operator=debug")
             .stdout(Stdio::null())

@@ -7,13 +7,20 @@
 #   controlplane.sh build              build (or reuse) the cached binaries; prints their folder
 #   controlplane.sh up DIR [--watch PID]
 #                                      start on free loopback ports, state in DIR; writes
-#                                      DIR/kubeconfig; with --watch, stops when PID exits.
+#                                      DIR/kubeconfig; with --watch, stops when PID exits
+#                                      (only the control plane this call started: a later
+#                                      `up` of the same DIR is left alone).
 #                                      Harmless when already running.
 #   controlplane.sh down DIR           stop and remove DIR
+#   controlplane.sh stop-apiserver DIR / start-apiserver DIR
+#                                      stop kube-apiserver / start it again (state kept)
 #   controlplane.sh restart-apiserver DIR
 #                                      stop kube-apiserver and start it again (state kept)
 #   controlplane.sh versions           print the Kubernetes and etcd versions
 set -euo pipefail
+# Every command on DIR holds DIR.lock (flock -o: the servers started do not
+# inherit it), so an `up` and a watcher's `down` of the same folder never
+# interleave.
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${CLOSTE_OPERATOR_CACHE:-$HOME/.cache/closte-operator}
@@ -122,19 +129,28 @@ start_apiserver() { # DIR BINS: on the ports recorded in DIR
   echo $! >"$dir/kube-apiserver.pid"
 }
 
-# Stops kube-apiserver and starts it again on the same port and etcd (state
-# kept): what a client sees when the API server restarts.
-restart_apiserver() { # DIR
-  local dir bins; dir=$(cd "$1" && pwd); bins=$(build)
-  kill "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null || true
+# SIGKILL: gone at once, as a crashed API server is, with no graceful
+# shutdown that still serves requests already connected.
+stop_apiserver() { # DIR
+  local dir; dir=$(cd "$1" && pwd)
+  kill -9 "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null || true
   for _ in $(seq 100); do alive "$dir/kube-apiserver.pid" || break; sleep 0.1; done
+  ! alive "$dir/kube-apiserver.pid" || die "kube-apiserver did not stop"
+  log "kube-apiserver stopped"
+}
+
+# Starts kube-apiserver again on the same port and etcd (state kept) and
+# waits until it is ready.
+start_again() { # DIR
+  local dir bins; dir=$(cd "$1" && pwd); bins=$(build)
+  alive "$dir/kube-apiserver.pid" && die "kube-apiserver is running"
   start_apiserver "$dir" "$bins"
   local deadline=$((SECONDS + 60))
   until api_get "$dir" /readyz; do
     alive "$dir/kube-apiserver.pid" && ((SECONDS < deadline)) || die "kube-apiserver did not come back"
     sleep 0.2
   done
-  log "kube-apiserver restarted"
+  log "kube-apiserver started again"
 }
 
 up() { # DIR [--watch PID]
@@ -148,6 +164,9 @@ up() { # DIR [--watch PID]
   fi
   down "$dir" quiet
   mkdir -p "$dir/logs"
+  # whose control plane this is: a watcher stops only the one its own call started
+  local owner; owner="$$-$RANDOM$RANDOM"
+  echo "$owner" >"$dir/owner"
   local bins; bins=$(build)
   command -v openssl >/dev/null || die "openssl is needed to create the control plane's certificates (apt-get install openssl)"
   command -v python3 >/dev/null || die "python3 is needed to pick free ports (apt-get install python3)"
@@ -167,8 +186,8 @@ up() { # DIR [--watch PID]
   start_apiserver "$dir" "$bins"
 
   if [[ -n "$watch" ]]; then
-    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down "$3" quiet' \
-      _ "$watch" "$here/controlplane.sh" "$dir" </dev/null >/dev/null 2>&1 &
+    setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down-if-owner "$3" "$4"' \
+      _ "$watch" "$here/controlplane.sh" "$dir" "$owner" </dev/null >/dev/null 2>&1 &
   fi
 
   write_kubeconfig "$dir"
@@ -199,11 +218,24 @@ down() { # DIR [quiet]
   [[ -n "${2:-}" ]] || log "stopped and removed $dir"
 }
 
+# Runs this script's COMMAND on DIR holding DIR.lock.
+locked() { # COMMAND DIR [ARGS...]
+  local dir=${2:?usage: controlplane.sh $1 DIR}
+  mkdir -p "$(dirname "$dir")"
+  command -v flock >/dev/null || die "flock is needed (apt-get install util-linux)"
+  flock -o "${dir%/}.lock" bash "$0" "_$1" "${@:2}"
+}
+
 case "${1:-}" in
   build) build ;;
-  up) shift; up "$@" ;;
-  down) down "${2:?usage: controlplane.sh down DIR}" ;;
-  restart-apiserver) restart_apiserver "${2:?usage: controlplane.sh restart-apiserver DIR}" ;;
+  up|down|down-if-owner|stop-apiserver|start-apiserver|restart-apiserver) locked "$@" ;;
+  _up) shift; up "$@" ;;
+  _down) down "$2" ;;
+  # a watcher's stop: only when DIR still holds the control plane it watched
+  _down-if-owner) [[ "$(cat "$2/owner" 2>/dev/null)" == "${3:?owner}" ]] && down "$2" quiet || true ;;
+  _stop-apiserver) stop_apiserver "$2" ;;
+  _start-apiserver) start_again "$2" ;;
+  _restart-apiserver) stop_apiserver "$2"; start_again "$2" ;;
   versions) echo "kubernetes $k8s_version etcd $etcd_version" ;;
   *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

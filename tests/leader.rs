@@ -1,0 +1,344 @@
+//! Leader election fenced by time, against a real kube-apiserver that the
+//! tests stop and start again, two leader-elected controllers and the
+//! simulator. Each test has a control plane of its own (stopping the API
+//! server would break any test sharing it).
+//!
+//! - A leader whose API server stops answering stops acting by its own clock
+//!   at its renew deadline; no two replicas' passes ever overlap.
+//! - A new leader settles from an alias list fetched after it took over: an
+//!   add that succeeded just before the old leader lost its API server, or
+//!   just before it was killed, is never repeated.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use closte_operator::api::MappedDomain;
+use common::operator::{Operator, eventually, wait_condition};
+use common::sim::Simulator;
+use common::{create, spec};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use serde_json::json;
+
+const KEY: &str = "leader-key-41d7";
+/// Renewed every 0.8 s; a leader stops 4 s after its last renewal was sent.
+const LEASE: &str = "6s";
+
+/// A control plane of the test's own, a namespace, a simulator.
+struct Rig {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    ns: String,
+    api: Api<MappedDomain>,
+    sim: Simulator,
+}
+
+impl Rig {
+    async fn start(name: &str) -> Rig {
+        let dir = common::repo_root()
+            .join("target/controlplane-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        let kubeconfig = common::start_control_plane_in(&dir);
+        let client = common::client_for(&kubeconfig).await;
+        common::install_crd(&client).await;
+        let ns = common::namespace(&client, name).await;
+        let api = Api::namespaced(client, &ns);
+        let sim = Simulator::start_with_probes(name, &["--api-key", KEY]);
+        Rig {
+            dir,
+            kubeconfig,
+            ns,
+            api,
+            sim,
+        }
+    }
+
+    /// A leader-elected controller for the namespace; a long resync, so the
+    /// alias list it fetched stays in its cache for the whole test.
+    fn replica(&self, name: &str) -> Operator {
+        Operator::start_on(
+            &self.kubeconfig,
+            name,
+            &self.sim,
+            KEY,
+            Some(&self.ns),
+            &["--lease-duration", LEASE, "--resync-period", "300s"],
+        )
+    }
+
+    fn controlplane(&self, command: &str) {
+        let out = Command::new("bash")
+            .arg(common::repo_root().join("tests/controlplane/controlplane.sh"))
+            .arg(command)
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "controlplane.sh {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Applied add requests for `domain`, answered or not.
+    async fn adds_of(&self, domain: &str) -> usize {
+        self.sim
+            .requests()
+            .await
+            .iter()
+            .filter(|r| r["endpoint"] == "adddomainalias" && r["domain"] == domain)
+            .filter(|r| r["fault"].is_null() && r["status"] == 200)
+            .count()
+    }
+
+    /// Waits until the alias is on the simulator (its add applied).
+    async fn until_on_closte(&self, domain: &str) {
+        eventually(30, &format!("{domain} applied on Closte"), || async {
+            self.sim
+                .aliases()
+                .await
+                .iter()
+                .any(|a| a == domain)
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// Whether the replica says it leads (`None`: it does not answer).
+async fn leads(op: &Operator) -> Option<bool> {
+    let text = reqwest::get(format!("{}/metrics", op.metrics))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(text.lines().any(|l| l == "closte_operator_leader 1"))
+}
+
+async fn until_leads(op: &Operator, want: bool, what: &str) {
+    eventually(60, what, || async {
+        (leads(op).await == Some(want)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until `text` is in the replica's log past its first `mark` bytes.
+async fn until_logged(op: &Operator, mark: usize, text: &str) {
+    eventually(60, &format!("{text:?} in {}", op.log.display()), || async {
+        op.log_text()
+            .get(mark..)
+            .is_some_and(|new| new.contains(text))
+            .then_some(())
+    })
+    .await;
+}
+
+fn signal(op: &Operator, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &op.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
+/// When a replica led, and when its passes ended, from its log.
+#[derive(Debug)]
+struct Acts {
+    /// [became leader, stopped leading) — open at the end while leading.
+    terms: Vec<(Timestamp, Option<Timestamp>)>,
+    passes: Vec<Timestamp>,
+}
+
+fn acts(log: &Path) -> Acts {
+    let text = std::fs::read_to_string(log).unwrap();
+    let mut acts = Acts {
+        terms: Vec::new(),
+        passes: Vec::new(),
+    };
+    for line in text.lines() {
+        let Some(at) = line
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        else {
+            continue;
+        };
+        if line.contains("became leader") {
+            acts.terms.push((at, None));
+        } else if line.contains("stopped leading") {
+            let open = acts.terms.last_mut().expect("stopped before it led");
+            assert!(open.1.is_none(), "stopped twice: {line}");
+            open.1 = Some(at);
+        } else if line.contains("pass ended") {
+            acts.passes.push(at);
+        }
+    }
+    acts
+}
+
+/// Every pass of each replica lies within one of its terms, and no two
+/// replicas' terms overlap.
+fn assert_never_both(a: &Operator, b: &Operator) {
+    let (a, b) = (acts(&a.log), acts(&b.log));
+    for (who, acts) in [("first", &a), ("second", &b)] {
+        for pass in &acts.passes {
+            assert!(
+                acts.terms
+                    .iter()
+                    .any(|(from, to)| from <= pass && to.is_none_or(|to| *pass <= to)),
+                "{who} replica ran a pass at {pass} while not leading: {acts:?}"
+            );
+        }
+    }
+    for (a_from, a_to) in &a.terms {
+        for (b_from, b_to) in &b.terms {
+            let apart = a_to.is_some_and(|a_to| a_to <= *b_from)
+                || b_to.is_some_and(|b_to| b_to <= *a_from);
+            assert!(
+                apart,
+                "both replicas led at once: [{a_from}, {a_to:?}) and [{b_from}, {b_to:?})"
+            );
+        }
+    }
+}
+
+/// The first replica leads and the second follows, both ready.
+async fn leader_and_follower(rig: &Rig, name: &str) -> (Operator, Operator) {
+    let first = rig.replica(&format!("{name}-a"));
+    until_leads(&first, true, "the first replica to lead").await;
+    let second = rig.replica(&format!("{name}-b"));
+    until_leads(&second, false, "the second replica to follow").await;
+    (first, second)
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_renew_stops_before_another_takes_over() {
+    let rig = Rig::start("fence").await;
+    let (first, second) = leader_and_follower(&rig, "fence").await;
+    // objects re-checked every 10 s (their DNS never matches): passes go on
+    // all the time, and fail while the API server is away
+    for i in 0..5 {
+        let mut s = spec(&format!("f{i}.fence.example"));
+        s.check_interval = Some("10s".into());
+        s.expected_targets = Some(vec!["192.0.2.1".into()]);
+        create(&rig.api, &format!("f{i}"), s).await;
+    }
+    for i in 0..5 {
+        wait_condition(&rig.api, &format!("f{i}"), "Registered", "True", None).await;
+    }
+
+    rig.controlplane("stop-apiserver");
+    // no renewal can reach the API server: the leader stops by its own clock
+    until_logged(
+        &first,
+        0,
+        "the lease was not renewed within the renew deadline",
+    )
+    .await;
+    assert_eq!(leads(&first).await, Some(false));
+    rig.controlplane("start-apiserver");
+
+    eventually(60, "a leader again", || async {
+        (leads(&first).await? || leads(&second).await?).then_some(())
+    })
+    .await;
+    create(&rig.api, "after", spec("after.fence.example")).await;
+    wait_condition(&rig.api, "after", "Registered", "True", Some("Added")).await;
+
+    assert_never_both(&first, &second);
+    for i in 0..5 {
+        assert_eq!(rig.adds_of(&format!("f{i}.fence.example")).await, 1);
+    }
+    assert_eq!(rig.adds_of("after.fence.example").await, 1);
+}
+
+/// The second replica leads first and fetches the alias list (kept for
+/// 300 s), then the first takes over: the second now holds a list older
+/// than anything the first adds.
+async fn follower_with_an_old_list(rig: &Rig, name: &str) -> (Operator, Operator) {
+    let (old, new) = (rig.replica(&format!("{name}-old")), format!("{name}-new"));
+    until_leads(&old, true, "the replica with the old list to lead").await;
+    create(&rig.api, "early", spec(&format!("early.{name}.example"))).await;
+    wait_condition(&rig.api, "early", "Registered", "True", Some("Added")).await;
+    let new = rig.replica(&new);
+    until_leads(&new, false, "the second replica to follow").await;
+    // frozen past its lease: the other takes over; thawed, it follows
+    signal(&old, "-STOP");
+    until_leads(&new, true, "the second replica to take over").await;
+    signal(&old, "-CONT");
+    until_leads(&old, false, "the thawed replica to follow").await;
+    (new, old)
+}
+
+#[tokio::test]
+async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
+    let rig = Rig::start("away").await;
+    let (leader, old_list) = follower_with_an_old_list(&rig, "away").await;
+    rig.sim
+        .set_faults(json!({"writeAnswerDelayMs": 1000}))
+        .await;
+    create(&rig.api, "x", spec("x.away.example")).await;
+    // applied on Closte, its answer on the way: the API server goes away
+    rig.until_on_closte("x.away.example").await;
+    let mark = leader.log_text().len();
+    rig.controlplane("stop-apiserver");
+    // the answer arrives; the status write after it fails
+    until_logged(&leader, mark, "reconcile failed").await;
+    // frozen, the leader can neither renew nor act; the API server comes
+    // back and the replica with the old list takes over
+    signal(&leader, "-STOP");
+    rig.sim.set_faults(json!({})).await;
+    rig.controlplane("start-apiserver");
+    until_leads(
+        &old_list,
+        true,
+        "the replica with the old list to take over",
+    )
+    .await;
+    signal(&leader, "-CONT");
+    let md = wait_condition(&rig.api, "x", "Registered", "True", None).await;
+
+    assert_eq!(
+        rig.adds_of("x.away.example").await,
+        1,
+        "the add was repeated; the new leader's log: {}",
+        old_list.log.display()
+    );
+    assert_eq!(
+        md.status.unwrap().ownership,
+        Some(closte_operator::api::Ownership::Created),
+        "the intent written before the add says whose it is"
+    );
+    until_leads(&leader, false, "the thawed replica to follow").await;
+}
+
+#[tokio::test]
+async fn an_add_whose_leader_was_killed_before_its_status_is_not_repeated() {
+    let rig = Rig::start("killed").await;
+    let (mut leader, old_list) = follower_with_an_old_list(&rig, "killed").await;
+    rig.sim
+        .set_faults(json!({"writeAnswerDelayMs": 1000}))
+        .await;
+    create(&rig.api, "x", spec("x.killed.example")).await;
+    // applied on Closte, its answer on the way: the leader dies
+    rig.until_on_closte("x.killed.example").await;
+    leader.kill();
+    rig.sim.set_faults(json!({})).await;
+    until_leads(
+        &old_list,
+        true,
+        "the replica with the old list to take over",
+    )
+    .await;
+    wait_condition(&rig.api, "x", "Registered", "True", None).await;
+
+    assert_eq!(
+        rig.adds_of("x.killed.example").await,
+        1,
+        "the add was repeated; the new leader's log: {}",
+        old_list.log.display()
+    );
+}
