@@ -376,9 +376,11 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
                 .await;
             sent_burst.extend(stamps);
             created += burst;
-            until(Duration::from_secs(120), "the burst's adds", || async {
-                sim.count("adddomainalias").await >= created as u64
-            })
+            until(
+                limit(burst as f64 / 10_000.0),
+                "the burst's adds",
+                || async { sim.count("adddomainalias").await >= created as u64 },
+            )
             .await;
         }
         let burst_time = bursts_started.elapsed().as_secs_f64();
