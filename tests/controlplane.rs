@@ -8,16 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn controlplane(args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(common::repo_root().join("tests/controlplane/controlplane.sh"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "controlplane.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    common::controlplane(&args);
 }
 
 /// Whether any process's command line carries `text`.

@@ -69,17 +69,7 @@ impl Rig {
     }
 
     fn controlplane(&self, command: &str) {
-        let out = Command::new("bash")
-            .arg(common::repo_root().join("tests/controlplane/controlplane.sh"))
-            .arg(command)
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "controlplane.sh {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::controlplane(&[command.as_ref(), self.dir.as_os_str()]);
     }
 
     /// Applied add requests for `domain`, answered or not.
@@ -91,6 +81,16 @@ impl Rig {
             .filter(|r| r["endpoint"] == "adddomainalias" && r["domain"] == domain)
             .filter(|r| r["fault"].is_null() && r["status"] == 200)
             .count()
+    }
+
+    /// Creates MappedDomain `x` for `domain` and returns once Closte has
+    /// applied its add while the answer is still on its way (held 1 s).
+    async fn add_applied_answer_on_its_way(&self, domain: &str) {
+        self.sim
+            .set_faults(json!({"writeAnswerDelayMs": 1000}))
+            .await;
+        create(&self.api, "x", spec(domain)).await;
+        self.until_on_closte(domain).await;
     }
 
     /// Waits until the alias is on the simulator (its add applied).
@@ -277,12 +277,8 @@ async fn follower_with_an_old_list(rig: &Rig, name: &str) -> (Operator, Operator
 async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
     let rig = Rig::start("away").await;
     let (leader, old_list) = follower_with_an_old_list(&rig, "away").await;
-    rig.sim
-        .set_faults(json!({"writeAnswerDelayMs": 1000}))
-        .await;
-    create(&rig.api, "x", spec("x.away.example")).await;
     // applied on Closte, its answer on the way: the API server goes away
-    rig.until_on_closte("x.away.example").await;
+    rig.add_applied_answer_on_its_way("x.away.example").await;
     let mark = leader.log_text().len();
     rig.controlplane("stop-apiserver");
     // the answer arrives; the status write after it fails
@@ -319,12 +315,8 @@ async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
 async fn an_add_whose_leader_was_killed_before_its_status_is_not_repeated() {
     let rig = Rig::start("killed").await;
     let (mut leader, old_list) = follower_with_an_old_list(&rig, "killed").await;
-    rig.sim
-        .set_faults(json!({"writeAnswerDelayMs": 1000}))
-        .await;
-    create(&rig.api, "x", spec("x.killed.example")).await;
     // applied on Closte, its answer on the way: the leader dies
-    rig.until_on_closte("x.killed.example").await;
+    rig.add_applied_answer_on_its_way("x.killed.example").await;
     leader.kill();
     rig.sim.set_faults(json!({})).await;
     until_leads(

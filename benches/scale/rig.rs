@@ -106,14 +106,7 @@ impl Cluster {
 
     /// Stops kube-apiserver and starts it again (etcd and its state kept).
     pub fn restart_apiserver(&self) {
-        let status = Command::new("bash")
-            .arg(common::repo_root().join("tests/controlplane/controlplane.sh"))
-            .arg("restart-apiserver")
-            .arg(&self.dir)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kube-apiserver did not come back");
+        common::controlplane(&["restart-apiserver".as_ref(), self.dir.as_os_str()]);
     }
 }
 

@@ -177,18 +177,23 @@ pub async fn create(api: &Api<MappedDomain>, name: &str, spec: MappedDomainSpec)
         .unwrap_or_else(|e| panic!("create {name}: {e}"))
 }
 
-/// A program built with the control plane (`kstatus`), from its cache.
-pub fn controlplane_tool(name: &str) -> PathBuf {
-    let script = repo_root().join("tests/controlplane/controlplane.sh");
+/// Runs `controlplane.sh ARGS...` (build, up, down, stop-apiserver, ...),
+/// fails with what it said unless it succeeds, and returns what it printed.
+pub fn controlplane(args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new("bash")
-        .arg(&script)
-        .arg("build")
+        .arg(repo_root().join("tests/controlplane/controlplane.sh"))
+        .args(args)
         .output()
-        .expect("run controlplane.sh build");
+        .expect("run controlplane.sh");
     assert!(
         out.status.success(),
-        "controlplane.sh build failed:\n{}",
+        "controlplane.sh {args:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(name)
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A program built with the control plane (`kstatus`), from its cache.
+pub fn controlplane_tool(name: &str) -> PathBuf {
+    PathBuf::from(controlplane(&["build".as_ref()]).trim()).join(name)
 }
