@@ -23,8 +23,12 @@ use kube::Api;
 use serde_json::json;
 
 const KEY: &str = "leader-key-41d7";
-/// Renewed every 0.8 s; a leader stops 4 s after its last renewal was sent.
-const LEASE: &str = "6s";
+/// Renewed every 1.3 s; a leader stops 6.7 s after its last renewal was
+/// sent: longer than a held answer (below) and the steps around it take on a
+/// busy machine.
+const LEASE: &str = "10s";
+/// How long the simulator holds the answer of an applied write.
+const HELD_ANSWER_MS: u64 = 2500;
 
 /// A control plane of the test's own, a namespace, a simulator.
 struct Rig {
@@ -84,10 +88,10 @@ impl Rig {
     }
 
     /// Creates MappedDomain `x` for `domain` and returns once Closte has
-    /// applied its add while the answer is still on its way (held 1 s).
+    /// applied its add while the answer is still on its way.
     async fn add_applied_answer_on_its_way(&self, domain: &str) {
         self.sim
-            .set_faults(json!({"writeAnswerDelayMs": 1000}))
+            .set_faults(json!({ "writeAnswerDelayMs": HELD_ANSWER_MS }))
             .await;
         create(&self.api, "x", spec(domain)).await;
         self.until_on_closte(domain).await;
