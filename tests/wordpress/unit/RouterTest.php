@@ -356,6 +356,18 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertSame( array( $this->now ), $this->scheduled, 'a retry is scheduled for the next cron run' );
 	}
 
+	public function test_a_call_that_finds_the_queue_full_says_it_was_not_queued(): void {
+		for ( $i = 0; $i < Closte_Operator_Queue::MAX_ENTRIES; $i++ ) {
+			$this->rows->put( "domain:d$i.example.com", Closte_Operator_Queue::delete( "d$i.example.com" ) + array( 'attempts' => 1, 'conflicts' => 0, 'next' => $this->now, 'error' => 'x', 'since' => $this->now ) );
+		}
+		$this->transport->always( 0 );
+		$response = $this->post( 'adddomainalias', array( 'domain' => 'shop.example.com' ) );
+		$this->assertSame( 503, $response['response']['code'] );
+		$this->assertStringContainsString( 'the change was not queued', $response['body'] );
+		$this->assertStringContainsString( 'the queue is full', $this->queue->failures()[0]['error'] );
+		$this->assertSame( 'dropped', $this->queue->last_outcome() );
+	}
+
 	public function test_the_token_never_appears_in_an_answer_or_the_queue(): void {
 		$this->transport->answer = fn( $request ) => Closte_Operator_Result::unreachable( 'Operation timed out for ' . $request['url'] );
 		$response = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER );

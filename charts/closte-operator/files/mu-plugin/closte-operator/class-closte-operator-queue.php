@@ -149,6 +149,13 @@ final class Closte_Operator_Queue {
 	private ?Closure $on_change;
 
 	/**
+	 * How the last attempt() ended: 'done', 'queued' or 'dropped'.
+	 *
+	 * @var string
+	 */
+	private string $outcome = '';
+
+	/**
 	 * Constructor.
 	 *
 	 * @param Closte_Operator_Sidecar     $sidecar   The sidecar client.
@@ -235,12 +242,23 @@ final class Closte_Operator_Queue {
 		// The newest operation on a key wins: an older one must not undo it later.
 		$this->rows->remove( self::key( $op ) );
 		if ( $this->is_down() ) {
-			$this->keep( $op, 1, 0, 'not tried: the sidecar was unreachable moments ago', null, null );
+			$kept          = $this->keep( $op, 1, 0, 'not tried: the sidecar was unreachable moments ago', null, null );
+			$this->outcome = $kept ? 'queued' : 'dropped';
 			return null;
 		}
-		$result = null === $perform ? $this->perform( $op ) : $perform();
-		$this->conclude( $op, $result, 0, 0, null, null );
+		$result        = null === $perform ? $this->perform( $op ) : $perform();
+		$this->outcome = $this->conclude( $op, $result, 0, 0, null, null );
 		return $result;
+	}
+
+	/**
+	 * How the last attempt() ended: 'done', 'queued' (kept for a retry) or
+	 * 'dropped' (rejected with its reason); '' before any.
+	 *
+	 * @return string
+	 */
+	public function last_outcome(): string {
+		return $this->outcome;
 	}
 
 	/**

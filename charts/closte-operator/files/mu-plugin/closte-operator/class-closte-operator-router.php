@@ -217,7 +217,9 @@ final class Closte_Operator_Router {
 		if ( ! $result->reached() ) {
 			$error = 'closte-operator sidecar unreachable (' . $result->error . ')';
 			if ( null !== $op ) {
-				$error .= '; the change is queued and will be retried';
+				$error .= 'queued' === $this->queue->last_outcome()
+					? '; the change is queued and will be retried'
+					: '; the change was not queued (see the rejected changes)';
 			}
 			return self::response( 503, self::failure_body( $error ) );
 		}
