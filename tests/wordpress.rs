@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use common::operator::{Operator, eventually, free_port};
@@ -74,6 +74,8 @@ fn phpunit_unit_tests() {
 }
 
 const SIM_KEY: &str = "wordpress-e2e-closte-key-7c1d";
+/// `CLOSTE_CLIENT_API_KEY` in WordPress: a placeholder, never a Closte key.
+const PLACEHOLDER: &str = "wordpress-e2e-client-placeholder-3e8a";
 const TOKEN: &str = "wordpress-e2e-sidecar-token-41b9";
 const SECRET: &str = "closte-api-key";
 
@@ -138,6 +140,7 @@ impl Env {
                 token_file: &token_file,
                 direct_closte_url: &sim.api,
                 direct_closte_key: SIM_KEY,
+                client_key: PLACEHOLDER,
             },
         );
         wp.serve();
@@ -232,6 +235,35 @@ impl Env {
         self.wp.tool("queue", json!({}))
     }
 
+    /// A call of the Closte client that behaves exactly as Ultimate
+    /// Multisite's (`test`, `add` with its SSL probes, `remove`).
+    fn um(&self, call: &str, domain: &str) -> Value {
+        self.wp.tool("um", json!({"call": call, "domain": domain}))
+    }
+
+    /// Requests the sidecar answered at its two doors, from its own metrics.
+    async fn sidecar_requests(&self) -> u64 {
+        let text = reqwest::Client::new()
+            .get(format!("{}/metrics", self.sidecar.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("closte_operator_sidecar_requests_total{"))
+            .filter(|l| l.contains("door=\"closte\"") || l.contains("door=\"native\""))
+            .map(|l| {
+                let value = l.rsplit(' ').next().unwrap();
+                value
+                    .parse::<f64>()
+                    .unwrap_or_else(|_| panic!("not a count: {l}")) as u64
+            })
+            .sum()
+    }
+
     /// The network-admin screen as Chromium renders it for the logged-in admin.
     fn screen(&self) -> String {
         let url = self
@@ -276,9 +308,11 @@ async fn wordpress_end_to_end() {
     let mut env = Env::start().await;
 
     closte_calls_are_answered_by_the_sidecar(&env).await;
+    only_the_closte_client_is_routed(&env).await;
     sites_are_followed(&env).await;
     let timing = site_creation_timing(&env);
     sidecar_down_then_back(&mut env).await;
+    concurrent_writes_lose_nothing(&mut env).await;
     whole_set_sync_from_the_button(&env).await;
     screen_in_a_browser(&env).await;
     a_domain_that_cannot_be_ready(&env).await;
@@ -340,7 +374,7 @@ async fn closte_calls_are_answered_by_the_sidecar(env: &Env) {
     let add = env.closte(
         "adddomainalias",
         "POST",
-        json!({"apikey": "whatever-wordpress-has", "domain": domain, "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0}),
     );
     assert_eq!(add["code"], 200, "{add}");
     assert_eq!(add["json"]["success"], true, "{add}");
@@ -350,23 +384,156 @@ async fn closte_calls_are_answered_by_the_sidecar(env: &Env) {
     env.wait_alias(domain, true).await;
 
     // Ultimate Multisite's "test connection": the exact rejection of an empty domain
-    let probe = env.closte("adddomainalias", "POST", json!({"apikey": "x"}));
+    let probe = env.closte("adddomainalias", "POST", json!({"apikey": PLACEHOLDER}));
     assert_eq!(probe["code"], 200, "{probe}");
     assert_eq!(
         probe["body"], r#"{"success":false,"error":"Invalid or empty domain: "}"#,
         "{probe}"
     );
 
-    let list = env.closte("getdomains", "GET", json!({"apikey": "x"}));
+    let list = env.closte("getdomains", "GET", json!({"apikey": PLACEHOLDER}));
     assert_eq!(list["json"]["success"], true, "{list}");
     assert!(list["body"].as_str().unwrap().contains(domain), "{list}");
 
     let delete = env.closte(
         "deletedomainalias",
         "POST",
-        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0}),
     );
     assert_eq!(delete["json"]["success"], true, "{delete}");
+    env.wait_no_md(domain).await;
+    env.wait_alias(domain, false).await;
+}
+
+/// Only the Closte client's own calls reach the sidecar. What others can make
+/// WordPress send to the Closte URL (a pingback's or an embed's safe request,
+/// a key-less or wrong-key POST, a GET, a form plugin's or a webhook's POST
+/// to a configured URL) is refused inside WordPress: the sidecar sees
+/// nothing, nothing is queued, the MappedDomain stays. A client calling
+/// exactly as Ultimate Multisite does still adds, re-adds and deletes.
+async fn only_the_closte_client_is_routed(env: &Env) {
+    let domain = "victim.wp-e2e.example";
+    let test = env.um("test", "");
+    assert_eq!(
+        test["result"]["error"], "Invalid or empty domain: ",
+        "test connection: {test}"
+    );
+
+    let endpoints = |answer: &Value| -> Vec<(String, u64)> {
+        answer["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["endpoint"].as_str().unwrap().to_owned(),
+                    c["code"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let sent = vec![
+        ("/adddomainalias".to_owned(), 200),
+        ("/ssl/install".to_owned(), 200),
+    ];
+    let add = env.um("add", domain);
+    assert_eq!(add["result"]["success"], true, "{add}");
+    assert_eq!(endpoints(&add), sent, "{add}");
+    env.wait_md(domain).await;
+    env.wait_alias(domain, true).await;
+    let again = env.um("add", domain);
+    assert_eq!(again["result"]["success"], true, "re-add: {again}");
+    assert_eq!(endpoints(&again), sent, "{again}");
+
+    let queue_before = env.queue();
+    let requests_before = env.sidecar_requests().await;
+    let form = json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0});
+    let in_query = format!("deletedomainalias?apikey={PLACEHOLDER}&domain={domain}&wildcard=0");
+    let attempts = [
+        (
+            "a pingback-style wp_safe_remote_post carrying the placeholder",
+            json!({"function": "wp_safe_remote_post", "endpoint": "deletedomainalias", "body": form}),
+            403,
+        ),
+        (
+            "an oEmbed / URL-details style wp_safe_remote_get",
+            json!({"function": "wp_safe_remote_get", "endpoint": in_query}),
+            403,
+        ),
+        (
+            "a POST without a key",
+            json!({"function": "wp_remote_post", "endpoint": "deletedomainalias",
+                   "body": {"domain": domain, "wildcard": 0}}),
+            401,
+        ),
+        (
+            "a GET to deletedomainalias with the placeholder",
+            json!({"function": "wp_remote_get", "endpoint": in_query}),
+            405,
+        ),
+        (
+            "a wrong key",
+            json!({"function": "wp_remote_post", "endpoint": "deletedomainalias",
+                   "body": {"apikey": "some-real-closte-key", "domain": domain, "wildcard": 0}}),
+            401,
+        ),
+        (
+            "a form plugin's POST to a configured URL",
+            json!({"function": "wp_remote_post", "endpoint": "deletedomainalias",
+                   "user_agent": "WordPress/6.4; https://example.org",
+                   "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+                   "body": format!("your-name=x&domain={domain}&wildcard=0")}),
+            401,
+        ),
+        (
+            "a webhook's JSON POST carrying the placeholder",
+            json!({"function": "wp_remote_post", "endpoint": "deletedomainalias",
+                   "headers": {"Content-Type": "application/json"},
+                   "body": form.to_string()}),
+            400,
+        ),
+        (
+            "a path the client does not call",
+            json!({"function": "wp_remote_post", "endpoint": "DeleteDomainAlias", "body": form}),
+            404,
+        ),
+    ];
+    for (what, args, code) in attempts {
+        let answer = env.wp.tool("closte", args);
+        assert!(answer["wp_error"].is_null(), "{what}: {answer}");
+        assert_eq!(answer["code"], code, "{what}: {answer}");
+        assert_eq!(answer["json"]["success"], false, "{what}: {answer}");
+        assert!(
+            answer["json"]["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("closte-operator refused this request: ")),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(
+        env.sidecar_requests().await,
+        requests_before,
+        "a refused request reached the sidecar"
+    );
+    let queue_after = env.queue();
+    assert_eq!(
+        queue_after["entries"], queue_before["entries"],
+        "{queue_after}"
+    );
+    assert_eq!(
+        queue_after["failures"], queue_before["failures"],
+        "{queue_after}"
+    );
+    assert!(env.md(domain).await.is_some(), "the MappedDomain must stay");
+    assert!(env.sim.aliases().await.iter().any(|a| a == domain));
+
+    let remove = env.um("remove", domain);
+    assert_eq!(remove["result"]["success"], true, "{remove}");
+    assert_eq!(
+        endpoints(&remove),
+        vec![("/deletedomainalias".to_owned(), 200)],
+        "{remove}"
+    );
     env.wait_no_md(domain).await;
     env.wait_alias(domain, false).await;
 }
@@ -479,7 +646,7 @@ async fn sidecar_down_then_back(env: &mut Env) {
     let add = env.closte(
         "adddomainalias",
         "POST",
-        json!({"apikey": "x", "domain": "door2.wp-e2e.example", "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": "door2.wp-e2e.example", "wildcard": 0}),
     );
     assert!(add["wp_error"].is_null(), "never a WP_Error: {add}");
     assert_eq!(add["code"], 503, "{add}");
@@ -518,6 +685,74 @@ async fn sidecar_down_then_back(env: &mut Env) {
     let queue = env.queue();
     assert!(queued(&queue).is_empty(), "{queue}");
     assert!(queue["down"].is_null(), "{queue}");
+}
+
+/// Two PHP processes queueing different domains at the same moment while the
+/// sidecar is down, many times over: no entry is lost, a write costs the
+/// same few queries however long the queue is, and WP-Cron delivers them all
+/// once the sidecar is back.
+async fn concurrent_writes_lose_nothing(env: &mut Env) {
+    const ROUNDS: usize = 8;
+    const EACH: usize = 25;
+    assert!(queued(&env.queue()).is_empty());
+    let failures = env.queue()["failures"].clone();
+    env.sidecar.stop();
+    let mut expected: Vec<String> = Vec::new();
+    for round in 0..ROUNDS {
+        let domains = |who: &str| -> Vec<String> {
+            (0..EACH)
+                .map(|i| format!("r{round}-{who}{i}.burst.wp-e2e.example"))
+                .collect()
+        };
+        let (a, b) = (domains("a"), domains("b"));
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            + 2.0;
+        let wp = &env.wp;
+        let answers = std::thread::scope(|scope| {
+            let first = scope.spawn(|| wp.tool("queue-burst", json!({"at": at, "domains": a})));
+            let second = scope.spawn(|| wp.tool("queue-burst", json!({"at": at, "domains": b})));
+            [first.join().unwrap(), second.join().unwrap()]
+        });
+        for answer in &answers {
+            // both started on time, so their writes overlapped
+            let late = answer["late"].as_f64().unwrap();
+            assert!(late < 0.5, "a process started {late:.2} s late: {answer}");
+            let queries: Vec<u64> = answer["queries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|q| q.as_u64().unwrap())
+                .collect();
+            println!("round {round}: queries per write {queries:?}");
+            assert!(
+                queries[1..].iter().all(|&q| q <= 6),
+                "a write's queries grew with the queue (round {round}, {} entries): {queries:?}",
+                expected.len()
+            );
+        }
+        expected.extend(a);
+        expected.extend(b);
+        let queue = env.queue();
+        let keys = queued(&queue);
+        let lost: Vec<&String> = expected
+            .iter()
+            .filter(|d| !keys.contains(&format!("domain:{d}")))
+            .collect();
+        assert!(lost.is_empty(), "round {round}: lost {lost:?}");
+        assert_eq!(keys.len(), expected.len(), "{queue}");
+    }
+
+    env.sidecar.resume().await;
+    let cron = reqwest::get(format!("{}/wp-cron.php", env.wp.url))
+        .await
+        .unwrap();
+    assert_eq!(cron.status(), 200);
+    let queue = env.queue();
+    assert!(queued(&queue).is_empty(), "{queue}");
+    assert_eq!(queue["failures"], failures, "{queue}");
 }
 
 /// The cookies a response sets, as one Cookie header.
@@ -682,7 +917,7 @@ async fn a_domain_that_cannot_be_ready(env: &Env) {
     let add = env.closte(
         "adddomainalias",
         "POST",
-        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0}),
     );
     // the sidecar took it; Closte's refusal reaches the controller later
     assert_eq!(add["json"]["success"], true, "{add}");
@@ -707,7 +942,7 @@ async fn a_domain_that_cannot_be_ready(env: &Env) {
     let delete = env.closte(
         "deletedomainalias",
         "POST",
-        json!({"apikey": "x", "domain": domain, "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0}),
     );
     assert_eq!(delete["json"]["success"], true, "{delete}");
     env.wait_no_md(domain).await;

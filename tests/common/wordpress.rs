@@ -171,6 +171,9 @@ pub struct Config<'a> {
     /// The simulator's client API, for the direct-call baseline.
     pub direct_closte_url: &'a str,
     pub direct_closte_key: &'a str,
+    /// `CLOSTE_CLIENT_API_KEY` as the README says: a placeholder, never a
+    /// Closte key; the only `apikey` the mu-plugin routes.
+    pub client_key: &'a str,
 }
 
 /// A WordPress multisite network (subdirectory install, main site
@@ -399,6 +402,9 @@ if ( getenv( 'CLOSTE_E2E_DIRECT' ) ) {{
 	define( 'WPMU_PLUGIN_DIR', __DIR__ . '/wp-content/mu-plugins-direct' );
 	define( 'CLOSTE_E2E_DIRECT_URL', {direct_url} );
 	define( 'CLOSTE_CLIENT_API_KEY', {direct_key} );
+}} else {{
+	// The placeholder that makes a Closte client send anything; never a Closte key.
+	define( 'CLOSTE_CLIENT_API_KEY', {client_key} );
 }}
 if ( ! defined( 'ABSPATH' ) ) {{
 	define( 'ABSPATH', __DIR__ . '/' );
@@ -411,6 +417,7 @@ require_once ABSPATH . 'wp-settings.php';
         token_file = php(&config.token_file.display().to_string()),
         direct_url = php(config.direct_closte_url),
         direct_key = php(config.direct_closte_key),
+        client_key = php(config.client_key),
     )
 }
 

@@ -7,7 +7,7 @@
  *     php wp-tool.php DOCROOT HOST COMMAND [JSON-ARGUMENTS]
  *
  * Commands: install, create-site, set-domain, delete-site, sites, closte,
- * queue, site-health, login-token, um-map, cron.
+ * um, queue, queue-burst, site-health, login-token, um-map, cron.
  *
  * @package Closte_Operator
  */
@@ -157,18 +157,26 @@ switch ( $closte_e2e_command ) {
 		break;
 
 	case 'closte':
-		// A call as Ultimate Multisite's Closte integration makes it.
-		$closte_e2e_start = microtime( true );
-		$closte_e2e_r     = wp_remote_request(
-			'https://app.closte.com/api/client/' . closte_e2e_arg( 'endpoint' ),
-			array(
-				'method'     => $closte_e2e_args['method'] ?? 'POST',
-				'body'       => $closte_e2e_args['body'] ?? null,
-				'timeout'    => 45,
-				'user-agent' => 'WP-Ultimo-Closte-Integration/2.0',
-			)
+		// One raw request to the Closte client URL, through the WordPress HTTP
+		// function a caller would use (a pingback uses wp_safe_remote_post, a
+		// form plugin wp_remote_post, ...).
+		$closte_e2e_start    = microtime( true );
+		$closte_e2e_function = $closte_e2e_args['function'] ?? 'wp_remote_request';
+		if ( ! in_array( $closte_e2e_function, array( 'wp_remote_request', 'wp_remote_post', 'wp_remote_get', 'wp_safe_remote_request', 'wp_safe_remote_post', 'wp_safe_remote_get' ), true ) ) {
+			fwrite( STDERR, "unknown function $closte_e2e_function\n" );
+			exit( 2 );
+		}
+		$closte_e2e_request = array(
+			'body'       => $closte_e2e_args['body'] ?? null,
+			'timeout'    => 45,
+			'user-agent' => $closte_e2e_args['user_agent'] ?? 'WP-Ultimo-Closte-Integration/2.0',
+			'headers'    => $closte_e2e_args['headers'] ?? array(),
 		);
-		$closte_e2e_secs  = microtime( true ) - $closte_e2e_start;
+		if ( isset( $closte_e2e_args['method'] ) ) {
+			$closte_e2e_request['method'] = $closte_e2e_args['method'];
+		}
+		$closte_e2e_r    = $closte_e2e_function( 'https://app.closte.com/api/client/' . closte_e2e_arg( 'endpoint' ), $closte_e2e_request );
+		$closte_e2e_secs = microtime( true ) - $closte_e2e_start;
 		closte_e2e_answer(
 			is_wp_error( $closte_e2e_r )
 				? array(
@@ -181,6 +189,112 @@ switch ( $closte_e2e_command ) {
 					'json'    => json_decode( wp_remote_retrieve_body( $closte_e2e_r ), true ),
 					'seconds' => $closte_e2e_secs,
 				)
+		);
+		break;
+
+	case 'um':
+		// A Closte client that calls exactly as Ultimate Multisite's Closte
+		// integration does: nothing unless CLOSTE_CLIENT_API_KEY is defined and
+		// not empty; each call a wp_remote_post of a form body holding `apikey`
+		// (that constant), 45 s timeout, its headers; an answer of 400 or more
+		// counts as "HTTP N error". An add that is not rejected as an invalid
+		// domain goes on to the SSL endpoints until one answers below 400.
+		$closte_e2e_calls = array();
+		$closte_e2e_send  = function ( string $endpoint, array $data ) use ( &$closte_e2e_calls ) {
+			if ( ! defined( 'CLOSTE_CLIENT_API_KEY' ) || empty( CLOSTE_CLIENT_API_KEY ) ) {
+				$closte_e2e_calls[] = array( 'endpoint' => $endpoint, 'skipped' => true );
+				return array( 'success' => false, 'error' => 'Closte API Key not found.' );
+			}
+			$response = wp_remote_post(
+				'https://app.closte.com/api/client' . $endpoint,
+				array(
+					'blocking' => true,
+					'timeout'  => 45,
+					'method'   => 'POST',
+					'headers'  => array(
+						'Content-Type' => 'application/x-www-form-urlencoded',
+						'User-Agent'   => 'WP-Ultimo-Closte-Integration/2.0',
+					),
+					'body'     => array_merge( array( 'apikey' => CLOSTE_CLIENT_API_KEY ), $data ),
+				)
+			);
+			if ( is_wp_error( $response ) ) {
+				$closte_e2e_calls[] = array( 'endpoint' => $endpoint, 'wp_error' => $response->get_error_message() );
+				return array( 'success' => false, 'error' => $response->get_error_message() );
+			}
+			$code               = (int) wp_remote_retrieve_response_code( $response );
+			$body               = wp_remote_retrieve_body( $response );
+			$closte_e2e_calls[] = array( 'endpoint' => $endpoint, 'code' => $code, 'body' => $body );
+			if ( $code >= 400 ) {
+				return array( 'success' => false, 'error' => sprintf( 'HTTP %d error', $code ) );
+			}
+			$json = json_decode( $body, true );
+			return is_array( $json ) ? $json : array( 'success' => false, 'error' => 'Invalid JSON response' );
+		};
+		$closte_e2e_domain = (string) ( $closte_e2e_args['domain'] ?? '' );
+		$closte_e2e_data   = array(
+			'domain'   => $closte_e2e_domain,
+			'wildcard' => str_starts_with( $closte_e2e_domain, '*.' ),
+		);
+		switch ( closte_e2e_arg( 'call' ) ) {
+			case 'test':
+				$closte_e2e_r = $closte_e2e_send( '/adddomainalias', array() );
+				break;
+			case 'add':
+				$closte_e2e_r = $closte_e2e_send( '/adddomainalias', $closte_e2e_data );
+				if ( ! empty( $closte_e2e_r['success'] ) || 'Invalid or empty domain: ' . $closte_e2e_domain !== ( $closte_e2e_r['error'] ?? null ) ) {
+					foreach ( array( '/ssl/install', '/installssl', '/ssl', '/certificate/install' ) as $closte_e2e_endpoint ) {
+						$closte_e2e_ssl = $closte_e2e_send(
+							$closte_e2e_endpoint,
+							array(
+								'domain' => $closte_e2e_domain,
+								'type'   => 'letsencrypt',
+							)
+						);
+						if ( ! isset( $closte_e2e_ssl['error'] ) || ! preg_match( '/HTTP [45]\d\d/', $closte_e2e_ssl['error'] ) ) {
+							break;
+						}
+					}
+				}
+				break;
+			case 'remove':
+				$closte_e2e_r = $closte_e2e_send( '/deletedomainalias', $closte_e2e_data );
+				break;
+			default:
+				fwrite( STDERR, "unknown call\n" );
+				exit( 2 );
+		}
+		closte_e2e_answer(
+			array(
+				'result' => $closte_e2e_r,
+				'calls'  => $closte_e2e_calls,
+			)
+		);
+		break;
+
+	case 'queue-burst':
+		// Queues deletes of the given domains as fast as it can, from the
+		// moment `at` (Unix time), so that two processes started together
+		// write the queue at the same time. Reports the database queries of
+		// each write.
+		global $wpdb;
+		$closte_e2e_plugin  = Closte_Operator_Plugin::instance();
+		$closte_e2e_queries = array();
+		while ( microtime( true ) < (float) closte_e2e_arg( 'at' ) ) {
+			usleep( 1000 );
+		}
+		$closte_e2e_late = microtime( true ) - (float) closte_e2e_arg( 'at' );
+		foreach ( closte_e2e_arg( 'domains' ) as $closte_e2e_domain ) {
+			$closte_e2e_before = $wpdb->num_queries;
+			$closte_e2e_plugin->queue->attempt( Closte_Operator_Queue::delete( $closte_e2e_domain ) );
+			$closte_e2e_queries[] = $wpdb->num_queries - $closte_e2e_before;
+		}
+		closte_e2e_answer(
+			array(
+				'queries' => $closte_e2e_queries,
+				'late'    => $closte_e2e_late,
+				'seconds' => microtime( true ) - (float) closte_e2e_arg( 'at' ),
+			)
 		);
 		break;
 

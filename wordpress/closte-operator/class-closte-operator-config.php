@@ -20,23 +20,82 @@ final class Closte_Operator_Config {
 	const DEFAULT_TIMEOUT = 2.0;
 
 	/**
+	 * Why the token must not be sent to `$url` ('' when it may): the sidecar
+	 * is reached over loopback, or else over https only.
+	 *
+	 * @var string
+	 */
+	public readonly string $url_error;
+
+	/**
 	 * Constructor.
 	 *
 	 * @param string $url         Base URL of the sidecar, without a trailing slash.
 	 * @param string $token       The sidecar token ('' when none could be read).
 	 * @param float  $timeout     Seconds per request to the sidecar.
 	 * @param string $token_error Why there is no token, '' when there is one.
+	 * @param string $client_key  CLOSTE_CLIENT_API_KEY: the placeholder that the Closte client sends and the router expects ('' when not defined).
 	 */
 	public function __construct(
 		public readonly string $url,
 		public readonly string $token,
 		public readonly float $timeout = self::DEFAULT_TIMEOUT,
-		public readonly string $token_error = ''
-	) {}
+		public readonly string $token_error = '',
+		public readonly string $client_key = ''
+	) {
+		$this->url_error = self::url_problem( $url );
+	}
+
+	/**
+	 * Why a sidecar URL may not carry the token, or '' when it may: http to a
+	 * loopback address (127.0.0.0/8, ::1, localhost), or https to any host.
+	 * Anything else would put the token on the network in clear text.
+	 *
+	 * @param string $url The sidecar's base URL.
+	 * @return string
+	 */
+	public static function url_problem( string $url ): string {
+		$parts = parse_url( $url ); // phpcs:ignore WordPress.WP.AlternativeFunctions.parse_url_parse_url -- runs without WordPress in the unit tests.
+		if ( ! is_array( $parts ) || ! isset( $parts['scheme'], $parts['host'] ) || '' === $parts['host'] ) {
+			return sprintf( 'CLOSTE_OPERATOR_SIDECAR_URL (%s) is not a URL', $url );
+		}
+		if ( isset( $parts['user'] ) || isset( $parts['pass'] ) ) {
+			return sprintf( 'CLOSTE_OPERATOR_SIDECAR_URL (%s) must not hold a user or password', $url );
+		}
+		$scheme = strtolower( $parts['scheme'] );
+		if ( 'https' === $scheme ) {
+			return '';
+		}
+		if ( 'http' === $scheme && self::is_loopback( $parts['host'] ) ) {
+			return '';
+		}
+		return sprintf( 'CLOSTE_OPERATOR_SIDECAR_URL (%s) is neither a loopback address nor https; the sidecar token is never sent there', $url );
+	}
+
+	/**
+	 * Whether a URL's host is this machine: 127.0.0.0/8, ::1 or localhost.
+	 *
+	 * @param string $host A URL's host (an IPv6 address in brackets).
+	 * @return bool
+	 */
+	public static function is_loopback( string $host ): bool {
+		$host = strtolower( trim( $host, '[]' ) );
+		if ( 'localhost' === $host ) {
+			return true;
+		}
+		if ( false !== filter_var( $host, FILTER_VALIDATE_IP, FILTER_FLAG_IPV4 ) ) {
+			return 0 === strpos( $host, '127.' );
+		}
+		if ( false !== filter_var( $host, FILTER_VALIDATE_IP, FILTER_FLAG_IPV6 ) ) {
+			return inet_pton( $host ) === inet_pton( '::1' );
+		}
+		return false;
+	}
 
 	/**
 	 * Reads CLOSTE_OPERATOR_SIDECAR_URL, CLOSTE_OPERATOR_SIDECAR_TOKEN (or
-	 * CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE) and CLOSTE_OPERATOR_SIDECAR_TIMEOUT.
+	 * CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE), CLOSTE_OPERATOR_SIDECAR_TIMEOUT and
+	 * CLOSTE_CLIENT_API_KEY (a placeholder, never a Closte key).
 	 *
 	 * @return self
 	 */
@@ -58,7 +117,8 @@ final class Closte_Operator_Config {
 		if ( '' === $token && '' === $error ) {
 			$error = 'the sidecar token is empty';
 		}
-		return new self( rtrim( $url, '/' ), $token, $timeout, $error );
+		$client_key = defined( 'CLOSTE_CLIENT_API_KEY' ) && is_scalar( constant( 'CLOSTE_CLIENT_API_KEY' ) ) ? (string) constant( 'CLOSTE_CLIENT_API_KEY' ) : '';
+		return new self( rtrim( $url, '/' ), $token, $timeout, $error, $client_key );
 	}
 
 	/**

@@ -121,7 +121,7 @@ final class Closte_Operator_Plugin {
 		$store         = new Closte_Operator_Network_Store();
 		$this->config  = Closte_Operator_Config::from_constants();
 		$this->sidecar = new Closte_Operator_Sidecar( new Closte_Operator_WP_Transport(), $this->config );
-		$this->queue   = new Closte_Operator_Queue( $this->sidecar, $store, null, array( $this, 'schedule_retry' ) );
+		$this->queue   = new Closte_Operator_Queue( $this->sidecar, $store, new Closte_Operator_Table_Store(), null, array( $this, 'schedule_retry' ) );
 		$this->router  = new Closte_Operator_Router( $this->sidecar, $this->queue );
 		$this->sync    = new Closte_Operator_Sync( $this->sidecar, $this->queue, $store );
 	}

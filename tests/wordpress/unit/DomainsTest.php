@@ -52,7 +52,7 @@ final class DomainsTest extends TestCase {
 	}
 
 	public function test_health_verdicts(): void {
-		$config   = new Closte_Operator_Config( 'http://127.0.0.1:8087', 't' );
+		$config   = new Closte_Operator_Config( 'http://127.0.0.1:8087', 't', 2.0, '', 'placeholder' );
 		$up       = new Closte_Operator_Result( 200, 'ok' );
 		$list     = fn( array $domains ) => new Closte_Operator_Result( 200, json_encode( array( 'domains' => $domains ) ) );
 		$ready    = array(
@@ -87,7 +87,26 @@ final class DomainsTest extends TestCase {
 		$this->assertSame( 'recommended', $verdict['status'] );
 		$this->assertStringContainsString( '3 domain change(s) are queued', $verdict['problems'][0] );
 
-		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://x', '', 2.0, 'no token defined' ), $up, $list( array() ), 0 );
+		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://localhost', '', 2.0, 'no token defined', 'placeholder' ), $up, $list( array() ), 0 );
 		$this->assertStringContainsString( 'no token defined', $verdict['problems'][0] );
+
+		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://127.0.0.1:8087', 't' ), $up, $list( array() ), 0 );
+		$this->assertSame( 'good', $verdict['status'] );
+		$this->assertStringContainsString( 'CLOSTE_CLIENT_API_KEY is not defined', $verdict['problems'][0] );
+
+		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://sidecar.example:8087', 't', 2.0, '', 'placeholder' ), Closte_Operator_Result::unreachable( 'not sent' ), null, 0 );
+		$this->assertSame( 'critical', $verdict['status'] );
+		$this->assertSame( 'The closte-operator sidecar URL would expose the token', $verdict['summary'] );
+		$this->assertStringContainsString( 'CLOSTE_OPERATOR_SIDECAR_URL (http://sidecar.example:8087) is neither a loopback address nor https', $verdict['problems'][0] );
+	}
+
+	public function test_the_sidecar_url_is_loopback_or_https(): void {
+		foreach ( array( 'http://127.0.0.1:8087', 'http://127.3.2.1', 'http://localhost:8087', 'http://LOCALHOST', 'http://[::1]:8087', 'https://sidecar.example', 'HTTPS://10.0.0.5:8443' ) as $url ) {
+			$this->assertSame( '', Closte_Operator_Config::url_problem( $url ), $url );
+		}
+		foreach ( array( 'http://10.0.0.5:8087', 'http://sidecar.example', 'http://127.0.0.1.nip.io', 'http://localhost.example', 'http://[::2]', 'http://0.0.0.0:8087', 'ftp://127.0.0.1', 'http://user:pw@127.0.0.1', '127.0.0.1:8087', 'not a url', '' ) as $url ) {
+			$this->assertNotSame( '', Closte_Operator_Config::url_problem( $url ), $url );
+			$this->assertNotSame( '', ( new Closte_Operator_Config( $url, 't' ) )->url_error, $url );
+		}
 	}
 }

@@ -160,6 +160,143 @@ final class QueueTest extends Closte_Operator_Test_Case {
 		$this->assertSame( $this->now + 30, $this->queue->next_due() );
 	}
 
+	public function test_writing_an_entry_costs_one_row_whatever_the_queue_holds(): void {
+		$this->transport->always( 0 );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'first.example.com', null ) );
+		$this->assertTrue( $this->queue->is_down() );
+		$options = $this->store->values;
+
+		$costs = array();
+		for ( $i = 0; $i < 500; $i++ ) {
+			$this->rows->writes = array();
+			$this->assertNull( $this->queue->attempt( Closte_Operator_Queue::put( sprintf( 'd%03d.example.com', $i ), 7 ) ) );
+			$this->assertCount( 1, $this->rows->writes, "entry $i: one row written" );
+			$costs[] = $this->rows->writes[0];
+		}
+		$this->assertSame( 'put domain:d000.example.com ' . substr( $costs[0], strrpos( $costs[0], ' ' ) + 1 ), $costs[0] );
+		$this->assertSame( substr( $costs[0], strrpos( $costs[0], ' ' ) ), substr( $costs[499], strrpos( $costs[499], ' ' ) ), 'the 500th entry costs what the first did' );
+		$this->assertSame( $options, $this->store->values, 'no option rewritten per entry' );
+		$this->assertSame( array( $this->now ), array_unique( $this->scheduled ), 'each write reports its own due time, no scan' );
+		$this->assertCount( 501, $this->queue->entries() );
+
+		// A retry round writes each entry once: one timeout, then one row per entry.
+		$this->rows->writes = array();
+		$this->queue->drain();
+		$this->assertCount( 501, $this->rows->writes );
+		$this->assertSame( array( 'replace' ), array_unique( array_map( fn( $w ) => strtok( $w, ' ' ), $this->rows->writes ) ) );
+	}
+
+	public function test_the_queue_is_bounded_and_a_change_that_does_not_fit_is_rejected(): void {
+		$this->transport->always( 0 );
+		for ( $i = 0; $i < Closte_Operator_Queue::MAX_ENTRIES; $i++ ) {
+			$this->queue->attempt( Closte_Operator_Queue::put( "d$i.example.com", null ) );
+		}
+		$this->assertCount( Closte_Operator_Queue::MAX_ENTRIES, $this->queue->entries() );
+
+		$this->assertNull( $this->queue->attempt( Closte_Operator_Queue::delete( 'one-more.example.com' ) ) );
+		$this->assertCount( Closte_Operator_Queue::MAX_ENTRIES, $this->queue->entries() );
+		$this->assertArrayNotHasKey( 'domain:one-more.example.com', $this->queue->entries() );
+		$rejected = $this->queue->failures()[0];
+		$this->assertSame( array( 'delete', 'one-more.example.com' ), array( $rejected['op'], $rejected['domain'] ) );
+		$this->assertStringContainsString( 'not queued: the queue is full (1000 changes waiting)', $rejected['error'] );
+
+		// A newer change of a queued domain still replaces its entry.
+		$this->queue->attempt( Closte_Operator_Queue::delete( 'd5.example.com' ) );
+		$this->assertSame( 'delete', $this->queue->entries()['domain:d5.example.com']['op'] );
+		$this->assertCount( 1, $this->queue->failures() );
+	}
+
+	public function test_an_entry_failing_longer_than_the_maximum_age_is_rejected_with_its_reason(): void {
+		$this->transport->always( 503, '{"error":"Kubernetes API server unreachable"}' );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'old.example.com', 3 ) );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'new.example.com', 4 ) );
+		$start = $this->now;
+		while ( $this->now < $start + Closte_Operator_Queue::MAX_AGE - 3600 ) {
+			$this->now += 3600;
+			$this->queue->drain();
+			$this->queue->attempt( Closte_Operator_Queue::put( 'new.example.com', 4 ) ); // changed again: young again
+		}
+		$this->assertCount( 2, $this->queue->entries() );
+		$requests = count( $this->transport->requests );
+
+		$this->now = $start + Closte_Operator_Queue::MAX_AGE;
+		$this->assertSame( array( 'done' => 0, 'queued' => 1, 'dropped' => 1 ), $this->queue->drain( true ) );
+		$this->assertSame( array( 'domain:new.example.com' ), array_keys( $this->queue->entries() ) );
+		$this->assertCount( $requests + 1, $this->transport->requests, 'the old one is not tried again' );
+		$rejected = $this->queue->failures();
+		$this->assertCount( 1, $rejected );
+		$this->assertSame( array( 'put', 'old.example.com', 3 ), array( $rejected[0]['op'], $rejected[0]['domain'], $rejected[0]['site'] ) );
+		$this->assertStringStartsWith( 'gave up: still failing after 7 days (', $rejected[0]['error'] );
+		$this->assertStringEndsWith( 'last error: HTTP 503: Kubernetes API server unreachable', $rejected[0]['error'] );
+		$this->assertSame( $this->now, $rejected[0]['time'] );
+	}
+
+	public function test_a_conflict_is_retried_a_bounded_number_of_times_then_rejected(): void {
+		$this->transport->always( 409, '{"error":"shop.example.com belongs to another site"}' );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'shop.example.com', 2 ) );
+		for ( $i = 0; $i < 50 && array() !== $this->queue->entries(); $i++ ) {
+			$this->now = (int) $this->queue->next_due();
+			$this->queue->drain();
+		}
+		$this->assertSame( array(), $this->queue->entries() );
+		$this->assertCount( Closte_Operator_Queue::CONFLICT_ATTEMPTS, $this->transport->requests );
+		$this->assertLessThan( Closte_Operator_Queue::MAX_AGE, $this->now - 1700000000, 'given up for the conflicts, not for its age' );
+		$rejected = $this->queue->failures();
+		$this->assertCount( 1, $rejected );
+		$this->assertSame( 'shop.example.com', $rejected[0]['domain'] );
+		$this->assertSame( Closte_Operator_Queue::CONFLICT_ATTEMPTS, $rejected[0]['attempts'] );
+		$this->assertSame(
+			'gave up after 10 conflicts: the domain is held by another site / still being deleted (HTTP 409: shop.example.com belongs to another site)',
+			$rejected[0]['error']
+		);
+	}
+
+	public function test_other_failures_between_conflicts_do_not_count_as_conflicts(): void {
+		$this->transport->always( 409 );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'shop.example.com', 2 ) );
+		$this->transport->answer = fn() => new Closte_Operator_Result( count( $this->transport->requests ) % 2 ? 409 : 503 );
+		for ( $i = 0; $i < 2 * Closte_Operator_Queue::CONFLICT_ATTEMPTS - 3; $i++ ) {
+			$this->queue->drain( true );
+		}
+		$this->assertSame( Closte_Operator_Queue::CONFLICT_ATTEMPTS - 1, $this->queue->entries()['domain:shop.example.com']['conflicts'] );
+		$this->assertSame( array(), $this->queue->failures() );
+	}
+
+	public function test_a_retry_never_undoes_an_entry_another_request_wrote_meanwhile(): void {
+		$this->transport->always( 503 );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'a.example.com', 2 ) );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'b.example.com', 3 ) );
+
+		// While the retry of a.example.com is on its way, another request
+		// queues a delete of it; the retry succeeds, then fails for b.
+		$this->transport->answer = function ( $request ) {
+			if ( str_ends_with( $request['url'], '/a.example.com' ) ) {
+				$this->rows->put( 'domain:a.example.com', Closte_Operator_Queue::delete( 'a.example.com' ) + array( 'attempts' => 1, 'conflicts' => 0, 'next' => $this->now, 'error' => 'x', 'since' => $this->now ) );
+				return new Closte_Operator_Result( 201 );
+			}
+			$this->rows->put( 'domain:b.example.com', Closte_Operator_Queue::delete( 'b.example.com' ) + array( 'attempts' => 1, 'conflicts' => 0, 'next' => $this->now, 'error' => 'x', 'since' => $this->now ) );
+			return new Closte_Operator_Result( 503 );
+		};
+		$this->queue->drain( true );
+		$this->assertSame(
+			array(
+				'domain:a.example.com' => array( 'delete', 1, 0 ),
+				'domain:b.example.com' => array( 'delete', 1, 0 ),
+			),
+			$this->queued(),
+			'the newer entries stand'
+		);
+
+		// Two requests (two queues over the same rows) queueing at once.
+		$other = new Closte_Operator_Queue( $this->sidecar, $this->store, $this->rows, fn() => $this->now );
+		$this->transport->always( 0 );
+		for ( $i = 0; $i < 20; $i++ ) {
+			$this->queue->attempt( Closte_Operator_Queue::delete( "x$i.example.com" ) );
+			$other->attempt( Closte_Operator_Queue::delete( "y$i.example.com" ) );
+		}
+		$this->assertCount( 42, $this->queue->entries() );
+	}
+
 	public function test_delay(): void {
 		$this->assertSame( 0, Closte_Operator_Queue::delay( 1 ) );
 		$this->assertSame( 30, Closte_Operator_Queue::delay( 2 ) );

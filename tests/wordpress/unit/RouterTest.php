@@ -8,7 +8,6 @@
 final class RouterTest extends Closte_Operator_Test_Case {
 
 	const CLOSTE = 'https://app.closte.com/api/client/';
-	const REAL   = 'real-closte-key-0a9d';
 
 	private Closte_Operator_Router $router;
 
@@ -18,19 +17,27 @@ final class RouterTest extends Closte_Operator_Test_Case {
 	}
 
 	/**
-	 * What Ultimate Multisite's Closte integration passes to wp_remote_post.
+	 * What Ultimate Multisite's Closte_Host_Provider passes to wp_remote_post:
+	 * the placeholder as `apikey` in a form body, 45 s, its own headers.
 	 */
-	private function post( string $endpoint, array $body ) {
-		return $this->router->filter(
-			false,
-			array(
-				'method'     => 'POST',
-				'timeout'    => 45,
-				'user-agent' => 'WP-Ultimo-Closte-Integration/2.0',
-				'body'       => $body,
+	private static function um_args( array $data, mixed $key = self::PLACEHOLDER ): array {
+		return array(
+			'method'   => 'POST',
+			'blocking' => true,
+			'timeout'  => 45,
+			'headers'  => array(
+				'Content-Type' => 'application/x-www-form-urlencoded',
+				'User-Agent'   => 'WP-Ultimo-Closte-Integration/2.0',
 			),
-			self::CLOSTE . $endpoint
+			'body'     => array_merge( array( 'apikey' => $key ), $data ),
 		);
+	}
+
+	/**
+	 * A call as Ultimate Multisite makes it (send_closte_api_request).
+	 */
+	private function post( string $endpoint, array $data ) {
+		return $this->router->filter( false, self::um_args( $data ), self::CLOSTE . $endpoint );
 	}
 
 	private static function form( ?string $body ): array {
@@ -38,7 +45,37 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		return $fields;
 	}
 
-	public function test_only_closte_client_api_urls_are_routed(): void {
+	/**
+	 * A pending delete for old.example.com and the breaker closed: what a
+	 * refused request must leave exactly as it is.
+	 */
+	private function pending(): array {
+		$this->transport->always( 503, '{"error":"Kubernetes API server unreachable"}' );
+		$this->queue->attempt( Closte_Operator_Queue::delete( 'old.example.com' ) );
+		$this->transport->requests = array();
+		$this->rows->writes        = array();
+		$this->scheduled           = array();
+		$this->transport->always( 200, '{"success":true}' );
+		return array( $this->rows->rows, $this->rows->rejected_rows, $this->store->values );
+	}
+
+	/**
+	 * A local Closte-shaped refusal: nothing sent, nothing queued, nothing forgotten.
+	 */
+	private function assertRefused( int $status, $response, array $before, string $why = '' ): void {
+		$this->assertIsArray( $response, 'a response, never a WP_Error: ' . $why );
+		$this->assertSame( $status, $response['response']['code'], $why . ': ' . $response['body'] );
+		$body = json_decode( $response['body'], true );
+		$this->assertFalse( $body['success'], $why );
+		$this->assertStringStartsWith( 'closte-operator refused this request: ', $body['error'], $why );
+		$this->assertSame( array(), $this->transport->requests, 'nothing sent: ' . $why );
+		$this->assertSame( array(), $this->rows->writes, 'no queue change: ' . $why );
+		$this->assertSame( array(), $this->scheduled, 'nothing scheduled: ' . $why );
+		$this->assertSame( $before, array( $this->rows->rows, $this->rows->rejected_rows, $this->store->values ), 'nothing forgotten: ' . $why );
+		$this->assertStringNotContainsString( self::TOKEN, serialize( $response ), $why );
+	}
+
+	public function test_only_closte_client_api_urls_are_intercepted(): void {
 		$this->assertSame( 'adddomainalias', Closte_Operator_Router::endpoint( self::CLOSTE . 'adddomainalias' ) );
 		$this->assertSame( 'ssl/install', Closte_Operator_Router::endpoint( 'https://APP.closte.com/api/client/ssl/install' ) );
 		$this->assertSame( 'getdomains', Closte_Operator_Router::endpoint( self::CLOSTE . 'getdomains?apikey=x' ) );
@@ -53,14 +90,13 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertSame( array(), $this->transport->requests );
 	}
 
-	public function test_an_add_reaches_the_closte_door_with_the_token_instead_of_the_key(): void {
+	public function test_an_add_as_ultimate_multisite_sends_it_reaches_the_door_with_the_token(): void {
 		$this->transport->always( 200, '{"success":true}' );
 		$response = $this->post(
 			'adddomainalias',
 			array(
-				'apikey'   => self::REAL,
 				'domain'   => 'shop.example.com',
-				'wildcard' => 0,
+				'wildcard' => false,
 			)
 		);
 
@@ -69,7 +105,7 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertCount( 1, $this->transport->requests );
 		$request = $this->transport->requests[0];
 		$this->assertSame( 'POST', $request['method'] );
-		$this->assertSame( 'http://sidecar.test:8087/api/client/adddomainalias', $request['url'] );
+		$this->assertSame( self::SIDECAR . '/api/client/adddomainalias', $request['url'] );
 		$this->assertSame( 'application/x-www-form-urlencoded', $request['headers']['Content-Type'] );
 		$this->assertSame(
 			array(
@@ -80,18 +116,67 @@ final class RouterTest extends Closte_Operator_Test_Case {
 			self::form( $request['body'] )
 		);
 		$this->assertSame( 2.0, $request['timeout'], 'never the caller\'s 45 s' );
-		$this->assertStringNotContainsString( self::REAL, serialize( $request ) );
+		$this->assertStringNotContainsString( self::PLACEHOLDER, serialize( $request ) );
 		$this->assertSame( array(), $this->queue->entries() );
+	}
+
+	public function test_every_call_of_the_closte_client_is_routed(): void {
+		$this->transport->always( 200, '{"success":true}' );
+		// Ultimate Multisite: test connection, add, the SSL probes, SSL status, remove.
+		$this->post( 'adddomainalias', array() );
+		$this->post(
+			'adddomainalias',
+			array(
+				'domain'   => '*.example.com',
+				'wildcard' => true,
+			)
+		);
+		foreach ( array( 'ssl/install', 'installssl', 'ssl', 'certificate/install' ) as $probe ) {
+			$this->post(
+				$probe,
+				array(
+					'domain' => 'shop.example.com',
+					'type'   => 'letsencrypt',
+				)
+			);
+		}
+		$this->post( 'ssl/status', array( 'domain' => 'shop.example.com' ) );
+		$this->post(
+			'deletedomainalias',
+			array(
+				'domain'   => 'shop.example.com',
+				'wildcard' => false,
+			)
+		);
+		// Closte's own callers: getdomains with the key in the query.
+		$this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER );
+
+		$this->assertSame(
+			array(
+				'POST /api/client/adddomainalias',
+				'POST /api/client/adddomainalias',
+				'POST /api/client/ssl/install',
+				'POST /api/client/installssl',
+				'POST /api/client/ssl',
+				'POST /api/client/certificate/install',
+				'POST /api/client/ssl/status',
+				'POST /api/client/deletedomainalias',
+				'GET /api/client/getdomains?apikey=' . self::TOKEN,
+			),
+			$this->transport->lines()
+		);
+		$this->assertSame( array( 'apikey' => self::TOKEN ), self::form( $this->transport->requests[0]['body'] ) );
+		$this->assertSame( '1', self::form( $this->transport->requests[1]['body'] )['wildcard'] );
+		$this->assertStringNotContainsString( self::PLACEHOLDER, serialize( $this->transport->requests ) );
 	}
 
 	public function test_the_key_is_replaced_in_a_query_string_and_in_a_string_body(): void {
 		$this->transport->always( 200, '{"success":true,"domains":[]}' );
-		$this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::REAL );
 		$this->router->filter(
 			false,
 			array(
 				'method' => 'POST',
-				'body'   => 'apikey=' . self::REAL . '&domain=%2A.example.com&wildcard=1',
+				'body'   => 'apikey=' . self::PLACEHOLDER . '&domain=%2A.example.com&wildcard=1',
 			),
 			self::CLOSTE . 'deletedomainalias'
 		);
@@ -99,14 +184,12 @@ final class RouterTest extends Closte_Operator_Test_Case {
 			false,
 			array(
 				'method' => 'GET',
-				'body'   => array( 'apikey' => self::REAL ),
+				'body'   => array( 'apikey' => self::PLACEHOLDER ),
 			),
 			self::CLOSTE . 'getdomains'
 		);
 
-		list( $get, $delete, $get_array ) = $this->transport->requests;
-		$this->assertSame( 'http://sidecar.test:8087/api/client/getdomains?apikey=' . self::TOKEN, $get['url'] );
-		$this->assertNull( $get['body'] );
+		list( $delete, $get_array ) = $this->transport->requests;
 		$this->assertSame(
 			array(
 				'apikey'   => self::TOKEN,
@@ -115,48 +198,137 @@ final class RouterTest extends Closte_Operator_Test_Case {
 			),
 			self::form( $delete['body'] )
 		);
-		$this->assertSame( 'http://sidecar.test:8087/api/client/getdomains?apikey=' . self::TOKEN, $get_array['url'] );
-		$this->assertStringNotContainsString( self::REAL, serialize( $this->transport->requests ) );
+		$this->assertSame( self::SIDECAR . '/api/client/getdomains?apikey=' . self::TOKEN, $get_array['url'] );
+		$this->assertNull( $get_array['body'] );
+		$this->assertStringNotContainsString( self::PLACEHOLDER, serialize( $this->transport->requests ) );
 	}
 
-	public function test_a_json_body_reaches_the_door_as_a_form(): void {
-		$this->router->filter(
-			false,
-			array(
-				'method'  => 'POST',
-				'headers' => array( 'Content-Type' => 'application/json' ),
-				'body'    => '{"apikey":"' . self::REAL . '","domain":"shop.example.com"}',
-				'timeout' => 0,
-			),
-			self::CLOSTE . 'adddomainalias'
-		);
-		$request = $this->transport->requests[0];
-		$this->assertSame( 'application/x-www-form-urlencoded', $request['headers']['Content-Type'] );
-		$this->assertSame(
-			array(
-				'apikey' => self::TOKEN,
-				'domain' => 'shop.example.com',
-			),
-			self::form( $request['body'] )
-		);
-		$this->assertSame( 2.0, $request['timeout'], 'a timeout of 0 (none) is not taken over' );
+	public function test_a_safe_request_is_refused_whatever_it_carries(): void {
+		$before = $this->pending();
+		// wp_safe_remote_post(): a pingback, the oEmbed proxy, URL details, enclosures.
+		$args = self::um_args( array( 'domain' => 'old.example.com' ) ) + array( 'reject_unsafe_urls' => true );
+		$this->assertRefused( 403, $this->router->filter( false, $args, self::CLOSTE . 'deletedomainalias' ), $before, 'safe delete with the key' );
+		$this->assertRefused( 403, $this->router->filter( false, array( 'reject_unsafe_urls' => 1 ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER ), $before, 'safe get' );
+		$this->assertRefused( 403, $this->router->filter( false, array( 'reject_unsafe_urls' => true ), self::CLOSTE . 'anything' ), $before, 'safe, unknown path' );
+		$args['reject_unsafe_urls'] = false;
+		$this->assertSame( 200, $this->router->filter( false, $args, self::CLOSTE . 'deletedomainalias' )['response']['code'], 'reject_unsafe_urls false is not a safe request' );
 	}
 
-	public function test_a_request_without_a_key_gets_the_token_where_closte_expects_it(): void {
-		$this->post( 'adddomainalias', array() );
-		$this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains' );
-		$this->assertSame( array( 'apikey' => self::TOKEN ), self::form( $this->transport->requests[0]['body'] ) );
-		$this->assertStringEndsWith( '/api/client/getdomains?apikey=' . self::TOKEN, $this->transport->requests[1]['url'] );
+	public function test_a_wrong_or_missing_key_is_refused(): void {
+		$before = $this->pending();
+		$delete = fn( array $args, string $url = self::CLOSTE . 'deletedomainalias' ) => $this->router->filter( false, $args, $url );
+		$data   = array( 'domain' => 'old.example.com' );
+
+		$this->assertRefused( 401, $delete( self::um_args( $data, 'real-closte-key-0a9d' ) ), $before, 'a wrong key' );
+		$this->assertRefused( 401, $delete( self::um_args( $data, '' ) ), $before, 'an empty key' );
+		$this->assertRefused( 401, $delete( self::um_args( $data, self::PLACEHOLDER . 'x' ) ), $before, 'a longer key' );
+		$this->assertRefused(
+			401,
+			$delete(
+				array(
+					'method' => 'POST',
+					'body'   => $data,
+				)
+			),
+			$before,
+			'no key (a form plugin posting to the Closte URL)'
+		);
+		$this->assertRefused( 401, $delete( array( 'method' => 'POST' ) ), $before, 'no body at all' );
+		$this->assertRefused(
+			401,
+			$delete(
+				array(
+					'method' => 'POST',
+					'body'   => $data,
+				),
+				self::CLOSTE . 'deletedomainalias?apikey=' . self::PLACEHOLDER
+			),
+			$before,
+			'the key in the query of a POST'
+		);
+		$this->assertRefused( 401, $delete( self::um_args( $data ), self::CLOSTE . 'deletedomainalias?apikey=wrong' ), $before, 'a second, wrong key in the query' );
+		$this->assertRefused( 401, $delete( self::um_args( $data, array( self::PLACEHOLDER ) ) ), $before, 'an array for a key' );
+		$this->assertRefused( 401, $delete( array( 'method' => 'POST', 'body' => 'domain=old.example.com&apikey=nope' ) ), $before, 'a wrong key in a string body' );
+		$this->assertRefused( 401, $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains' ), $before, 'a keyless read' );
+		$this->assertRefused( 401, $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=wrong' ), $before, 'a read with a wrong key' );
+	}
+
+	public function test_without_a_placeholder_in_wp_config_nothing_is_routed(): void {
+		$sidecar = new Closte_Operator_Sidecar( $this->transport, new Closte_Operator_Config( self::SIDECAR, self::TOKEN, 2.0 ) );
+		$router  = new Closte_Operator_Router( $sidecar, $this->queue );
+		$before  = $this->pending();
+		$this->assertRefused( 401, $router->filter( false, self::um_args( array( 'domain' => 'old.example.com' ), '' ), self::CLOSTE . 'deletedomainalias' ), $before, 'an empty key, none defined' );
+		$response = $router->filter( false, self::um_args( array( 'domain' => 'old.example.com' ), 'anything' ), self::CLOSTE . 'deletedomainalias' );
+		$this->assertRefused( 401, $response, $before, 'any key, none defined' );
+		$this->assertStringContainsString( 'CLOSTE_CLIENT_API_KEY is not defined', $response['body'] );
+	}
+
+	public function test_a_method_the_client_does_not_use_is_refused(): void {
+		$before = $this->pending();
+		$this->assertRefused( 405, $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'deletedomainalias?apikey=' . self::PLACEHOLDER . '&domain=old.example.com' ), $before, 'GET deletedomainalias' );
+		$this->assertRefused( 405, $this->router->filter( false, array(), self::CLOSTE . 'deletedomainalias?apikey=' . self::PLACEHOLDER . '&domain=old.example.com' ), $before, 'no method: GET' );
+		foreach ( array( 'PUT', 'DELETE', 'PATCH', 'HEAD' ) as $method ) {
+			$args           = self::um_args( array( 'domain' => 'old.example.com' ) );
+			$args['method'] = $method;
+			$this->assertRefused( 405, $this->router->filter( false, $args, self::CLOSTE . 'deletedomainalias' ), $before, "$method deletedomainalias" );
+		}
+		$this->assertRefused( 405, $this->post( 'getdomains', array() ), $before, 'POST getdomains' );
+		$response = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'adddomainalias?apikey=' . self::PLACEHOLDER );
+		$this->assertRefused( 405, $response, $before, 'GET adddomainalias' );
+		$this->assertSame( 'Method Not Allowed', $response['response']['message'] );
+	}
+
+	public function test_a_path_the_client_does_not_use_is_refused(): void {
+		$before = $this->pending();
+		foreach ( array( 'deletedomain', 'DeleteDomainAlias', '../client/deletedomainalias', './deletedomainalias', 'deletedomainalias/x', 'ssl/revoke', '', 'getdomains.json' ) as $path ) {
+			$this->assertRefused( 404, $this->post( $path, array( 'domain' => 'old.example.com' ) ), $before, "path '$path'" );
+		}
+	}
+
+	public function test_a_body_that_is_not_a_form_is_refused(): void {
+		$before = $this->pending();
+		$this->assertRefused(
+			400,
+			$this->router->filter(
+				false,
+				array(
+					'method'  => 'POST',
+					'headers' => array( 'Content-Type' => 'application/json' ),
+					'body'    => '{"apikey":"' . self::PLACEHOLDER . '","domain":"old.example.com"}',
+				),
+				self::CLOSTE . 'deletedomainalias'
+			),
+			$before,
+			'a JSON body'
+		);
+	}
+
+	public function test_a_sidecar_url_that_would_expose_the_token_gets_nothing(): void {
+		foreach ( array( 'http://sidecar.example:8087', 'http://10.0.0.5:8087', 'http://127.0.0.1.nip.io:8087' ) as $url ) {
+			$config = new Closte_Operator_Config( $url, self::TOKEN, 2.0, '', self::PLACEHOLDER );
+			$this->assertStringContainsString( 'neither a loopback address nor https', $config->url_error );
+			$sidecar = new Closte_Operator_Sidecar( $this->transport, $config );
+			$router  = new Closte_Operator_Router( $sidecar, $this->queue );
+
+			$response = $router->filter( false, self::um_args( array( 'domain' => 'shop.example.com' ) ), self::CLOSTE . 'adddomainalias' );
+			$this->assertSame( 503, $response['response']['code'] );
+			$this->assertStringContainsString( 'not sent: CLOSTE_OPERATOR_SIDECAR_URL', $response['body'] );
+			$this->assertFalse( $sidecar->health()->reached() );
+			$this->assertFalse( $sidecar->domains()->reached() );
+			$this->assertFalse( $sidecar->put_domain( 'shop.example.com', 2 )->reached() );
+			$this->assertSame( array(), $this->transport->requests, "nothing sent to $url" );
+			$this->now += Closte_Operator_Queue::BREAKER_SECONDS;
+		}
 	}
 
 	public function test_the_sidecar_answer_comes_back_as_it_is(): void {
 		$rejected = '{"success":false,"error":"Invalid or empty domain: "}';
 		$this->transport->always( 200, $rejected );
-		$response = $this->post( 'adddomainalias', array( 'apikey' => self::REAL ) );
+		$response = $this->post( 'adddomainalias', array( 'apikey' => self::PLACEHOLDER ) );
 		$this->assertSame( $rejected, $response['body'], 'Ultimate Multisite\'s test connection compares it byte for byte' );
 
 		$this->transport->always( 401, '{"success":false,"error":"invalid API key"}' );
-		$response = $this->post( 'adddomainalias', array( 'apikey' => self::REAL ) );
+		$response = $this->post( 'adddomainalias', array( 'apikey' => self::PLACEHOLDER ) );
 		$this->assertSame( 401, $response['response']['code'] );
 		$this->assertSame( 'Unauthorized', $response['response']['message'] );
 	}
@@ -166,7 +338,7 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$response = $this->post(
 			'adddomainalias',
 			array(
-				'apikey'   => self::REAL,
+				'apikey'   => self::PLACEHOLDER,
 				'domain'   => 'Shop.Example.com',
 				'wildcard' => 0,
 			)
@@ -184,14 +356,26 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertSame( array( $this->now ), $this->scheduled, 'a retry is scheduled for the next cron run' );
 	}
 
+	public function test_a_call_that_finds_the_queue_full_says_it_was_not_queued(): void {
+		for ( $i = 0; $i < Closte_Operator_Queue::MAX_ENTRIES; $i++ ) {
+			$this->rows->put( "domain:d$i.example.com", Closte_Operator_Queue::delete( "d$i.example.com" ) + array( 'attempts' => 1, 'conflicts' => 0, 'next' => $this->now, 'error' => 'x', 'since' => $this->now ) );
+		}
+		$this->transport->always( 0 );
+		$response = $this->post( 'adddomainalias', array( 'domain' => 'shop.example.com' ) );
+		$this->assertSame( 503, $response['response']['code'] );
+		$this->assertStringContainsString( 'the change was not queued', $response['body'] );
+		$this->assertStringContainsString( 'the queue is full', $this->queue->failures()[0]['error'] );
+		$this->assertSame( 'dropped', $this->queue->last_outcome() );
+	}
+
 	public function test_the_token_never_appears_in_an_answer_or_the_queue(): void {
 		$this->transport->answer = fn( $request ) => Closte_Operator_Result::unreachable( 'Operation timed out for ' . $request['url'] );
-		$response = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::REAL );
-		$this->assertStringContainsString( 'timed out for http://sidecar.test:8087/api/client/getdomains?apikey=[redacted]', $response['body'] );
+		$response = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER );
+		$this->assertStringContainsString( 'timed out for http://127.0.0.1:8087/api/client/getdomains?apikey=[redacted]', $response['body'] );
 		$this->now += Closte_Operator_Queue::BREAKER_SECONDS;
 		$this->post( 'adddomainalias', array( 'domain' => 'shop.example.com' ) );
 		$this->queue->drain();
-		$this->assertStringNotContainsString( self::TOKEN, serialize( array( $response, $this->store->values ) ) );
+		$this->assertStringNotContainsString( self::TOKEN, serialize( array( $response, $this->store->values, $this->rows->rows, $this->rows->rejected_rows ) ) );
 	}
 
 	public function test_while_the_breaker_is_open_nothing_waits_on_the_sidecar(): void {
@@ -200,7 +384,7 @@ final class RouterTest extends Closte_Operator_Test_Case {
 		$this->assertCount( 1, $this->transport->requests );
 
 		$response = $this->post( 'deletedomainalias', array( 'domain' => 'b.example.com' ) );
-		$get      = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains' );
+		$get      = $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER );
 		$this->assertCount( 1, $this->transport->requests, 'no new request while the breaker is open' );
 		$this->assertSame( 503, $response['response']['code'] );
 		$this->assertSame( 503, $get['response']['code'] );
@@ -215,12 +399,12 @@ final class RouterTest extends Closte_Operator_Test_Case {
 
 	public function test_test_connection_and_reads_are_not_queued(): void {
 		$this->transport->always( 0 );
-		$response = $this->post( 'adddomainalias', array( 'apikey' => self::REAL ) );
+		$response = $this->post( 'adddomainalias', array( 'apikey' => self::PLACEHOLDER ) );
 		$this->assertSame( 503, $response['response']['code'] );
 		$this->assertStringNotContainsString( 'queued', json_decode( $response['body'], true )['error'] );
 		$this->now += Closte_Operator_Queue::BREAKER_SECONDS;
-		$this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains' );
-		$this->post( 'ssl/install', array( 'domain' => 'shop.example.com' ) );
+		$this->assertSame( 503, $this->router->filter( false, array( 'method' => 'GET' ), self::CLOSTE . 'getdomains?apikey=' . self::PLACEHOLDER )['response']['code'] );
+		$this->assertSame( 503, $this->post( 'ssl/install', array( 'domain' => 'shop.example.com' ) )['response']['code'] );
 		$this->assertSame( array(), $this->queue->entries() );
 	}
 

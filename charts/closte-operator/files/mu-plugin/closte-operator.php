@@ -12,8 +12,13 @@
  * A must-use plugin: copy this file and the closte-operator/ folder beside
  * it into wp-content/mu-plugins/. Configure it in wp-config.php:
  *
- *     define( 'CLOSTE_OPERATOR_SIDECAR_URL', 'http://127.0.0.1:8087' );                        // the default
+ *     define( 'CLOSTE_OPERATOR_SIDECAR_URL', 'http://127.0.0.1:8087' );                        // the default; loopback or https only
  *     define( 'CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE', '/var/run/closte-sidecar/token' );          // or CLOSTE_OPERATOR_SIDECAR_TOKEN
+ *     define( 'CLOSTE_CLIENT_API_KEY', 'any-random-placeholder' );                              // never a Closte key
+ *
+ * Ultimate Multisite's Closte integration sends nothing unless
+ * CLOSTE_CLIENT_API_KEY is defined; the router routes only its calls that
+ * carry exactly that placeholder.
  *
  * @package Closte_Operator
  */
@@ -28,6 +33,7 @@ require_once __DIR__ . '/closte-operator/class-closte-operator-config.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-domains.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-sidecar.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-queue.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-table.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-router.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-sync.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-health.php';

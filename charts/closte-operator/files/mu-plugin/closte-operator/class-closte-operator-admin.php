@@ -81,7 +81,8 @@ final class Closte_Operator_Admin {
 
 	/**
 	 * A notice on every network-admin page while writes are waiting, the
-	 * sidecar was unreachable, or there is no token. Reads stored state only.
+	 * sidecar was unreachable, there is no token, or the sidecar URL may not
+	 * carry it. Reads stored state only.
 	 *
 	 * @return void
 	 */
@@ -98,6 +99,18 @@ final class Closte_Operator_Admin {
 						/* translators: %s: why there is no token */
 						__( 'no sidecar token (%s); domain changes cannot reach the sidecar.', 'closte-operator' ),
 						$config->token_error
+					)
+				)
+			);
+		}
+		if ( '' !== $config->url_error ) {
+			printf(
+				'<div class="notice notice-error closte-operator-notice"><p><strong>closte-operator:</strong> %s</p></div>',
+				esc_html(
+					sprintf(
+						/* translators: %s: what is wrong with the sidecar URL */
+						__( '%s; nothing is sent to the sidecar.', 'closte-operator' ),
+						$config->url_error
 					)
 				)
 			);
@@ -289,7 +302,7 @@ final class Closte_Operator_Admin {
 		}
 		if ( array() !== $failures ) {
 			echo '<h2>' . esc_html__( 'Rejected changes', 'closte-operator' ) . '</h2>';
-			echo '<p>' . esc_html__( 'The sidecar refused these; retrying would not help.', 'closte-operator' ) . '</p>';
+			echo '<p>' . esc_html__( 'These changes were given up: the sidecar refused them in a way a retry cannot fix, they kept conflicting or kept failing too long, or the queue was full. The whole-set sync writes every site\'s domains again from WordPress\'s own tables.', 'closte-operator' ) . '</p>';
 			echo '<table class="widefat striped" id="closte-operator-failures"><tbody>';
 			foreach ( $failures as $failure ) {
 				printf(

@@ -13,8 +13,9 @@ defined( 'ABSPATH' ) || exit;
 final class Closte_Operator_Health {
 
 	/**
-	 * Judges the sidecar: reachable (GET /healthz), token accepted and every
-	 * domain Ready (GET /v1/domains), nothing waiting in the queue.
+	 * Judges the sidecar: a URL that may carry the token (loopback or https),
+	 * reachable (GET /healthz), token accepted and every domain Ready
+	 * (GET /v1/domains), nothing waiting in the queue.
 	 *
 	 * @param Closte_Operator_Config      $config  The settings.
 	 * @param Closte_Operator_Result      $health  Answer to GET /healthz.
@@ -32,7 +33,14 @@ final class Closte_Operator_Health {
 		if ( '' !== $config->token_error ) {
 			$verdict['problems'][] = 'No sidecar token: ' . $config->token_error . '.';
 		}
-		if ( ! $health->ok() ) {
+		if ( '' === $config->client_key ) {
+			$verdict['problems'][] = 'CLOSTE_CLIENT_API_KEY is not defined in wp-config.php: Ultimate Multisite\'s Closte integration sends nothing, so none of its calls is routed. Define it as a placeholder (any random string, never a Closte key).';
+		}
+		if ( '' !== $config->url_error ) {
+			$verdict['status']     = 'critical';
+			$verdict['summary']    = 'The closte-operator sidecar URL would expose the token';
+			$verdict['problems'][] = $config->url_error . '.';
+		} elseif ( ! $health->ok() ) {
 			$verdict['status']     = 'critical';
 			$verdict['summary']    = 'The closte-operator sidecar cannot be reached';
 			$verdict['problems'][] = sprintf( 'GET %s/healthz: %s.', $config->url, $health->message() );

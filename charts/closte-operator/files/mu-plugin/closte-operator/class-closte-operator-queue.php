@@ -1,7 +1,7 @@
 <?php
 /**
  * Writes to the sidecar that must not be lost: tried at once, else kept and
- * retried with backoff.
+ * retried with backoff, within bounds.
  *
  * @package Closte_Operator
  */
@@ -9,8 +9,8 @@
 defined( 'ABSPATH' ) || exit;
 
 /**
- * Where the queue keeps its state; network options in WordPress, an array in
- * the unit tests.
+ * Where the queue keeps its small state (the breaker); network options in
+ * WordPress, an array in the unit tests.
  */
 interface Closte_Operator_Store {
 
@@ -34,6 +34,77 @@ interface Closte_Operator_Store {
 }
 
 /**
+ * Where the queue keeps its entries: one row per entry, so that writing one
+ * entry costs the same whatever the queue holds, and concurrent requests
+ * never overwrite each other's entries. Reads are fresh (never from a cache).
+ * A table in WordPress, an array in the unit tests.
+ *
+ * Every waiting entry has a `version`, changed by every write; replace() and
+ * remove() with a version act only on that version, so a request never
+ * settles an entry that another request replaced meanwhile.
+ */
+interface Closte_Operator_Queue_Store {
+
+	/**
+	 * The waiting entries by key, oldest first, each with its `version`.
+	 *
+	 * @return array<string, array>
+	 */
+	public function waiting(): array;
+
+	/**
+	 * How many entries are waiting.
+	 *
+	 * @return int
+	 */
+	public function count(): int;
+
+	/**
+	 * Writes the entry of a key, replacing any (one row).
+	 *
+	 * @param string $key   Key.
+	 * @param array  $entry Entry, without a version.
+	 * @return void
+	 */
+	public function put( string $key, array $entry ): void;
+
+	/**
+	 * Replaces the entry of a key if it is still at `$version` (one row).
+	 *
+	 * @param string $key     Key.
+	 * @param int    $version The version read.
+	 * @param array  $entry   Entry, without a version.
+	 * @return bool Whether it was replaced; false when another request replaced or removed it meanwhile.
+	 */
+	public function replace( string $key, int $version, array $entry ): bool;
+
+	/**
+	 * Removes the entry of a key; only at `$version` when one is given (one row).
+	 *
+	 * @param string   $key     Key.
+	 * @param int|null $version The version read, or null for any.
+	 * @return bool Whether an entry was removed.
+	 */
+	public function remove( string $key, ?int $version = null ): bool;
+
+	/**
+	 * Records a change given up, keeping the newest `$keep` of them.
+	 *
+	 * @param array $record The operation plus `time`, `error` and `attempts`.
+	 * @param int   $keep   How many records to keep.
+	 * @return void
+	 */
+	public function reject( array $record, int $keep ): void;
+
+	/**
+	 * The changes given up, newest first.
+	 *
+	 * @return array<int, array>
+	 */
+	public function rejected(): array;
+}
+
+/**
  * The write queue and the circuit breaker in front of the sidecar.
  *
  * An operation is an array: `put` (domain, site), `delete` (domain) or `site`
@@ -46,19 +117,22 @@ interface Closte_Operator_Store {
  * page never waits on a dead sidecar more than once. Retries ignore the
  * breaker; they are the probe that closes it.
  *
- * The queue is one network option, read and written without a lock: two
- * requests failing at the same moment may lose one entry. The periodic
- * whole-set sync repairs whatever a lost entry would have done.
+ * The queue is bounded: at most MAX_ENTRIES wait, an entry still failing
+ * after MAX_AGE seconds is given up, and a conflict (409: the domain is held
+ * by another site, or still being deleted) is retried CONFLICT_ATTEMPTS
+ * times. A change given up is recorded as rejected with its reason; the
+ * periodic whole-set sync writes WordPress's domains again anyway.
  */
 final class Closte_Operator_Queue {
 
-	const QUEUE           = 'queue';
-	const FAILURES        = 'failures';
-	const DOWN            = 'down';
-	const BREAKER_SECONDS = 30;
-	const FIRST_DELAY     = 30;
-	const MAX_DELAY       = 3600;
-	const FAILURES_KEPT   = 20;
+	const DOWN              = 'down';
+	const BREAKER_SECONDS   = 30;
+	const FIRST_DELAY       = 30;
+	const MAX_DELAY         = 3600;
+	const FAILURES_KEPT     = 20;
+	const MAX_ENTRIES       = 1000;
+	const MAX_AGE           = 604800; // 7 days.
+	const CONFLICT_ATTEMPTS = 10;
 
 	/**
 	 * Returns the current Unix time.
@@ -68,23 +142,32 @@ final class Closte_Operator_Queue {
 	private Closure $clock;
 
 	/**
-	 * Called with the time the queue is next due, whenever entries remain.
+	 * Called with an entry's due time whenever one is written.
 	 *
 	 * @var Closure|null
 	 */
 	private ?Closure $on_change;
 
 	/**
+	 * How the last attempt() ended: 'done', 'queued' or 'dropped'.
+	 *
+	 * @var string
+	 */
+	private string $outcome = '';
+
+	/**
 	 * Constructor.
 	 *
-	 * @param Closte_Operator_Sidecar $sidecar   The sidecar client.
-	 * @param Closte_Operator_Store   $store     Where entries live.
-	 * @param callable|null           $clock     Returns the Unix time; time() when null.
-	 * @param callable|null           $on_change Receives the next due time when entries remain.
+	 * @param Closte_Operator_Sidecar     $sidecar   The sidecar client.
+	 * @param Closte_Operator_Store       $store     Where the breaker lives.
+	 * @param Closte_Operator_Queue_Store $rows      Where the entries live.
+	 * @param callable|null               $clock     Returns the Unix time; time() when null.
+	 * @param callable|null               $on_change Receives the due time of each entry written.
 	 */
 	public function __construct(
 		private Closte_Operator_Sidecar $sidecar,
 		private Closte_Operator_Store $store,
+		private Closte_Operator_Queue_Store $rows,
 		?callable $clock = null,
 		?callable $on_change = null
 	) {
@@ -149,26 +232,39 @@ final class Closte_Operator_Queue {
 	 * Tries an operation now (unless the breaker is open) and queues it if
 	 * that fails in a way a retry can fix. `$perform` sends it some other way
 	 * (the router's Closte-door request); by default it goes to the native door.
+	 * Callers validate the request first: this replaces the key's entry.
 	 *
 	 * @param array         $op      Operation.
 	 * @param callable|null $perform Returns a Closte_Operator_Result.
 	 * @return Closte_Operator_Result|null The answer, or null when not tried.
 	 */
 	public function attempt( array $op, ?callable $perform = null ): ?Closte_Operator_Result {
-		$this->forget( self::key( $op ) );
+		// The newest operation on a key wins: an older one must not undo it later.
+		$this->rows->remove( self::key( $op ) );
 		if ( $this->is_down() ) {
-			$this->keep( $op, 1, 'not tried: the sidecar was unreachable moments ago', null );
+			$kept          = $this->keep( $op, 1, 0, 'not tried: the sidecar was unreachable moments ago', null, null );
+			$this->outcome = $kept ? 'queued' : 'dropped';
 			return null;
 		}
-		$result = null === $perform ? $this->perform( $op ) : $perform();
-		$this->settle( $op, $result, 0, null );
+		$result        = null === $perform ? $this->perform( $op ) : $perform();
+		$this->outcome = $this->conclude( $op, $result, 0, 0, null, null );
 		return $result;
 	}
 
 	/**
-	 * Retries what is due (everything when `$force`). Once the sidecar proves
-	 * unreachable the rest waits for the next round instead of each paying
-	 * the timeout.
+	 * How the last attempt() ended: 'done', 'queued' (kept for a retry) or
+	 * 'dropped' (rejected with its reason); '' before any.
+	 *
+	 * @return string
+	 */
+	public function last_outcome(): string {
+		return $this->outcome;
+	}
+
+	/**
+	 * Retries what is due (everything when `$force`), and gives up what has
+	 * waited longer than MAX_AGE. Once the sidecar proves unreachable the rest
+	 * waits for the next round instead of each paying the timeout.
 	 *
 	 * @param bool $force Ignore the backoff.
 	 * @return array{done: int, queued: int, dropped: int}
@@ -181,25 +277,27 @@ final class Closte_Operator_Queue {
 		);
 		$now         = $this->now();
 		$unreachable = null;
-		foreach ( $this->entries() as $key => $entry ) {
+		foreach ( $this->rows->waiting() as $entry ) {
+			$op        = self::operation( $entry );
+			$attempts  = (int) $entry['attempts'];
+			$conflicts = (int) ( $entry['conflicts'] ?? 0 );
+			$since     = (int) $entry['since'];
+			$version   = (int) $entry['version'];
+			if ( $now - $since >= self::MAX_AGE ) {
+				$this->give_up( $op, $version, self::too_old( $attempts, (string) $entry['error'] ), $attempts );
+				++$summary['dropped'];
+				continue;
+			}
 			if ( ! $force && (int) $entry['next'] > $now ) {
 				continue;
 			}
-			$op       = self::operation( $entry );
-			$attempts = (int) $entry['attempts'];
-			$since    = (int) $entry['since'];
 			if ( null !== $unreachable ) {
-				$this->keep( $op, $attempts + 1, 'not tried: ' . $unreachable, $since );
+				$this->keep( $op, $attempts + 1, $conflicts, 'not tried: ' . $unreachable, $since, $version );
 				++$summary['queued'];
 				continue;
 			}
 			$result = $this->perform( $op );
-			if ( ! isset( $this->entries()[ $key ] ) ) {
-				continue; // replaced or settled meanwhile by another request
-			}
-			$this->forget( $key );
-			$outcome = $this->settle( $op, $result, $attempts, $since );
-			++$summary[ $outcome ];
+			++$summary[ $this->conclude( $op, $result, $attempts, $conflicts, $since, $version ) ];
 			if ( ! $result->reached() ) {
 				$unreachable = $result->message();
 			}
@@ -227,23 +325,23 @@ final class Closte_Operator_Queue {
 
 	/**
 	 * The queued entries by key, oldest first: the operation plus `attempts`,
-	 * `next` (Unix time), `error` and `since`.
+	 * `conflicts`, `next` (Unix time), `error`, `since` and `version`.
 	 *
 	 * @return array<string, array>
 	 */
 	public function entries(): array {
-		$entries = $this->store->get( self::QUEUE, array() );
-		return is_array( $entries ) ? $entries : array();
+		return $this->rows->waiting();
 	}
 
 	/**
-	 * Operations dropped because a retry cannot help (newest first).
+	 * Operations given up (newest first): refused in a way a retry cannot
+	 * fix, too old, conflicting too often, or not queued because the queue
+	 * was full; each with `time`, `error` and `attempts`.
 	 *
 	 * @return array<int, array>
 	 */
 	public function failures(): array {
-		$failures = $this->store->get( self::FAILURES, array() );
-		return is_array( $failures ) ? $failures : array();
+		return $this->rows->rejected();
 	}
 
 	/**
@@ -253,7 +351,7 @@ final class Closte_Operator_Queue {
 	 */
 	public function next_due(): ?int {
 		$next = null;
-		foreach ( $this->entries() as $entry ) {
+		foreach ( $this->rows->waiting() as $entry ) {
 			$next = null === $next ? (int) $entry['next'] : min( $next, (int) $entry['next'] );
 		}
 		return $next;
@@ -320,65 +418,122 @@ final class Closte_Operator_Queue {
 	}
 
 	/**
-	 * Concludes one attempt: done, kept for a retry, or dropped.
+	 * Concludes one attempt: done, kept for a retry, or given up.
 	 *
-	 * @param array                  $op       Operation.
-	 * @param Closte_Operator_Result $result   Its answer.
-	 * @param int                    $attempts Failed attempts before this one.
-	 * @param int|null               $since    When it was first queued.
+	 * @param array                  $op        Operation.
+	 * @param Closte_Operator_Result $result    Its answer.
+	 * @param int                    $attempts  Failed attempts before this one.
+	 * @param int                    $conflicts Conflicts (409) among them.
+	 * @param int|null               $since     When it was first queued (null: not queued).
+	 * @param int|null               $version   The version of its entry (null: not queued).
 	 * @return string 'done', 'queued' or 'dropped'.
 	 */
-	private function settle( array $op, Closte_Operator_Result $result, int $attempts, ?int $since ): string {
+	private function conclude( array $op, Closte_Operator_Result $result, int $attempts, int $conflicts, ?int $since, ?int $version ): string {
 		$this->observe( $result );
 		if ( $result->ok() ) {
+			if ( null !== $version ) {
+				$this->rows->remove( self::key( $op ), $version );
+			}
 			return 'done';
 		}
-		if ( $result->retryable() ) {
-			$this->keep( $op, $attempts + 1, $result->message(), $since );
-			return 'queued';
+		++$attempts;
+		if ( ! $result->retryable() ) {
+			$this->give_up( $op, $version, $result->message(), $attempts );
+			return 'dropped';
 		}
-		$failures = $this->failures();
-		array_unshift( $failures, $op + array( 'time' => $this->now(), 'error' => $result->message() ) );
-		$this->store->set( self::FAILURES, array_slice( $failures, 0, self::FAILURES_KEPT ) );
-		return 'dropped';
+		if ( 409 === $result->status && ++$conflicts >= self::CONFLICT_ATTEMPTS ) {
+			$this->give_up( $op, $version, self::conflicting( $conflicts, $result->message() ), $attempts );
+			return 'dropped';
+		}
+		if ( null !== $since && $this->now() - $since >= self::MAX_AGE ) {
+			$this->give_up( $op, $version, self::too_old( $attempts, $result->message() ), $attempts );
+			return 'dropped';
+		}
+		return $this->keep( $op, $attempts, $conflicts, $result->message(), $since, $version ) ? 'queued' : 'dropped';
 	}
 
 	/**
-	 * Queues an operation (replacing any for the same key).
+	 * Queues an operation: a new entry (unless the queue is full), or the
+	 * next state of the entry at `$version` (unless another request replaced
+	 * it meanwhile: that newer one stands). One row either way.
+	 *
+	 * @param array    $op        Operation.
+	 * @param int      $attempts  Failed attempts, this one included.
+	 * @param int      $conflicts Conflicts among them.
+	 * @param string   $error     Why it is queued.
+	 * @param int|null $since     When it was first queued; now when null.
+	 * @param int|null $version   The version of its entry; null for a new entry.
+	 * @return bool False when given up because the queue is full.
+	 */
+	private function keep( array $op, int $attempts, int $conflicts, string $error, ?int $since, ?int $version ): bool {
+		$now   = $this->now();
+		$key   = self::key( $op );
+		$entry = self::operation( $op ) + array(
+			'attempts'  => $attempts,
+			'conflicts' => $conflicts,
+			'next'      => $now + self::delay( $attempts ),
+			'error'     => $error,
+			'since'     => $since ?? $now,
+		);
+		if ( null === $version ) {
+			if ( $this->rows->count() >= self::MAX_ENTRIES ) {
+				$this->give_up( $op, null, sprintf( 'not queued: the queue is full (%d changes waiting); %s', self::MAX_ENTRIES, $error ), $attempts );
+				return false;
+			}
+			$this->rows->put( $key, $entry );
+		} elseif ( ! $this->rows->replace( $key, $version, $entry ) ) {
+			return true;
+		}
+		if ( null !== $this->on_change ) {
+			( $this->on_change )( (int) $entry['next'] );
+		}
+		return true;
+	}
+
+	/**
+	 * Moves an operation to the rejected ones with its reason; for a queued
+	 * entry only if no other request replaced it meanwhile.
 	 *
 	 * @param array    $op       Operation.
-	 * @param int      $attempts Failed attempts, this one included.
-	 * @param string   $error    Why it is queued.
-	 * @param int|null $since    When it was first queued; now when null.
+	 * @param int|null $version  The version of its entry; null when not queued.
+	 * @param string   $reason   Why.
+	 * @param int      $attempts Failed attempts.
 	 * @return void
 	 */
-	private function keep( array $op, int $attempts, string $error, ?int $since ): void {
-		$now                             = $this->now();
-		$entries                         = $this->entries();
-		$entries[ self::key( $op ) ]     = self::operation( $op ) + array(
-			'attempts' => $attempts,
-			'next'     => $now + self::delay( $attempts ),
-			'error'    => $error,
-			'since'    => $since ?? $now,
-		);
-		$this->store->set( self::QUEUE, $entries );
-		if ( null !== $this->on_change ) {
-			( $this->on_change )( (int) $this->next_due() );
+	private function give_up( array $op, ?int $version, string $reason, int $attempts ): void {
+		if ( null !== $version && ! $this->rows->remove( self::key( $op ), $version ) ) {
+			return;
 		}
+		$this->rows->reject(
+			self::operation( $op ) + array(
+				'time'     => $this->now(),
+				'error'    => $reason,
+				'attempts' => $attempts,
+			),
+			self::FAILURES_KEPT
+		);
 	}
 
 	/**
-	 * Removes the entry for a key, if any.
+	 * The reason of a change given up after too many conflicts.
 	 *
-	 * @param string $key Key.
-	 * @return void
+	 * @param int    $conflicts Conflicts.
+	 * @param string $last      The last answer.
+	 * @return string
 	 */
-	private function forget( string $key ): void {
-		$entries = $this->entries();
-		if ( isset( $entries[ $key ] ) ) {
-			unset( $entries[ $key ] );
-			$this->store->set( self::QUEUE, $entries );
-		}
+	private static function conflicting( int $conflicts, string $last ): string {
+		return sprintf( 'gave up after %d conflicts: the domain is held by another site / still being deleted (%s)', $conflicts, $last );
+	}
+
+	/**
+	 * The reason of a change given up after MAX_AGE.
+	 *
+	 * @param int    $attempts Failed attempts.
+	 * @param string $last     The last error.
+	 * @return string
+	 */
+	private static function too_old( int $attempts, string $last ): string {
+		return sprintf( 'gave up: still failing after %d days (%d attempts); last error: %s', (int) ( self::MAX_AGE / 86400 ), $attempts, $last );
 	}
 
 	/**

@@ -149,7 +149,7 @@ final class Closte_Operator_Sidecar {
 	 * @return Closte_Operator_Result
 	 */
 	public function health(): Closte_Operator_Result {
-		return $this->transport->request( 'GET', $this->url( '/healthz' ), array(), null, $this->config->timeout );
+		return $this->send( 'GET', $this->url( '/healthz' ), array(), null, $this->config->timeout );
 	}
 
 	/**
@@ -207,7 +207,25 @@ final class Closte_Operator_Sidecar {
 	 */
 	public function closte( string $method, string $endpoint, string $query, ?string $body, array $headers, float $timeout ): Closte_Operator_Result {
 		$url = $this->url( '/api/client/' . ltrim( $endpoint, '/' ) ) . ( '' === $query ? '' : '?' . $query );
-		return $this->scrub( $this->transport->request( $method, $url, $headers, $body, $timeout ) );
+		return $this->scrub( $this->send( $method, $url, $headers, $body, $timeout ) );
+	}
+
+	/**
+	 * One request through the transport, unless the sidecar URL may not carry
+	 * the token (neither loopback nor https): then nothing is sent at all.
+	 *
+	 * @param string                $method  HTTP method.
+	 * @param string                $url     Full URL.
+	 * @param array<string, string> $headers Request headers.
+	 * @param string|null           $body    Request body.
+	 * @param float                 $timeout Seconds.
+	 * @return Closte_Operator_Result
+	 */
+	private function send( string $method, string $url, array $headers, ?string $body, float $timeout ): Closte_Operator_Result {
+		if ( '' !== $this->config->url_error ) {
+			return Closte_Operator_Result::unreachable( 'not sent: ' . $this->config->url_error );
+		}
+		return $this->transport->request( $method, $url, $headers, $body, $timeout );
 	}
 
 	/**
@@ -245,6 +263,6 @@ final class Closte_Operator_Sidecar {
 			$headers['Content-Type'] = 'application/json';
 			$body                    = (string) json_encode( $json, JSON_UNESCAPED_SLASHES ); // phpcs:ignore WordPress.WP.AlternativeFunctions.json_encode_json_encode -- runs without WordPress in the unit tests.
 		}
-		return $this->scrub( $this->transport->request( $method, $this->url( $path ), $headers, $body, $this->config->timeout ) );
+		return $this->scrub( $this->send( $method, $this->url( $path ), $headers, $body, $this->config->timeout ) );
 	}
 }
