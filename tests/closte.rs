@@ -384,9 +384,21 @@ async fn writes_are_paced_and_in_flight_capped() {
         elapsed >= Duration::from_millis(880),
         "6 writes via 2 slots took {elapsed:?}"
     );
+    // both slots in use: some two writes were in Closte's 300 ms at once
+    // (served less than the latency apart), which one slot never allows
+    let mut served: Vec<u64> = sim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["endpoint"] == "adddomainalias")
+        .filter(|r| r["domain"].as_str().is_some_and(|d| d.starts_with('c')))
+        .map(|r| r["atMs"].as_u64().unwrap())
+        .collect();
+    assert_eq!(served.len(), 6, "the 6 writes in the simulator's log");
+    served.sort_unstable();
     assert!(
-        elapsed < Duration::from_millis(1800),
-        "the slots were not used in parallel: {elapsed:?}"
+        served.windows(2).any(|w| w[1] - w[0] < 300),
+        "the slots were not used in parallel: served at {served:?}"
     );
 }
 
