@@ -144,6 +144,12 @@ final class Memory_Queue_Store implements Closte_Operator_Queue_Store {
 	public function rejected(): array {
 		return $this->rejected_rows;
 	}
+
+	public function clear_rejected(): int {
+		$count               = count( $this->rejected_rows );
+		$this->rejected_rows = array();
+		return $count;
+	}
 }
 
 /**
