@@ -109,4 +109,64 @@ final class DomainsTest extends TestCase {
 			$this->assertNotSame( '', ( new Closte_Operator_Config( $url, 't' ) )->url_error, $url );
 		}
 	}
+
+	public function test_desired_keeps_existing_sites_custom_domains_and_one_site_per_domain(): void {
+		$primary = array(
+			1 => 'network.example',
+			2 => 'shop.example.com',
+			3 => 'blog.network.example',
+			5 => 'five.example.com',
+		);
+		$listed  = array(
+			2 => array( 'Extra.Example.com.', 'five.example.com' ),
+			3 => array( 'mapped.example.com', 'shop.example.com', 42 ),
+			9 => array( 'gone-site.example.com' ),
+		);
+		$this->assertSame(
+			array(
+				1 => array(),
+				2 => array( 'extra.example.com', 'shop.example.com' ),
+				3 => array( 'mapped.example.com' ),
+				5 => array( 'five.example.com' ),
+			),
+			Closte_Operator_Domains::desired( $listed, $primary, 'network.example' ),
+			'a site\'s own domain is claimed before any mapping; sites that do not exist and junk are dropped'
+		);
+		$this->assertSame(
+			array(
+				'extra.example.com'  => 2,
+				'shop.example.com'   => 2,
+				'mapped.example.com' => 3,
+			),
+			Closte_Operator_Domains::claims( array( 2 => array( 'extra.example.com', 'shop.example.com' ), 3 => array( 'mapped.example.com' ) ) )
+		);
+	}
+
+	public function test_interval_settings_are_whole_seconds_within_range(): void {
+		$this->assertSame( array( 'seconds' => 60, 'source' => 'setting', 'error' => '' ), Closte_Operator_Domains::interval( '60', 'setting' ) );
+		$low = Closte_Operator_Domains::interval( 3, 'ultimate-multisite' );
+		$this->assertSame( 10, $low['seconds'] );
+		$this->assertStringContainsString( 'outside 10..300', $low['error'] );
+		$this->assertSame( 300, Closte_Operator_Domains::interval( 900, 'setting' )['seconds'] );
+		$junk = Closte_Operator_Domains::interval( 'soon', 'setting' );
+		$this->assertSame( 300, $junk['seconds'] );
+		$this->assertStringContainsString( 'not a number', $junk['error'] );
+	}
+
+	public function test_seconds_of_a_kubernetes_duration(): void {
+		$this->assertSame( 300, Closte_Operator_Domains::seconds( '300s' ) );
+		$this->assertSame( 300, Closte_Operator_Domains::seconds( '5m' ) );
+		$this->assertSame( 90, Closte_Operator_Domains::seconds( '1m30s' ) );
+		$this->assertSame( 3600, Closte_Operator_Domains::seconds( '1h' ) );
+		$this->assertNull( Closte_Operator_Domains::seconds( '' ) );
+		$this->assertNull( Closte_Operator_Domains::seconds( '5 minutes' ) );
+	}
+
+	public function test_the_php_check(): void {
+		$this->assertTrue( closte_operator_php_supported( 80100 ) );
+		$this->assertTrue( closte_operator_php_supported( 80312 ) );
+		$this->assertFalse( closte_operator_php_supported( 80030 ) );
+		$this->assertFalse( closte_operator_php_supported( 70433 ) );
+	}
 }
+

@@ -302,4 +302,102 @@ final class QueueTest extends Closte_Operator_Test_Case {
 		$this->assertSame( 30, Closte_Operator_Queue::delay( 2 ) );
 		$this->assertSame( 3600, Closte_Operator_Queue::delay( 1000 ) );
 	}
+
+	public function test_every_write_carries_the_check_interval_when_wordpress_sets_one(): void {
+		$interval = 45;
+		$sidecar  = new Closte_Operator_Sidecar( $this->transport, new Closte_Operator_Config( self::SIDECAR, self::TOKEN, 2.0, '', self::PLACEHOLDER ), function () use ( &$interval ) {
+			return $interval;
+		} );
+		$queue    = new Closte_Operator_Queue( $sidecar, $this->store, $this->rows, fn() => $this->now );
+		$queue->attempt( Closte_Operator_Queue::put( 'shop.example.com', 2 ) );
+		$queue->attempt( Closte_Operator_Queue::put( 'door.example.com', null ) );
+		$queue->attempt( Closte_Operator_Queue::site( 7, array( 'a.example.com' ) ) );
+		$sidecar->closte( 'POST', 'adddomainalias', '', 'apikey=x&domain=c.example.com', array(), 45.0 );
+		$interval = null;
+		$queue->attempt( Closte_Operator_Queue::put( 'later.example.com', 3 ) );
+		$sidecar->closte( 'POST', 'adddomainalias', '', 'apikey=x&domain=d.example.com', array(), 45.0 );
+
+		list( $put, $door, $site, $closte, $default, $closte_default ) = $this->transport->requests;
+		$this->assertSame( '{"siteId":2,"checkInterval":"45s"}', $put['body'] );
+		$this->assertSame( '{"checkInterval":"45s"}', $door['body'] );
+		$this->assertSame( '{"domains":["a.example.com"],"checkInterval":"45s"}', $site['body'] );
+		$this->assertSame( '45s', $closte['headers'][ Closte_Operator_Sidecar::INTERVAL_HEADER ] );
+		$this->assertSame( '{"siteId":3}', $default['body'], 'no interval set: the sidecar\'s default' );
+		$this->assertArrayNotHasKey( Closte_Operator_Sidecar::INTERVAL_HEADER, $closte_default['headers'] );
+	}
+
+	public function test_writes_wait_longer_than_reads(): void {
+		$this->queue->attempt( Closte_Operator_Queue::site( 7, array( 'a.example.com' ) ) );
+		$this->queue->attempt( Closte_Operator_Queue::delete( 'a.example.com' ) );
+		$this->sidecar->domains();
+		$this->assertSame( array( Closte_Operator_Config::DEFAULT_WRITE_TIMEOUT, Closte_Operator_Config::DEFAULT_WRITE_TIMEOUT, 2.0 ), array_column( $this->transport->requests, 'timeout' ) );
+	}
+
+	public function test_a_slow_answer_keeps_the_change_but_does_not_open_the_breaker(): void {
+		$this->transport->answer = fn() => Closte_Operator_Result::timed_out( 'cURL error 28: Operation timed out after 15001 milliseconds with 0 bytes received' );
+		$result                  = $this->queue->attempt( Closte_Operator_Queue::site( 7, array( 'a.example.com' ) ) );
+		$this->assertTrue( $result->timed_out );
+		$this->assertStringStartsWith( 'no answer from the sidecar in time', $result->message() );
+		$this->assertFalse( $this->queue->is_down(), 'a slow sidecar is not a dead one' );
+		$this->assertSame( array( 'site:7' => array( 'site', 1, 0 ) ), $this->queued() );
+
+		// A drain goes on after a slow answer (it stops only at an unreachable one).
+		$this->queue->attempt( Closte_Operator_Queue::site( 8, array( 'b.example.com' ) ) );
+		$this->transport->requests = array();
+		$this->queue->drain( true );
+		$this->assertSame( array( 'PUT /v1/sites/7/domains', 'PUT /v1/sites/8/domains' ), $this->transport->lines() );
+	}
+
+	public function test_the_transport_tells_a_slow_sidecar_from_a_missing_one(): void {
+		$this->assertTrue( Closte_Operator_WP_Transport::failure( 'cURL error 28: Operation timed out after 15001 milliseconds with 0 bytes received' )->timed_out );
+		$this->assertFalse( Closte_Operator_WP_Transport::failure( 'cURL error 28: Connection timed out after 2001 milliseconds' )->timed_out );
+		$this->assertFalse( Closte_Operator_WP_Transport::failure( 'cURL error 7: Failed to connect to 127.0.0.1 port 8087: Connection refused' )->timed_out );
+	}
+
+	public function test_a_drain_stops_at_its_deadline(): void {
+		$this->transport->always( 503 );
+		foreach ( array( 'a', 'b', 'c' ) as $name ) {
+			$this->queue->attempt( Closte_Operator_Queue::delete( $name . '.example.com' ) );
+		}
+		$this->transport->requests = array();
+		$this->transport->answer   = function () {
+			$this->now += 5;
+			return new Closte_Operator_Result( 204 );
+		};
+		$summary = $this->queue->drain( true, $this->now + 8 );
+		$this->assertSame( 2, $summary['done'], 'the third waits for the retry event' );
+		$this->assertCount( 1, $this->queue->entries() );
+	}
+
+	public function test_retry_now_discard_and_clear_rejected(): void {
+		$this->transport->always( 503 );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'a.example.com', 2 ) );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'b.example.com', 3 ) );
+		$this->transport->always( 400, '{"error":"invalid"}' );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'bad.example.com', 4 ) );
+		$this->assertCount( 1, $this->queue->failures() );
+
+		$this->transport->always( 200 );
+		$this->transport->requests = array();
+		$this->assertTrue( $this->queue->retry_now( 'domain:a.example.com' )->ok() );
+		$this->assertSame( array( 'PUT /v1/domains/a.example.com' ), $this->transport->lines(), 'sent at once, backoff or not' );
+		$this->assertNull( $this->queue->retry_now( 'domain:a.example.com' ), 'done, so no longer waiting' );
+		$this->assertSame( array( 'domain:b.example.com' ), array_keys( $this->queue->entries() ) );
+
+		$this->assertTrue( $this->queue->discard( 'domain:b.example.com' ) );
+		$this->assertFalse( $this->queue->discard( 'domain:b.example.com' ) );
+		$this->assertSame( array(), $this->queue->entries() );
+		$this->assertCount( 1, $this->transport->requests, 'a discarded change is never sent' );
+
+		$this->assertSame( 1, $this->queue->clear_rejected() );
+		$this->assertSame( array(), $this->queue->failures() );
+	}
+
+	public function test_a_retry_that_fails_again_stays_queued_with_one_more_attempt(): void {
+		$this->transport->always( 503 );
+		$this->queue->attempt( Closte_Operator_Queue::put( 'a.example.com', 2 ) );
+		$this->assertNotNull( $this->queue->retry_now( 'domain:a.example.com' ) );
+		$this->assertSame( array( 'domain:a.example.com' => array( 'put', 2, Closte_Operator_Queue::FIRST_DELAY ) ), $this->queued() );
+	}
 }
+

@@ -8,6 +8,7 @@
 
 error_reporting( E_ALL );
 define( 'ABSPATH', __DIR__ . '/' );
+require_once __DIR__ . '/i18n-stubs.php';
 
 // The loader's own list, in its order (interfaces before their implementations).
 $closte_operator_loader = dirname( __DIR__, 3 ) . '/wordpress/closte-operator.php';
