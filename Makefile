@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin bench-sim helm manifests fuzz fuzz-smoke schemathesis
+.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,7 +89,10 @@ crd: ## regenerate the committed CRD (crds/ and the chart's copy) from the Rust 
 	cargo run -q -- crd > $(CRD_FILE)
 	cp $(CRD_FILE) charts/closte-operator/files/
 
-mu-plugin: ## copy the WordPress mu-plugin (wordpress/) into the chart, the source of its ConfigMap
+pot: ## the mu-plugin's translation template, wordpress/closte-operator/languages/closte-operator.pot (xgettext)
+	bash scripts/pot.sh
+
+mu-plugin: pot ## copy the WordPress mu-plugin (wordpress/) into the chart, the source of its ConfigMap
 	rm -rf charts/closte-operator/files/mu-plugin
 	cp -r wordpress charts/closte-operator/files/mu-plugin
 

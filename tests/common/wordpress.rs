@@ -260,15 +260,7 @@ impl WordPress {
             mu.join("closte-operator.php"),
         )
         .unwrap();
-        std::fs::create_dir_all(mu.join("closte-operator")).unwrap();
-        for entry in std::fs::read_dir(plugin.join("closte-operator")).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(
-                entry.path(),
-                mu.join("closte-operator").join(entry.file_name()),
-            )
-            .unwrap();
-        }
+        copy_tree(&plugin.join("closte-operator"), &mu.join("closte-operator"));
         wp
     }
 
@@ -461,6 +453,20 @@ pub fn chromium_dom(url: &str, dir: &Path) -> String {
         dir.join("chromium.log").display()
     );
     dom
+}
+
+/// Copies the folder `from` to `to`, subfolders (the plugin's languages/) included.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// `closte-operator sidecar` as a process, on a fixed port so that it can be

@@ -7,7 +7,8 @@
  *     php wp-tool.php DOCROOT HOST COMMAND [JSON-ARGUMENTS]
  *
  * Commands: install, create-site, set-domain, delete-site, sites, closte,
- * um, queue, queue-burst, site-health, login-token, um-map, cron.
+ * um, queue, queue-burst, site-health, login-token, um-map, cron, cli,
+ * insert-sites, interval, options.
  *
  * @package Closte_Operator
  */
@@ -362,6 +363,91 @@ switch ( $closte_e2e_command ) {
 			array(
 				'events' => $closte_e2e_events,
 				'now'    => time(),
+			)
+		);
+		break;
+
+	case 'cli':
+		// `wp closte-operator ARGS...` with the plugin's own command class:
+		// WP-CLI is not installable on the test machines, so its dispatcher
+		// is replaced by this call and its output by an array.
+		$closte_e2e_out = new class() implements Closte_Operator_CLI_Output {
+			public array $lines = array();
+			public ?string $error = null;
+			public function line( string $line ): void {
+				$this->lines[] = $line;
+			}
+			public function error( string $message ): void {
+				$this->error = $message;
+				throw new RuntimeException( $message );
+			}
+		};
+		$closte_e2e_cli  = new Closte_Operator_CLI( Closte_Operator_Plugin::instance(), $closte_e2e_out );
+		$closte_e2e_argv = (array) closte_e2e_arg( 'args' );
+		$closte_e2e_sub  = (string) array_shift( $closte_e2e_argv );
+		if ( ! in_array( $closte_e2e_sub, array( 'status', 'sync', 'queue', 'uninstall' ), true ) ) {
+			closte_e2e_answer( array( 'error' => "unknown subcommand $closte_e2e_sub" ) );
+		}
+		$closte_e2e_start = microtime( true );
+		try {
+			$closte_e2e_cli->$closte_e2e_sub( $closte_e2e_argv, (array) ( $closte_e2e_args['assoc'] ?? array() ) );
+		} catch ( RuntimeException $closte_e2e_e ) { // The command's error(): WP-CLI would exit 1 here.
+			unset( $closte_e2e_e );
+		}
+		closte_e2e_answer(
+			array(
+				'lines'   => $closte_e2e_out->lines,
+				'error'   => $closte_e2e_out->error,
+				'seconds' => microtime( true ) - $closte_e2e_start,
+			)
+		);
+		break;
+
+	case 'insert-sites':
+		// Sites as rows only, many at a time: what the sync reads. Domains
+		// PREFIX-N.scale.example for N in [from, from + count).
+		global $wpdb;
+		$closte_e2e_from   = (int) closte_e2e_arg( 'from' );
+		$closte_e2e_count  = (int) closte_e2e_arg( 'count' );
+		$closte_e2e_prefix = (string) closte_e2e_arg( 'prefix' );
+		for ( $closte_e2e_i = 0; $closte_e2e_i < $closte_e2e_count; $closte_e2e_i += 500 ) {
+			$closte_e2e_rows = array();
+			for ( $closte_e2e_n = $closte_e2e_from + $closte_e2e_i; $closte_e2e_n < $closte_e2e_from + min( $closte_e2e_count, $closte_e2e_i + 500 ); $closte_e2e_n++ ) {
+				$closte_e2e_rows[] = $wpdb->prepare( '(1, %s, %s, NOW(), NOW())', "$closte_e2e_prefix-$closte_e2e_n.scale.example", '/' );
+			}
+			$wpdb->query( "INSERT INTO {$wpdb->blogs} (site_id, domain, path, registered, last_updated) VALUES " . implode( ',', $closte_e2e_rows ) );
+		}
+		closte_e2e_answer( array( 'sites' => (int) $wpdb->get_var( "SELECT COUNT(*) FROM {$wpdb->blogs}" ) ) );
+		break;
+
+	case 'interval':
+		// The screen's interval field, or (with `um`) Ultimate Multisite's setting.
+		$closte_e2e_plugin = Closte_Operator_Plugin::instance();
+		if ( array_key_exists( 'um', $closte_e2e_args ) ) {
+			if ( null === $closte_e2e_args['um'] ) {
+				delete_site_option( 'closte_e2e_um_interval' );
+			} else {
+				update_site_option( 'closte_e2e_um_interval', $closte_e2e_args['um'] );
+			}
+			closte_e2e_answer( array( 'saved' => true ) );
+		}
+		$closte_e2e_error = array_key_exists( 'seconds', $closte_e2e_args ) ? $closte_e2e_plugin->save_check_interval( null === $closte_e2e_args['seconds'] ? null : (int) $closte_e2e_args['seconds'] ) : '';
+		closte_e2e_answer(
+			array(
+				'error'    => $closte_e2e_error,
+				'interval' => $closte_e2e_plugin->check_interval(),
+			)
+		);
+		break;
+
+	case 'options':
+		// The plugin's network options and whether its table exists.
+		global $wpdb;
+		$closte_e2e_table = Closte_Operator_Table_Store::table();
+		closte_e2e_answer(
+			array(
+				'options' => $wpdb->get_col( $wpdb->prepare( "SELECT meta_key FROM {$wpdb->sitemeta} WHERE meta_key LIKE %s", 'closte\\_operator\\_%' ) ),
+				'table'   => $wpdb->get_var( $wpdb->prepare( 'SHOW TABLES LIKE %s', $closte_e2e_table ) ) === $closte_e2e_table,
 			)
 		);
 		break;

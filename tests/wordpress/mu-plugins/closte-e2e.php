@@ -44,3 +44,38 @@ add_action(
 	},
 	1
 );
+
+/*
+ * Ultimate Multisite's settings API, as far as the plugin reads it: present
+ * once a test sets `closte_e2e_um_interval` (its "DNS Check Interval").
+ */
+if ( ! function_exists( 'wu_get_setting' ) && false !== get_site_option( 'closte_e2e_um_interval', false ) ) {
+	/**
+	 * Ultimate Multisite's setting reader.
+	 *
+	 * @param string $name     Setting.
+	 * @param mixed  $fallback Default.
+	 * @return mixed
+	 */
+	function wu_get_setting( $name, $fallback = false ) {
+		return 'dns_check_interval' === $name ? get_site_option( 'closte_e2e_um_interval' ) : $fallback;
+	}
+}
+
+/*
+ * A request with the header X-Closte-E2E-Queries writes the SQL it ran to
+ * wp-content/closte-e2e-queries.json: what a page load costs.
+ */
+if ( isset( $_SERVER['HTTP_X_CLOSTE_E2E_QUERIES'] ) ) {
+	if ( ! defined( 'SAVEQUERIES' ) ) {
+		define( 'SAVEQUERIES', true );
+	}
+	add_action(
+		'shutdown',
+		function () {
+			global $wpdb;
+			file_put_contents( WP_CONTENT_DIR . '/closte-e2e-queries.json', wp_json_encode( array_column( (array) $wpdb->queries, 0 ) ) );
+		},
+		PHP_INT_MAX
+	);
+}

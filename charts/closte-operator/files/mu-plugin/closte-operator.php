@@ -25,8 +25,12 @@
 
 defined( 'ABSPATH' ) || exit;
 
-if ( PHP_VERSION_ID < 80100 ) {
-	return; // Needs PHP 8.1; nothing is routed rather than a fatal error.
+require_once __DIR__ . '/closte-operator/requirements.php';
+if ( ! closte_operator_php_supported( PHP_VERSION_ID ) ) {
+	// Nothing is routed rather than a fatal error, and the admin is told why.
+	add_action( 'network_admin_notices', 'closte_operator_php_notice' );
+	add_action( 'admin_notices', 'closte_operator_php_notice' );
+	return;
 }
 
 require_once __DIR__ . '/closte-operator/class-closte-operator-config.php';
@@ -38,6 +42,7 @@ require_once __DIR__ . '/closte-operator/class-closte-operator-router.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-sync.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-health.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-plugin.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-cli.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-admin.php';
 
 Closte_Operator_Plugin::instance()->register();

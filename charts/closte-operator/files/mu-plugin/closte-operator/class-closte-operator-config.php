@@ -20,6 +20,13 @@ final class Closte_Operator_Config {
 	const DEFAULT_TIMEOUT = 2.0;
 
 	/**
+	 * Seconds a write may take: a site's set is one GET and one write per
+	 * domain on the API server, each answered once the sidecar's cache shows
+	 * it, so a large set takes longer than a read.
+	 */
+	const DEFAULT_WRITE_TIMEOUT = 15.0;
+
+	/**
 	 * Why the token must not be sent to `$url` ('' when it may): the sidecar
 	 * is reached over loopback, or else over https only.
 	 *
@@ -35,13 +42,15 @@ final class Closte_Operator_Config {
 	 * @param float  $timeout     Seconds per request to the sidecar.
 	 * @param string $token_error Why there is no token, '' when there is one.
 	 * @param string $client_key  CLOSTE_CLIENT_API_KEY: the placeholder that the Closte client sends and the router expects ('' when not defined).
+	 * @param float  $write_timeout Seconds per write to the native door (never less than `$timeout`).
 	 */
 	public function __construct(
 		public readonly string $url,
 		public readonly string $token,
 		public readonly float $timeout = self::DEFAULT_TIMEOUT,
 		public readonly string $token_error = '',
-		public readonly string $client_key = ''
+		public readonly string $client_key = '',
+		public readonly float $write_timeout = self::DEFAULT_WRITE_TIMEOUT
 	) {
 		$this->url_error = self::url_problem( $url );
 	}
@@ -94,8 +103,9 @@ final class Closte_Operator_Config {
 
 	/**
 	 * Reads CLOSTE_OPERATOR_SIDECAR_URL, CLOSTE_OPERATOR_SIDECAR_TOKEN (or
-	 * CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE), CLOSTE_OPERATOR_SIDECAR_TIMEOUT and
-	 * CLOSTE_CLIENT_API_KEY (a placeholder, never a Closte key).
+	 * CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE), CLOSTE_OPERATOR_SIDECAR_TIMEOUT,
+	 * CLOSTE_OPERATOR_SIDECAR_WRITE_TIMEOUT and CLOSTE_CLIENT_API_KEY (a
+	 * placeholder, never a Closte key).
 	 *
 	 * @return self
 	 */
@@ -104,6 +114,10 @@ final class Closte_Operator_Config {
 		$timeout = defined( 'CLOSTE_OPERATOR_SIDECAR_TIMEOUT' ) ? (float) constant( 'CLOSTE_OPERATOR_SIDECAR_TIMEOUT' ) : self::DEFAULT_TIMEOUT;
 		if ( $timeout <= 0 ) {
 			$timeout = self::DEFAULT_TIMEOUT;
+		}
+		$write_timeout = defined( 'CLOSTE_OPERATOR_SIDECAR_WRITE_TIMEOUT' ) ? (float) constant( 'CLOSTE_OPERATOR_SIDECAR_WRITE_TIMEOUT' ) : self::DEFAULT_WRITE_TIMEOUT;
+		if ( $write_timeout <= 0 ) {
+			$write_timeout = self::DEFAULT_WRITE_TIMEOUT;
 		}
 		$token = '';
 		$error = '';
@@ -118,7 +132,7 @@ final class Closte_Operator_Config {
 			$error = 'the sidecar token is empty';
 		}
 		$client_key = defined( 'CLOSTE_CLIENT_API_KEY' ) && is_scalar( constant( 'CLOSTE_CLIENT_API_KEY' ) ) ? (string) constant( 'CLOSTE_CLIENT_API_KEY' ) : '';
-		return new self( rtrim( $url, '/' ), $token, $timeout, $error, $client_key );
+		return new self( rtrim( $url, '/' ), $token, $timeout, $error, $client_key, $write_timeout );
 	}
 
 	/**

@@ -51,9 +51,22 @@ final class Closte_Operator_WP_Transport implements Closte_Operator_Transport {
 				)
 			);
 		} catch ( Throwable $e ) { // A transport or library failure must never take the page down.
-			return Closte_Operator_Result::unreachable( $e->getMessage() );
+			return self::failure( $e->getMessage() );
 		}
 		return new Closte_Operator_Result( (int) $response->status_code, (string) $response->body );
+	}
+
+	/**
+	 * A failure to get an answer: a timeout once connected (cURL's "Operation
+	 * timed out", fsockopen's "timed out" while reading) means a slow sidecar;
+	 * anything else (refused, a connection timeout) means none is there.
+	 *
+	 * @param string $error The library's message.
+	 * @return Closte_Operator_Result
+	 */
+	public static function failure( string $error ): Closte_Operator_Result {
+		$slow = false !== stripos( $error, 'timed out' ) && false === stripos( $error, 'connection timed out' ) && false === stripos( $error, 'connect' );
+		return $slow ? Closte_Operator_Result::timed_out( $error ) : Closte_Operator_Result::unreachable( $error );
 	}
 }
 
@@ -97,9 +110,22 @@ final class Closte_Operator_Network_Store implements Closte_Operator_Store {
  */
 final class Closte_Operator_Plugin {
 
-	const VERSION    = '0.1.0';
-	const RETRY_HOOK = 'closte_operator_retry';
-	const SYNC_HOOK  = 'closte_operator_sync';
+	const VERSION       = '0.1.0';
+	const TEXT_DOMAIN   = 'closte-operator';
+	const RETRY_HOOK    = 'closte_operator_retry';
+	const SYNC_HOOK     = 'closte_operator_sync';
+	const CONTINUE_HOOK = 'closte_operator_sync_continue';
+	const HOOKS         = array( self::RETRY_HOOK, self::SYNC_HOOK, self::CONTINUE_HOOK );
+
+	/** The network option (without the store's prefix) of the interval set on the screen. */
+	const INTERVAL_OPTION = 'check_interval';
+
+	/** Ultimate Multisite's range and default for its "DNS Check Interval". */
+	const MIN_INTERVAL = 10;
+	const MAX_INTERVAL = 300;
+
+	/** Seconds one sync batch may spend, at most. */
+	const SYNC_BUDGET = 20;
 
 	/**
 	 * The one instance.
@@ -113,17 +139,18 @@ final class Closte_Operator_Plugin {
 	public readonly Closte_Operator_Queue $queue;
 	public readonly Closte_Operator_Router $router;
 	public readonly Closte_Operator_Sync $sync;
+	private Closte_Operator_Store $store;
 
 	/**
 	 * Builds the parts from the wp-config.php constants.
 	 */
 	private function __construct() {
-		$store         = new Closte_Operator_Network_Store();
+		$this->store   = new Closte_Operator_Network_Store();
 		$this->config  = Closte_Operator_Config::from_constants();
-		$this->sidecar = new Closte_Operator_Sidecar( new Closte_Operator_WP_Transport(), $this->config );
-		$this->queue   = new Closte_Operator_Queue( $this->sidecar, $store, new Closte_Operator_Table_Store(), null, array( $this, 'schedule_retry' ) );
+		$this->sidecar = new Closte_Operator_Sidecar( new Closte_Operator_WP_Transport(), $this->config, fn() => $this->check_interval()['seconds'] );
+		$this->queue   = new Closte_Operator_Queue( $this->sidecar, $this->store, new Closte_Operator_Table_Store(), null, array( $this, 'schedule_retry' ) );
 		$this->router  = new Closte_Operator_Router( $this->sidecar, $this->queue );
-		$this->sync    = new Closte_Operator_Sync( $this->sidecar, $this->queue, $store );
+		$this->sync    = new Closte_Operator_Sync( $this->sidecar, $this->queue, $this->store );
 	}
 
 	/**
@@ -145,8 +172,13 @@ final class Closte_Operator_Plugin {
 	 */
 	public function register(): void {
 		add_filter( 'pre_http_request', array( $this->router, 'filter' ), 10, 3 );
+		add_action( 'init', array( $this, 'load_textdomain' ), 1 );
 		add_action( self::RETRY_HOOK, array( $this, 'retry' ) );
 		add_action( self::SYNC_HOOK, array( $this, 'sync' ) );
+		add_action( self::CONTINUE_HOOK, array( $this, 'sync' ) );
+		if ( defined( 'WP_CLI' ) && WP_CLI && class_exists( 'WP_CLI' ) ) {
+			WP_CLI::add_command( 'closte-operator', new Closte_Operator_CLI( $this ) );
+		}
 		if ( ! is_multisite() ) {
 			return;
 		}
@@ -156,6 +188,20 @@ final class Closte_Operator_Plugin {
 		add_action( 'wp_delete_site', array( $this, 'site_deleted' ), 10, 1 );
 		add_action( 'init', array( $this, 'schedule_sync' ) );
 		Closte_Operator_Admin::register( $this );
+	}
+
+	/**
+	 * Loads the translations: a language pack in wp-content/languages/plugins
+	 * first, then the plugin's own languages/ folder.
+	 *
+	 * @return void
+	 */
+	public function load_textdomain(): void {
+		$locale = determine_locale();
+		$file   = self::TEXT_DOMAIN . '-' . $locale . '.mo';
+		if ( ! load_textdomain( self::TEXT_DOMAIN, WP_LANG_DIR . '/plugins/' . $file ) ) {
+			load_textdomain( self::TEXT_DOMAIN, __DIR__ . '/languages/' . $file );
+		}
 	}
 
 	/**
@@ -171,8 +217,9 @@ final class Closte_Operator_Plugin {
 	}
 
 	/**
-	 * A site whose domain changed: the old one goes (unless another site
-	 * still uses it), the new one comes.
+	 * A site whose domain changed: its set is written again from desired()
+	 * (so its Ultimate Multisite mappings stay), the site that now claims the
+	 * old domain gets it, and an old domain no site claims goes.
 	 *
 	 * @param WP_Site $new_site The site now.
 	 * @param WP_Site $old_site The site before.
@@ -182,22 +229,20 @@ final class Closte_Operator_Plugin {
 		if ( ! $new_site instanceof WP_Site || ! $old_site instanceof WP_Site ) {
 			return;
 		}
-		$new = Closte_Operator_Domains::normalize( $new_site->domain );
 		$old = Closte_Operator_Domains::normalize( $old_site->domain );
-		if ( $new === $old ) {
+		if ( Closte_Operator_Domains::normalize( $new_site->domain ) === $old ) {
 			return;
 		}
-		if ( $this->is_custom( $old ) && ! $this->domain_in_use( $old ) ) {
-			$this->queue->attempt( Closte_Operator_Queue::delete( $old ) );
-		}
-		if ( $this->is_custom( $new ) ) {
-			$this->queue->attempt( Closte_Operator_Queue::put( $new, (int) $new_site->blog_id ) );
-		}
+		$desired = $this->desired();
+		$site_id = (int) $new_site->blog_id;
+		$this->queue->attempt( Closte_Operator_Queue::site( $site_id, $desired[ $site_id ] ?? array() ) );
+		$this->hand_over( array( $old ), $desired, $site_id );
 	}
 
 	/**
-	 * A deleted site: its domain goes (unless another site still uses it),
-	 * and so does every other domain the sidecar has for its id.
+	 * A deleted site: every MappedDomain of its id goes; a domain of its that
+	 * another site claims is written for that site; an unclaimed domain of
+	 * its without a site id goes too.
 	 *
 	 * @param WP_Site $old_site The deleted site.
 	 * @return void
@@ -206,10 +251,33 @@ final class Closte_Operator_Plugin {
 		if ( ! $old_site instanceof WP_Site ) {
 			return;
 		}
-		if ( $this->is_custom( $old_site->domain ) && ! $this->domain_in_use( $old_site->domain ) ) {
-			$this->queue->attempt( Closte_Operator_Queue::delete( $old_site->domain ) );
+		$site_id = (int) $old_site->blog_id;
+		$this->queue->attempt( Closte_Operator_Queue::site( $site_id, array() ) );
+		$this->hand_over( array( Closte_Operator_Domains::normalize( $old_site->domain ) ), $this->desired(), $site_id );
+	}
+
+	/**
+	 * Domains a site let go: each claimed by another site (in desired()) is
+	 * written with that site's set; each custom one nobody claims is deleted.
+	 *
+	 * @param array<int, string>             $domains Domains the site had.
+	 * @param array<int, array<int, string>> $desired From desired().
+	 * @param int                            $from    The site that let them go.
+	 * @return void
+	 */
+	private function hand_over( array $domains, array $desired, int $from ): void {
+		$claims = Closte_Operator_Domains::claims( $desired );
+		foreach ( $domains as $domain ) {
+			if ( ! $this->is_custom( $domain ) ) {
+				continue;
+			}
+			$owner = $claims[ $domain ] ?? null;
+			if ( null === $owner ) {
+				$this->queue->attempt( Closte_Operator_Queue::delete( $domain ) );
+			} elseif ( $owner !== $from ) {
+				$this->queue->attempt( Closte_Operator_Queue::site( $owner, $desired[ $owner ] ) );
+			}
 		}
-		$this->queue->attempt( Closte_Operator_Queue::site( (int) $old_site->blog_id, array() ) );
 	}
 
 	/**
@@ -218,7 +286,7 @@ final class Closte_Operator_Plugin {
 	 * @return void
 	 */
 	public function retry(): void {
-		$this->queue->drain( false );
+		$this->queue->drain( false, time() + $this->sync_budget() );
 		$next = $this->queue->next_due();
 		if ( null !== $next ) {
 			$this->schedule_retry( $next );
@@ -226,13 +294,26 @@ final class Closte_Operator_Plugin {
 	}
 
 	/**
-	 * The sync event and the "Sync now" button.
+	 * One batch of the sync: the periodic event, its follow-ups, the "Sync
+	 * now" button and `wp closte-operator sync`. When the batch runs out of
+	 * time a follow-up event continues where it stopped.
 	 *
-	 * @return array The summary.
+	 * @param int|null $budget Seconds this batch may spend; sync_budget() when null.
+	 * @return array The summary (see Closte_Operator_Sync::run()).
 	 */
-	public function sync(): array {
-		$summary = $this->sync->run( $this->desired() );
-		$next    = $this->queue->next_due();
+	public function sync( $budget = null ): array {
+		$budget  = is_int( $budget ) && $budget > 0 ? $budget : $this->sync_budget();
+		$summary = $this->sync->run( $this->desired(), $this->check_interval()['seconds'], $budget );
+		if ( $summary['ok'] && ! $summary['complete'] ) {
+			$this->on_main_site(
+				function () {
+					if ( false === wp_next_scheduled( self::CONTINUE_HOOK ) ) {
+						wp_schedule_single_event( time(), self::CONTINUE_HOOK );
+					}
+				}
+			);
+		}
+		$next = $this->queue->next_due();
 		if ( null !== $next ) {
 			$this->schedule_retry( $next );
 		}
@@ -240,38 +321,110 @@ final class Closte_Operator_Plugin {
 	}
 
 	/**
+	 * Seconds one sync batch may spend: SYNC_BUDGET, at most a third of
+	 * max_execution_time when PHP sets one (WP-Cron's lock lasts 60 s).
+	 *
+	 * @return int
+	 */
+	public function sync_budget(): int {
+		$budget = self::SYNC_BUDGET;
+		$limit  = (int) ini_get( 'max_execution_time' );
+		if ( $limit > 0 ) {
+			$budget = max( 1, min( $budget, intdiv( $limit, 3 ) ) );
+		}
+		/**
+		 * Seconds one batch of the whole-set sync may spend.
+		 *
+		 * @param int $budget Default: 20, or a third of max_execution_time when less.
+		 */
+		return max( 1, (int) apply_filters( 'closte_operator_sync_budget', $budget ) );
+	}
+
+	/**
 	 * Every site's domains according to WordPress: the site's own domain when
 	 * outside the network's, plus Ultimate Multisite's mapped domains when its
-	 * table exists. A domain claimed by several sites goes to the lowest id.
+	 * table exists, plus what the `closte_operator_desired_domains` filter
+	 * adds. A domain claimed by several sites goes to the lowest id.
 	 *
 	 * @return array<int, array<int, string>>
 	 */
 	public function desired(): array {
 		global $wpdb;
-		$desired = array();
-		$owner   = array();
-		$claim   = function ( int $site_id, string $domain ) use ( &$desired, &$owner ): void {
-			$domain = Closte_Operator_Domains::normalize( $domain );
-			if ( isset( $desired[ $site_id ] ) && ! isset( $owner[ $domain ] ) && $this->is_custom( $domain ) ) {
-				$owner[ $domain ]       = $site_id;
-				$desired[ $site_id ][] = $domain;
-			}
-		};
-		$sites = $wpdb->get_results( "SELECT blog_id, domain FROM {$wpdb->blogs} ORDER BY blog_id", ARRAY_A ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery -- one read of the whole table.
+		$primary = array();
+		$listed  = array();
+		$sites   = $wpdb->get_results( "SELECT blog_id, domain FROM {$wpdb->blogs} ORDER BY blog_id", ARRAY_A ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery -- one read of the whole table.
 		foreach ( (array) $sites as $row ) {
-			$desired[ (int) $row['blog_id'] ] = array();
-		}
-		foreach ( (array) $sites as $row ) {
-			$claim( (int) $row['blog_id'], (string) $row['domain'] );
+			$primary[ (int) $row['blog_id'] ] = (string) $row['domain'];
+			$listed[ (int) $row['blog_id'] ]  = array();
 		}
 		$table = $wpdb->base_prefix . 'wu_domain_mappings';
 		if ( $wpdb->get_var( $wpdb->prepare( 'SHOW TABLES LIKE %s', $wpdb->esc_like( $table ) ) ) === $table ) { // phpcs:ignore WordPress.DB.DirectDatabaseQuery
 			$mapped = $wpdb->get_results( "SELECT blog_id, domain FROM `{$table}` ORDER BY id", ARRAY_A ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery,WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- the table name is ours.
 			foreach ( (array) $mapped as $row ) {
-				$claim( (int) $row['blog_id'], (string) $row['domain'] );
+				if ( isset( $listed[ (int) $row['blog_id'] ] ) ) {
+					$listed[ (int) $row['blog_id'] ][] = (string) $row['domain'];
+				}
 			}
 		}
-		return $desired;
+		/**
+		 * Every site's domains besides its own, for mapping plugins other
+		 * than core and Ultimate Multisite: add to a site's list. Only sites
+		 * that exist and domains outside the network's are kept; a domain
+		 * already claimed (a site's own domain first) stays with its site.
+		 *
+		 * @param array<int, array<int, string>> $listed  Site id => mapped domains (Ultimate Multisite's, when active).
+		 * @param array<int, string>             $primary Site id => its own domain.
+		 */
+		$filtered = apply_filters( 'closte_operator_desired_domains', $listed, $primary );
+		$network  = get_network( get_main_network_id() );
+		return Closte_Operator_Domains::desired( is_array( $filtered ) ? $filtered : $listed, $primary, $network instanceof WP_Network ? $network->domain : '' );
+	}
+
+	/**
+	 * The DNS check interval every MappedDomain of the network gets, in
+	 * seconds: Ultimate Multisite's "DNS Check Interval" when it is active,
+	 * else the screen's field, else null (the sidecar's --check-interval).
+	 *
+	 * @return array{seconds: int|null, source: string, error: string}
+	 */
+	public function check_interval(): array {
+		if ( function_exists( 'wu_get_setting' ) ) {
+			return Closte_Operator_Domains::interval( wu_get_setting( 'dns_check_interval', self::MAX_INTERVAL ), 'ultimate-multisite' );
+		}
+		$saved = $this->store->get( self::INTERVAL_OPTION, null );
+		return null === $saved
+			? array(
+				'seconds' => null,
+				'source'  => 'sidecar-default',
+				'error'   => '',
+			)
+			: Closte_Operator_Domains::interval( $saved, 'setting' );
+	}
+
+	/**
+	 * Saves the screen's interval (null clears it) and starts a sync batch
+	 * soon, which patches the existing MappedDomains.
+	 *
+	 * @param int|null $seconds 10 to 300, or null.
+	 * @return string '' when saved, else why not (nothing saved).
+	 */
+	public function save_check_interval( ?int $seconds ): string {
+		if ( null !== $seconds && ( $seconds < self::MIN_INTERVAL || $seconds > self::MAX_INTERVAL ) ) {
+			/* translators: 1: minimum seconds, 2: maximum seconds */
+			return sprintf( __( 'The DNS check interval must be between %1$d and %2$d seconds.', 'closte-operator' ), self::MIN_INTERVAL, self::MAX_INTERVAL );
+		}
+		if ( function_exists( 'wu_get_setting' ) ) {
+			return __( 'Ultimate Multisite sets the DNS check interval (Ultimate Multisite > Settings > Domain Mapping).', 'closte-operator' );
+		}
+		$this->store->set( self::INTERVAL_OPTION, $seconds );
+		$this->on_main_site(
+			function () {
+				if ( false === wp_next_scheduled( self::CONTINUE_HOOK ) ) {
+					wp_schedule_single_event( time(), self::CONTINUE_HOOK );
+				}
+			}
+		);
+		return '';
 	}
 
 	/**
@@ -298,7 +451,39 @@ final class Closte_Operator_Plugin {
 	}
 
 	/**
-	 * Keeps the periodic sync scheduled, on the main site.
+	 * The sync's WP-Cron recurrence: the filtered name when WordPress knows
+	 * it, else 'hourly' with the reason.
+	 *
+	 * @return array{name: string, interval: int, error: string}
+	 */
+	public function recurrence(): array {
+		/**
+		 * How often the whole-set sync runs: a WP-Cron recurrence name
+		 * ('hourly', 'twicedaily', 'daily' or one added with cron_schedules).
+		 *
+		 * @param string $recurrence Default 'hourly'.
+		 */
+		$wanted    = apply_filters( 'closte_operator_sync_recurrence', 'hourly' );
+		$schedules = wp_get_schedules();
+		if ( is_string( $wanted ) && isset( $schedules[ $wanted ]['interval'] ) ) {
+			return array(
+				'name'     => $wanted,
+				'interval' => (int) $schedules[ $wanted ]['interval'],
+				'error'    => '',
+			);
+		}
+		return array(
+			'name'     => 'hourly',
+			'interval' => HOUR_IN_SECONDS,
+			/* translators: %s: the recurrence asked for */
+			'error'    => sprintf( __( 'the sync recurrence "%s" (filter closte_operator_sync_recurrence) is not a WP-Cron schedule WordPress knows; the sync runs hourly', 'closte-operator' ), is_scalar( $wanted ) ? (string) $wanted : gettype( $wanted ) ),
+		);
+	}
+
+	/**
+	 * Keeps the periodic sync scheduled on the main site, with the current
+	 * recurrence (a changed one reschedules it). Reads only the cron option
+	 * WordPress has loaded already: no query on a normal page load.
 	 *
 	 * @return void
 	 */
@@ -306,15 +491,75 @@ final class Closte_Operator_Plugin {
 		if ( wp_installing() || get_current_blog_id() !== $this->main_site_id() ) {
 			return;
 		}
-		if ( false === wp_next_scheduled( self::SYNC_HOOK ) ) {
-			/**
-			 * How often the whole-set sync runs: a WP-Cron recurrence name.
-			 *
-			 * @param string $recurrence Default 'hourly'.
-			 */
-			$recurrence = (string) apply_filters( 'closte_operator_sync_recurrence', 'hourly' );
-			wp_schedule_event( time() + MINUTE_IN_SECONDS, $recurrence, self::SYNC_HOOK );
+		$recurrence = $this->recurrence();
+		$event      = wp_get_scheduled_event( self::SYNC_HOOK );
+		if ( false !== $event && $event->schedule === $recurrence['name'] ) {
+			return;
 		}
+		if ( false !== $event ) {
+			wp_clear_scheduled_hook( self::SYNC_HOOK );
+		}
+		wp_schedule_event( time() + MINUTE_IN_SECONDS, $recurrence['name'], self::SYNC_HOOK );
+	}
+
+	/**
+	 * When the periodic sync runs next (Unix time), or null when it is not scheduled.
+	 *
+	 * @return int|null
+	 */
+	public function next_sync(): ?int {
+		$next = null;
+		$this->on_main_site(
+			function () use ( &$next ) {
+				$time = wp_next_scheduled( self::SYNC_HOOK );
+				$next = false === $time ? null : (int) $time;
+			}
+		);
+		return $next;
+	}
+
+	/**
+	 * Whether the sync is overdue: WP-Cron has not run its event, or no sync
+	 * has completed for two recurrences.
+	 *
+	 * @return bool
+	 */
+	public function sync_overdue(): bool {
+		return Closte_Operator_Sync::overdue( $this->next_sync(), $this->sync->last_complete(), $this->recurrence()['interval'], time() );
+	}
+
+	/**
+	 * Removes everything the plugin keeps in WordPress: its WP-Cron events,
+	 * its network options and its queue table. MappedDomains stay (they are
+	 * Kubernetes objects; delete them there). The mu-plugin files must be
+	 * removed too, or the next request schedules the sync again.
+	 *
+	 * @return array{events: int, options: int} What was removed.
+	 */
+	public function uninstall(): array {
+		global $wpdb;
+		$events = 0;
+		$this->on_main_site(
+			function () use ( &$events ) {
+				foreach ( self::HOOKS as $hook ) {
+					$cleared = wp_clear_scheduled_hook( $hook );
+					$events += is_int( $cleared ) ? $cleared : 0;
+				}
+			}
+		);
+		Closte_Operator_Table_Store::drop();
+		$this->sync->forget();
+		$like  = $wpdb->esc_like( Closte_Operator_Network_Store::PREFIX ) . '%';
+		$names = is_multisite()
+			? $wpdb->get_col( $wpdb->prepare( "SELECT meta_key FROM {$wpdb->sitemeta} WHERE site_id = %d AND meta_key LIKE %s", get_main_network_id(), $like ) ) // phpcs:ignore WordPress.DB.DirectDatabaseQuery,WordPress.DB.SlowDBQuery
+			: $wpdb->get_col( $wpdb->prepare( "SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE %s", $like ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
+		foreach ( (array) $names as $name ) {
+			delete_network_option( get_main_network_id(), (string) $name );
+		}
+		return array(
+			'events'  => $events,
+			'options' => count( (array) $names ),
+		);
 	}
 
 	/**
@@ -326,21 +571,6 @@ final class Closte_Operator_Plugin {
 	public function is_custom( string $domain ): bool {
 		$network = get_network( get_main_network_id() );
 		return Closte_Operator_Domains::is_custom( $domain, $network instanceof WP_Network ? $network->domain : '' );
-	}
-
-	/**
-	 * Whether some site still has this domain.
-	 *
-	 * @param string $domain A domain.
-	 * @return bool
-	 */
-	private function domain_in_use( string $domain ): bool {
-		return get_sites(
-			array(
-				'domain' => Closte_Operator_Domains::normalize( $domain ),
-				'count'  => true,
-			)
-		) > 0;
 	}
 
 	/**

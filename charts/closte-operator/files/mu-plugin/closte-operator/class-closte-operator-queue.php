@@ -102,6 +102,13 @@ interface Closte_Operator_Queue_Store {
 	 * @return array<int, array>
 	 */
 	public function rejected(): array;
+
+	/**
+	 * Forgets every change given up.
+	 *
+	 * @return int How many were forgotten.
+	 */
+	public function clear_rejected(): int;
 }
 
 /**
@@ -266,10 +273,11 @@ final class Closte_Operator_Queue {
 	 * waited longer than MAX_AGE. Once the sidecar proves unreachable the rest
 	 * waits for the next round instead of each paying the timeout.
 	 *
-	 * @param bool $force Ignore the backoff.
+	 * @param bool     $force    Ignore the backoff.
+	 * @param int|null $deadline Unix time after which nothing more is sent (the rest waits for the retry event).
 	 * @return array{done: int, queued: int, dropped: int}
 	 */
-	public function drain( bool $force = false ): array {
+	public function drain( bool $force = false, ?int $deadline = null ): array {
 		$summary     = array(
 			'done'    => 0,
 			'queued'  => 0,
@@ -291,6 +299,9 @@ final class Closte_Operator_Queue {
 			if ( ! $force && (int) $entry['next'] > $now ) {
 				continue;
 			}
+			if ( null !== $deadline && $this->now() >= $deadline ) {
+				break;
+			}
 			if ( null !== $unreachable ) {
 				$this->keep( $op, $attempts + 1, $conflicts, 'not tried: ' . $unreachable, $since, $version );
 				++$summary['queued'];
@@ -298,11 +309,51 @@ final class Closte_Operator_Queue {
 			}
 			$result = $this->perform( $op );
 			++$summary[ $this->conclude( $op, $result, $attempts, $conflicts, $since, $version ) ];
-			if ( ! $result->reached() ) {
+			if ( ! $result->reached() && ! $result->timed_out ) {
 				$unreachable = $result->message();
 			}
 		}
 		return $summary;
+	}
+
+	/**
+	 * Sends one waiting entry now, whatever its backoff (the screen's Retry,
+	 * `wp closte-operator queue retry`).
+	 *
+	 * @param string $key The entry's key (see key()).
+	 * @return Closte_Operator_Result|null The answer, or null when no such entry waits.
+	 */
+	public function retry_now( string $key ): ?Closte_Operator_Result {
+		$entries = $this->rows->waiting();
+		if ( ! isset( $entries[ $key ] ) ) {
+			return null;
+		}
+		$entry  = $entries[ $key ];
+		$op     = self::operation( $entry );
+		$result = $this->perform( $op );
+		$this->conclude( $op, $result, (int) $entry['attempts'], (int) ( $entry['conflicts'] ?? 0 ), (int) $entry['since'], (int) $entry['version'] );
+		return $result;
+	}
+
+	/**
+	 * Drops one waiting entry without sending it: an administrator decided
+	 * it should not happen. The whole-set sync still writes what WordPress's
+	 * tables say.
+	 *
+	 * @param string $key The entry's key.
+	 * @return bool Whether an entry was dropped.
+	 */
+	public function discard( string $key ): bool {
+		return $this->rows->remove( $key );
+	}
+
+	/**
+	 * Forgets the rejected changes.
+	 *
+	 * @return int How many.
+	 */
+	public function clear_rejected(): int {
+		return $this->rows->clear_rejected();
 	}
 
 	/**
@@ -385,7 +436,7 @@ final class Closte_Operator_Queue {
 	 * @return void
 	 */
 	public function observe( Closte_Operator_Result $result ): void {
-		if ( $result->reached() ) {
+		if ( $result->reached() || $result->timed_out ) { // A slow answer still proves the sidecar is there.
 			if ( null !== $this->store->get( self::DOWN, null ) ) {
 				$this->store->set( self::DOWN, null );
 			}

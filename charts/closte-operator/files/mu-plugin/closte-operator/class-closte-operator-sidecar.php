@@ -15,24 +15,37 @@ final class Closte_Operator_Result {
 	/**
 	 * Constructor.
 	 *
-	 * @param int    $status HTTP status; 0 when the sidecar was not reached.
-	 * @param string $body   Response body.
-	 * @param string $error  Transport error, when $status is 0.
+	 * @param int    $status    HTTP status; 0 when no answer came back.
+	 * @param string $body      Response body.
+	 * @param string $error     Transport error, when $status is 0.
+	 * @param bool   $timed_out The request was sent (the sidecar took the connection) but its answer did not come in time.
 	 */
 	public function __construct(
 		public readonly int $status,
 		public readonly string $body = '',
-		public readonly string $error = ''
+		public readonly string $error = '',
+		public readonly bool $timed_out = false
 	) {}
 
 	/**
-	 * A transport failure: refused, timed out, blocked.
+	 * A transport failure: refused, blocked, not sent.
 	 *
 	 * @param string $error What went wrong.
 	 * @return self
 	 */
 	public static function unreachable( string $error ): self {
 		return new self( 0, '', $error );
+	}
+
+	/**
+	 * No answer in time from a sidecar that took the request: it is slow (a
+	 * large site set, a busy API server), not down, so the breaker stays shut.
+	 *
+	 * @param string $error What went wrong.
+	 * @return self
+	 */
+	public static function timed_out( string $error ): self {
+		return new self( 0, '', $error, true );
 	}
 
 	/**
@@ -86,6 +99,9 @@ final class Closte_Operator_Result {
 	 * @return string
 	 */
 	public function message(): string {
+		if ( $this->timed_out ) {
+			return 'no answer from the sidecar in time: ' . $this->error;
+		}
 		if ( ! $this->reached() ) {
 			return 'sidecar unreachable: ' . $this->error;
 		}
@@ -122,16 +138,41 @@ interface Closte_Operator_Transport {
  */
 final class Closte_Operator_Sidecar {
 
+	/** The header that gives a domain added through the Closte door its checkInterval. */
+	const INTERVAL_HEADER = 'X-Closte-Operator-Check-Interval';
+
+	/**
+	 * Returns the DNS check interval in seconds for every MappedDomain
+	 * written, or null for the sidecar's own default.
+	 *
+	 * @var Closure
+	 */
+	private Closure $interval;
+
 	/**
 	 * Constructor.
 	 *
 	 * @param Closte_Operator_Transport $transport HTTP transport.
 	 * @param Closte_Operator_Config    $config    Where and how.
+	 * @param callable|null             $interval  Returns the check interval in seconds, or null; read at each write.
 	 */
 	public function __construct(
 		private Closte_Operator_Transport $transport,
-		public readonly Closte_Operator_Config $config
-	) {}
+		public readonly Closte_Operator_Config $config,
+		?callable $interval = null
+	) {
+		$this->interval = Closure::fromCallable( $interval ?? fn() => null );
+	}
+
+	/**
+	 * The check interval every write carries: "120s", or null for the sidecar's default.
+	 *
+	 * @return string|null
+	 */
+	public function check_interval(): ?string {
+		$seconds = ( $this->interval )();
+		return is_int( $seconds ) ? $seconds . 's' : null;
+	}
 
 	/**
 	 * The full URL of a path on the sidecar.
@@ -169,8 +210,15 @@ final class Closte_Operator_Sidecar {
 	 * @return Closte_Operator_Result
 	 */
 	public function put_domain( string $domain, ?int $site_id ): Closte_Operator_Result {
-		$body = null === $site_id ? null : array( 'siteId' => $site_id );
-		return $this->native( 'PUT', '/v1/domains/' . Closte_Operator_Domains::segment( $domain ), $body );
+		$body     = array();
+		$interval = $this->check_interval();
+		if ( null !== $site_id ) {
+			$body['siteId'] = $site_id;
+		}
+		if ( null !== $interval ) {
+			$body['checkInterval'] = $interval;
+		}
+		return $this->native( 'PUT', '/v1/domains/' . Closte_Operator_Domains::segment( $domain ), array() === $body ? null : $body, true );
 	}
 
 	/**
@@ -180,7 +228,7 @@ final class Closte_Operator_Sidecar {
 	 * @return Closte_Operator_Result
 	 */
 	public function delete_domain( string $domain ): Closte_Operator_Result {
-		return $this->native( 'DELETE', '/v1/domains/' . Closte_Operator_Domains::segment( $domain ) );
+		return $this->native( 'DELETE', '/v1/domains/' . Closte_Operator_Domains::segment( $domain ), null, true );
 	}
 
 	/**
@@ -191,7 +239,12 @@ final class Closte_Operator_Sidecar {
 	 * @return Closte_Operator_Result
 	 */
 	public function put_site_domains( int $site_id, array $domains ): Closte_Operator_Result {
-		return $this->native( 'PUT', '/v1/sites/' . $site_id . '/domains', array( 'domains' => array_values( $domains ) ) );
+		$body     = array( 'domains' => array_values( $domains ) );
+		$interval = $this->check_interval();
+		if ( null !== $interval ) {
+			$body['checkInterval'] = $interval;
+		}
+		return $this->native( 'PUT', '/v1/sites/' . $site_id . '/domains', $body, true );
 	}
 
 	/**
@@ -206,7 +259,11 @@ final class Closte_Operator_Sidecar {
 	 * @return Closte_Operator_Result
 	 */
 	public function closte( string $method, string $endpoint, string $query, ?string $body, array $headers, float $timeout ): Closte_Operator_Result {
-		$url = $this->url( '/api/client/' . ltrim( $endpoint, '/' ) ) . ( '' === $query ? '' : '?' . $query );
+		$url      = $this->url( '/api/client/' . ltrim( $endpoint, '/' ) ) . ( '' === $query ? '' : '?' . $query );
+		$interval = $this->check_interval();
+		if ( null !== $interval ) {
+			$headers[ self::INTERVAL_HEADER ] = $interval;
+		}
 		return $this->scrub( $this->send( $method, $url, $headers, $body, $timeout ) );
 	}
 
@@ -242,7 +299,7 @@ final class Closte_Operator_Sidecar {
 			return $result;
 		}
 		$error = str_replace( array( $token, rawurlencode( $token ) ), '[redacted]', $result->error );
-		return new Closte_Operator_Result( $result->status, $result->body, $error );
+		return new Closte_Operator_Result( $result->status, $result->body, $error, $result->timed_out );
 	}
 
 	/**
@@ -251,9 +308,10 @@ final class Closte_Operator_Sidecar {
 	 * @param string     $method HTTP method.
 	 * @param string     $path   Path.
 	 * @param array|null $json   Body, sent as JSON.
+	 * @param bool       $write  A write: it may wait on the API server, so it gets the longer write timeout.
 	 * @return Closte_Operator_Result
 	 */
-	private function native( string $method, string $path, ?array $json = null ): Closte_Operator_Result {
+	private function native( string $method, string $path, ?array $json = null, bool $write = false ): Closte_Operator_Result {
 		$headers = array(
 			'Authorization' => 'Bearer ' . $this->config->token,
 			'Accept'        => 'application/json',
@@ -263,6 +321,7 @@ final class Closte_Operator_Sidecar {
 			$headers['Content-Type'] = 'application/json';
 			$body                    = (string) json_encode( $json, JSON_UNESCAPED_SLASHES ); // phpcs:ignore WordPress.WP.AlternativeFunctions.json_encode_json_encode -- runs without WordPress in the unit tests.
 		}
-		return $this->scrub( $this->send( $method, $this->url( $path ), $headers, $body, $this->config->timeout ) );
+		$timeout = $write ? max( $this->config->timeout, $this->config->write_timeout ) : $this->config->timeout;
+		return $this->scrub( $this->send( $method, $this->url( $path ), $headers, $body, $timeout ) );
 	}
 }

@@ -214,6 +214,32 @@ final class Closte_Operator_Table_Store implements Closte_Operator_Queue_Store {
 	}
 
 	/**
+	 * Forgets every change given up.
+	 *
+	 * @return int How many were forgotten.
+	 */
+	public function clear_rejected(): int {
+		global $wpdb;
+		if ( ! $this->ready() ) {
+			return 0;
+		}
+		$table = self::table();
+		return (int) $wpdb->query( $wpdb->prepare( "DELETE FROM `{$table}` WHERE state = %s", self::REJECTED ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery,WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- the table name is ours.
+	}
+
+	/**
+	 * Drops the table and its schema mark (uninstall).
+	 *
+	 * @return void
+	 */
+	public static function drop(): void {
+		global $wpdb;
+		$table = self::table();
+		$wpdb->query( "DROP TABLE IF EXISTS `{$table}`" ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery,WordPress.DB.DirectDatabaseQuery.SchemaChange,WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- the table name is ours.
+		delete_network_option( get_main_network_id(), self::SCHEMA_OPTION );
+	}
+
+	/**
 	 * Makes sure the table exists (once per schema, recorded in a network
 	 * option), and moves the queue of earlier versions into it.
 	 *
