@@ -395,6 +395,20 @@ async fn bad_input_gets_a_reason_and_changes_nothing() {
         (
             "PUT",
             "/v1/domains/new.example.com",
+            Some(br#"{"checkInterval": "5s"}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/sites/2/domains",
+            Some(br#"{"domains": ["new.example.com"], "checkInterval": "1d"}"#.to_vec()),
+            TOKEN,
+            400,
+        ),
+        (
+            "PUT",
+            "/v1/domains/new.example.com",
             Some(big.into_bytes()),
             TOKEN,
             413,
@@ -862,4 +876,356 @@ async fn a_read_right_after_a_write_sees_it() {
         let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
         assert_eq!(list["domains"], json!([]), "round {round}");
     }
+}
+
+/// The object's checkInterval and resource version, as the API server has it.
+async fn interval_of(api: &Api<MappedDomain>, name: &str) -> (Option<String>, String) {
+    let md = api.get(name).await.unwrap();
+    (
+        md.spec.check_interval,
+        md.metadata.resource_version.unwrap(),
+    )
+}
+
+/// Waits until the sidecar's read of `domain` shows `interval` as its checkInterval.
+async fn shown_interval(sidecar: &Sidecar, domain: &str, interval: Value) {
+    let path = format!("/v1/domains/{domain}");
+    eventually(
+        10,
+        &format!("{domain} read with checkInterval {interval}"),
+        || async {
+            let (status, view) = sidecar.native("GET", &path, None).await;
+            (status == 200 && view["checkInterval"] == interval).then_some(())
+        },
+    )
+    .await;
+}
+
+/// WordPress's DNS check interval on the native door: a created domain gets
+/// it, a changed one updates the sidecar's objects (one domain, a whole
+/// site), leaving the rest of their spec alone; without it nothing changes;
+/// an invalid one is 400 and changes nothing; an object the sidecar does
+/// not manage keeps its own.
+#[tokio::test]
+async fn the_native_door_writes_a_check_interval_and_updates_it() {
+    let (ns, sidecar) = setup(
+        "interval-native",
+        &["--check-interval", "10s", "--credentials-secret", "key"],
+    )
+    .await;
+
+    // one domain: created with it, then changed
+    let path = "/v1/domains/one.example.com";
+    let (status, view) = sidecar
+        .native(
+            "PUT",
+            path,
+            Some(json!({"siteId": 2, "checkInterval": "60s"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &view["checkInterval"]),
+        (201, &json!("60s")),
+        "{view}"
+    );
+    assert_eq!(
+        interval_of(&ns.api, "one-example-com").await.0.as_deref(),
+        Some("60s")
+    );
+    let (status, view) = sidecar
+        .native("PUT", path, Some(json!({"checkInterval": "2m"})))
+        .await;
+    assert_eq!(
+        (status, &view["checkInterval"]),
+        (200, &json!("2m")),
+        "{view}"
+    );
+    let md = ns.api.get("one-example-com").await.unwrap();
+    assert_eq!(md.spec.check_interval.as_deref(), Some("2m"));
+    assert_eq!(md.spec.site_id, Some(2), "the site id kept");
+    assert_eq!(md.spec.credentials_ref.unwrap().name, "key");
+    let labels = md.metadata.labels.unwrap();
+    assert_eq!(labels["closte-operator.io/site-id"], "2");
+    let managers: Vec<_> = md
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| Some((f.manager.clone()?, f.operation.clone()?)))
+        .collect();
+    assert_eq!(
+        managers,
+        [("closte-operator-sidecar".into(), "Apply".into())]
+    );
+    shown_interval(&sidecar, "one.example.com", json!("2m")).await;
+
+    // the same again, or none: nothing written, not even the flag's 10s
+    let (_, version) = interval_of(&ns.api, "one-example-com").await;
+    for body in [
+        Some(json!({"checkInterval": "2m"})),
+        Some(json!({"siteId": 2})),
+        None,
+    ] {
+        let (status, view) = sidecar.native("PUT", path, body.clone()).await;
+        assert_eq!(
+            (status, &view["checkInterval"]),
+            (200, &json!("2m")),
+            "{body:?}"
+        );
+        assert_eq!(
+            interval_of(&ns.api, "one-example-com").await,
+            (Some("2m".into()), version.clone()),
+            "{body:?} wrote"
+        );
+    }
+
+    // invalid: 400 with the reason, and nothing written
+    for (bad, reason) in [
+        (json!("5s"), "between 10s and 24h"),
+        (json!("25h"), "between 10s and 24h"),
+        (json!("1d"), "invalid duration"),
+        (json!(300), "expected a string"),
+    ] {
+        for (put, body) in [
+            (path, json!({"checkInterval": bad})),
+            (
+                "/v1/sites/2/domains",
+                json!({"domains": ["one.example.com", "new.example.com"], "checkInterval": bad}),
+            ),
+        ] {
+            let (status, answer) = sidecar.native("PUT", put, Some(body)).await;
+            assert_eq!(status, 400, "{put} {bad}: {answer}");
+            let error = answer["error"].as_str().unwrap();
+            assert!(error.contains(reason), "{put} {bad}: {error}");
+        }
+    }
+    assert_eq!(
+        interval_of(&ns.api, "one-example-com").await,
+        (Some("2m".into()), version)
+    );
+    assert!(ns.api.get_opt("new-example-com").await.unwrap().is_none());
+
+    // a site's set: the flag's interval on creation, then WordPress's on all
+    let (status, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({"domains": ["a.example.com", "b.example.com"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, &report["created"]),
+        (200, &json!(["a.example.com", "b.example.com"]))
+    );
+    assert_eq!(
+        interval_of(&ns.api, "a-example-com").await.0.as_deref(),
+        Some("10s")
+    );
+    // one without a site yet (as the Closte door writes them) joins the set
+    let (status, _) = sidecar
+        .native("PUT", "/v1/domains/c.example.com", None)
+        .await;
+    assert_eq!(status, 201);
+    let (status, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({
+                "domains": ["a.example.com", "b.example.com", "c.example.com", "d.example.com"],
+                "checkInterval": "90s",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["created"], json!(["d.example.com"]));
+    assert_eq!(
+        report["updated"],
+        json!(["a.example.com", "b.example.com", "c.example.com"])
+    );
+    assert_eq!(report["unchanged"], json!([]));
+    for name in [
+        "a-example-com",
+        "b-example-com",
+        "c-example-com",
+        "d-example-com",
+    ] {
+        let md = ns.api.get(name).await.unwrap();
+        assert_eq!(md.spec.check_interval.as_deref(), Some("90s"), "{name}");
+        assert_eq!(md.spec.site_id, Some(3), "{name}");
+        assert_eq!(md.spec.credentials_ref.unwrap().name, "key", "{name}");
+    }
+    let (_, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({
+                "domains": ["a.example.com", "b.example.com", "c.example.com", "d.example.com"],
+                "checkInterval": "90s",
+            })),
+        )
+        .await;
+    assert_eq!(report["updated"], json!([]), "{report}");
+    assert_eq!(report["unchanged"].as_array().unwrap().len(), 4, "{report}");
+    assert_eq!(
+        interval_of(&ns.api, "one-example-com").await.0.as_deref(),
+        Some("2m"),
+        "another site's"
+    );
+
+    // objects made by hand (no managed-by label) keep their interval
+    let by_hand = |domain: &str, site: Option<i64>| MappedDomainSpec {
+        check_interval: Some("1h".into()),
+        site_id: site,
+        ..spec(domain)
+    };
+    create(
+        &ns.api,
+        "kept-example-com",
+        by_hand("kept.example.com", Some(5)),
+    )
+    .await;
+    create(
+        &ns.api,
+        "adopted-example-com",
+        by_hand("adopted.example.com", None),
+    )
+    .await;
+    let (_, kept_version) = interval_of(&ns.api, "kept-example-com").await;
+    let (status, view) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/kept.example.com",
+            Some(json!({"checkInterval": "60s"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &view["checkInterval"]),
+        (200, &json!("1h")),
+        "{view}"
+    );
+    let (status, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/5/domains",
+            Some(json!({"domains": ["kept.example.com", "adopted.example.com"], "checkInterval": "60s"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["unchanged"], json!(["kept.example.com"]));
+    // its site id is set (as before), its interval left alone
+    assert_eq!(report["updated"], json!(["adopted.example.com"]));
+    assert_eq!(
+        interval_of(&ns.api, "kept-example-com").await,
+        (Some("1h".into()), kept_version)
+    );
+    let adopted = ns.api.get("adopted-example-com").await.unwrap();
+    assert_eq!(
+        (adopted.spec.site_id, adopted.spec.check_interval.as_deref()),
+        (Some(5), Some("1h"))
+    );
+
+    // every read shows each domain's interval as written
+    create(&ns.api, "bare-example-com", spec("bare.example.com")).await;
+    shown_interval(&sidecar, "bare.example.com", Value::Null).await;
+    shown_interval(&sidecar, "d.example.com", json!("90s")).await;
+    let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
+    let intervals: Vec<(&str, &Value)> = list["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["domain"].as_str().unwrap(), &d["checkInterval"]))
+        .collect();
+    assert_eq!(
+        intervals,
+        [
+            ("a.example.com", &json!("90s")),
+            ("adopted.example.com", &json!("1h")),
+            ("b.example.com", &json!("90s")),
+            ("bare.example.com", &Value::Null),
+            ("c.example.com", &json!("90s")),
+            ("d.example.com", &json!("90s")),
+            ("kept.example.com", &json!("1h")),
+            ("one.example.com", &json!("2m")),
+        ]
+    );
+}
+
+/// The Closte door's `X-Closte-Operator-Check-Interval` header does for an
+/// added domain what `checkInterval` does on the native door.
+#[tokio::test]
+async fn a_closte_add_can_carry_a_check_interval() {
+    const HEADER: &str = "X-Closte-Operator-Check-Interval";
+    let (ns, sidecar) = setup("interval-closte", &["--check-interval", "10s"]).await;
+    let add = |domain: &'static str| [("apikey", TOKEN), ("domain", domain)];
+    let sidecar = &sidecar;
+    let add_with = |domain: &'static str, interval: &'static str| async move {
+        let headers = [(HEADER, interval)];
+        sidecar
+            .closte_with_headers("POST", "adddomainalias", &add(domain), &headers)
+            .await
+    };
+
+    let (status, body) = add_with("shop.example.com", "45s").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"success":true}"#));
+    assert_eq!(
+        interval_of(&ns.api, "shop-example-com").await.0.as_deref(),
+        Some("45s")
+    );
+    let (_, body) = add_with("shop.example.com", "3m").await;
+    assert_eq!(body, r#"{"success":true}"#);
+    let (interval, version) = interval_of(&ns.api, "shop-example-com").await;
+    assert_eq!(interval.as_deref(), Some("3m"));
+    // without it: as before (the flag's for a new one; an existing one keeps its own)
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &add("shop.example.com"))
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    assert_eq!(
+        interval_of(&ns.api, "shop-example-com").await,
+        (Some("3m".into()), version.clone())
+    );
+    let (_, body) = sidecar
+        .closte("POST", "adddomainalias", &add("blog.example.com"))
+        .await;
+    assert_eq!(body, r#"{"success":true}"#);
+    assert_eq!(
+        interval_of(&ns.api, "blog-example-com").await.0.as_deref(),
+        Some("10s")
+    );
+
+    // invalid: Closte's refusal with the reason, nothing written
+    let before = objects(&ns.api).await;
+    for (domain, bad) in [
+        ("shop.example.com", "5s"),
+        ("new.example.com", "5s"),
+        ("new.example.com", "2 minutes"),
+    ] {
+        let (status, body) = add_with(domain, bad).await;
+        assert_eq!(status, 400, "{domain} {bad}: {body}");
+        assert!(
+            body.starts_with(
+                r#"{"success":false,"error":"the header X-Closte-Operator-Check-Interval: "#
+            ),
+            "{body}"
+        );
+    }
+    assert_eq!(objects(&ns.api).await, before);
+    assert_eq!(
+        interval_of(&ns.api, "shop-example-com").await,
+        (Some("3m".into()), version)
+    );
+
+    // an object made by hand keeps its own
+    let by_hand = MappedDomainSpec {
+        check_interval: Some("1h".into()),
+        ..spec("kept.example.com")
+    };
+    create(&ns.api, "kept-example-com", by_hand).await;
+    let (_, kept_version) = interval_of(&ns.api, "kept-example-com").await;
+    let (_, body) = add_with("kept.example.com", "60s").await;
+    assert_eq!(body, r#"{"success":true}"#);
+    assert_eq!(
+        interval_of(&ns.api, "kept-example-com").await,
+        (Some("1h".into()), kept_version)
+    );
 }

@@ -10,7 +10,8 @@
 //! (hooks in `tests/schemathesis/hooks.py`); it snapshots the namespace's
 //! MappedDomains each time and judges the pair: a refusal (4xx, 5xx) or a
 //! read changes nothing; a write changes only the objects of its own
-//! domains; nothing changes between two requests. A problem fails that
+//! domains, and gives them the checkInterval it asked for (every object
+//! here is the sidecar's own); nothing changes between two requests. A problem fails that
 //! request in schemathesis's report too (a custom check), with the curl that
 //! reproduces it.
 //!
@@ -47,6 +48,7 @@ struct Object {
     resource_version: String,
     domain: String,
     site: Option<i64>,
+    check_interval: Option<String>,
 }
 
 /// The namespace's MappedDomains by name.
@@ -63,6 +65,9 @@ struct Call {
     status: u16,
     /// The body's `domains`, for a site's set.
     domains: Option<Value>,
+    /// The body's `checkInterval`.
+    #[serde(rename = "checkInterval")]
+    check_interval: Option<Value>,
 }
 
 impl Call {
@@ -88,6 +93,8 @@ struct Log {
     before: Option<Snapshot>,
     last: Option<Snapshot>,
     calls: Vec<(String, u16)>,
+    /// Successful writes that asked for a checkInterval.
+    interval_writes: usize,
     problems: Vec<String>,
 }
 
@@ -108,6 +115,7 @@ async fn snapshot(api: &Api<MappedDomain>) -> Snapshot {
                 resource_version: md.metadata.resource_version.clone().unwrap_or_default(),
                 domain: md.spec.domain.clone(),
                 site: md.spec.site_id,
+                check_interval: md.spec.check_interval.clone(),
             };
             (md.metadata.name.unwrap_or_default(), object)
         })
@@ -142,6 +150,9 @@ async fn after(State(recorder): State<Arc<Recorder>>, Json(call): Json<Call>) ->
     });
     log.calls
         .push((format!("{} {}", call.method, call.template), call.status));
+    if call.method == "PUT" && call.status < 300 && call.check_interval.is_some() {
+        log.interval_writes += 1;
+    }
     log.problems.extend(problem.clone());
     log.last = Some(now);
     Json(json!({ "problem": problem }))
@@ -185,6 +196,15 @@ fn judge(openapi: &Value, call: &Call, before: &Snapshot, after: &Snapshot) -> O
             .map(|o| o.domain.clone())
     };
     let with_domain = |snapshot: &Snapshot, d: &str| snapshot.values().any(|o| o.domain == d);
+    // a write that asked for an interval: each of its domains has it after it
+    let asked = call.check_interval.as_ref().and_then(Value::as_str);
+    let lacks_interval = |d: &str| {
+        asked.is_some_and(|asked| {
+            !after
+                .values()
+                .any(|o| o.domain == d && o.check_interval.as_deref() == Some(asked))
+        })
+    };
     match (call.method.as_str(), call.template.as_str()) {
         ("PUT", "/v1/domains/{domain}") | ("DELETE", "/v1/domains/{domain}") => {
             let Some(d) = call.segment(0).as_deref().and_then(normalised) else {
@@ -202,6 +222,9 @@ fn judge(openapi: &Value, call: &Call, before: &Snapshot, after: &Snapshot) -> O
             }
             if call.status == 201 && with_domain(before, &d) {
                 return Some(format!("201 Created, yet {d} was there before"));
+            }
+            if call.method == "PUT" && lacks_interval(&d) {
+                return Some(format!("{d} has not the checkInterval {asked:?} after it"));
             }
         }
         ("PUT", "/v1/sites/{siteId}/domains") => {
@@ -234,6 +257,9 @@ fn judge(openapi: &Value, call: &Call, before: &Snapshot, after: &Snapshot) -> O
                     .any(|o| &o.domain == d && o.site == Some(site))
                 {
                     return Some(format!("{d} is not site {site}'s after it"));
+                }
+                if lacks_interval(d) {
+                    return Some(format!("{d} has not the checkInterval {asked:?} after it"));
                 }
             }
             if let Some(stale) = after
@@ -368,8 +394,9 @@ async fn every_answer_is_documented_and_refusals_write_nothing() {
         *by_status.entry(*status).or_default() += 1;
     }
     println!(
-        "schemathesis: {} requests in {took:.1?} (seed {seed}, {examples} examples per operation); by status {by_status:?}",
-        log.calls.len()
+        "schemathesis: {} requests in {took:.1?} (seed {seed}, {examples} examples per operation); by status {by_status:?}; {} successful writes with a checkInterval",
+        log.calls.len(),
+        log.interval_writes
     );
 
     assert!(
@@ -423,6 +450,10 @@ async fn every_answer_is_documented_and_refusals_write_nothing() {
         writes(true)
     );
     assert!(writes(false) >= 10, "only {} refused writes", writes(false));
+    assert!(
+        log.interval_writes >= 1,
+        "no successful write asked for a checkInterval"
+    );
     for operation in [
         "GET /v1/domains",
         "GET /v1/domains/{domain}",

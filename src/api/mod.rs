@@ -1,6 +1,7 @@
 //! The `MappedDomain` custom resource: spec, status and the generated CRD.
 //! Types only; no IO.
 
+pub mod check_interval;
 pub mod conditions;
 pub mod duration;
 
@@ -12,6 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{self, Rule};
+pub use check_interval::{CheckInterval, CheckIntervalError};
 
 /// API group of every resource this operator defines.
 pub const GROUP: &str = "closte-operator.io";

@@ -114,3 +114,20 @@ fn spec_reads_unknown_fields_and_defaults() {
     .unwrap();
     assert_eq!(spec.check_interval(), Duration::from_secs(90));
 }
+
+/// The sidecar checks a `checkInterval` with [`CheckInterval::parse`] before
+/// writing it; that must refuse exactly what the CRD's schema refuses.
+#[test]
+fn the_check_interval_rule_has_the_crds_bounds() {
+    let crd = serde_json::to_value(MappedDomain::crd()).unwrap();
+    let field = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["checkInterval"];
+    assert_eq!(field["maxLength"], check_interval::MAX_LEN);
+    assert_eq!(field["pattern"], duration::PATTERN);
+    let rule = format!(
+        "duration(self) >= duration('{}s') && duration(self) <= duration('{}h')",
+        check_interval::MIN.as_secs(),
+        check_interval::MAX.as_secs() / 3600
+    );
+    assert_eq!(field["x-kubernetes-validations"][0]["rule"], rule);
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Sidecar;
@@ -33,6 +33,7 @@ fn failure(status: StatusCode, error: &str) -> Response {
 pub async fn handle(
     State(sidecar): State<Arc<Sidecar>>,
     method: Method,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -66,7 +67,13 @@ pub async fn handle(
         }
         ClosteCall::Write { endpoint, domain } => {
             let result = if endpoint == Endpoint::AddDomainAlias {
-                sidecar.domains.ensure(&domain, None).await.map(drop)
+                // only an add has a use for it; refused before anything is written
+                let interval = match request::check_interval_header(&headers) {
+                    Ok(interval) => interval,
+                    Err(refusal) => return failure(StatusCode::BAD_REQUEST, &refusal.to_string()),
+                };
+                let ensured = sidecar.domains.ensure(&domain, None, interval.as_ref());
+                ensured.await.map(drop)
             } else {
                 sidecar.domains.remove(&domain).await.map(drop)
             };

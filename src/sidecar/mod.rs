@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -32,7 +32,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::{MappedDomain, SecretKeyRef};
+use crate::api::{CheckInterval, MappedDomain, SecretKeyRef};
 use domains::{Domains, Template};
 
 /// Bodies larger than this are refused (413).
@@ -52,9 +52,9 @@ pub struct SidecarArgs {
     /// Secret (NAME or NAME:KEY, key default apiKey) with the Closte API key, set as spec.credentialsRef of every MappedDomain written.
     #[arg(long, value_parser = parse_secret_ref)]
     pub credentials_secret: Option<SecretKeyRef>,
-    /// spec.checkInterval of every MappedDomain written (10s..24h); the CRD's default when unset.
-    #[arg(long, value_parser = parse_check_interval)]
-    pub check_interval: Option<String>,
+    /// spec.checkInterval of every MappedDomain created (10s..24h), unless the request gives one; the CRD's default when unset.
+    #[arg(long)]
+    pub check_interval: Option<CheckInterval>,
     /// spec.expectedTargets of every MappedDomain written (an IP or a hostname); repeatable.
     #[arg(long = "expected-target")]
     pub expected_targets: Vec<String>,
@@ -69,14 +69,6 @@ fn parse_secret_ref(s: &str) -> Result<SecretKeyRef, String> {
         name: name.into(),
         key: key.into(),
     })
-}
-
-fn parse_check_interval(s: &str) -> Result<String, String> {
-    let d = crate::api::duration::parse(s).map_err(|e| e.to_string())?;
-    if !(Duration::from_secs(10)..=Duration::from_secs(86_400)).contains(&d) {
-        return Err(format!("{s}: checkInterval must be between 10s and 24h"));
-    }
-    Ok(s.to_owned())
 }
 
 #[derive(Debug, thiserror::Error)]

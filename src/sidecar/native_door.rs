@@ -68,6 +68,8 @@ struct DomainView<'a> {
     domain: &'a str,
     name: &'a str,
     site_id: Option<i64>,
+    /// `spec.checkInterval` as written; `null` when unset (the CRD's default applies).
+    check_interval: Option<&'a str>,
     stage: Option<Stage>,
     ready: bool,
     /// The Ready condition's reason and message.
@@ -94,6 +96,7 @@ impl<'a> DomainView<'a> {
             domain: &md.spec.domain,
             name: md.metadata.name.as_deref().unwrap_or_default(),
             site_id: md.spec.site_id,
+            check_interval: md.spec.check_interval.as_deref(),
             stage: status.and_then(|s| s.stage),
             ready: status.is_some_and(|s| s.is_true(ConditionType::Ready)),
             reason: ready.map(|c| c.reason.as_str()),
@@ -178,7 +181,10 @@ pub async fn put_one(
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
     let put = request::put_domain(&param(raw)?, &body(bytes)?)?;
-    let (ensured, md) = sidecar.domains.ensure(&put.domain, put.site_id).await?;
+    let (ensured, md) = sidecar
+        .domains
+        .ensure(&put.domain, put.site_id, put.check_interval.as_ref())
+        .await?;
     let status = match ensured {
         Ensured::Created => StatusCode::CREATED,
         Ensured::Updated | Ensured::Unchanged => StatusCode::OK,
@@ -205,7 +211,10 @@ pub async fn sync_site(
 ) -> Result<Response, DoorError> {
     authorize(&sidecar, &headers)?;
     let wanted = request::site_domains(&param(site)?, &body(bytes)?)?;
-    let report = sidecar.domains.sync(wanted.site, &wanted.domains).await?;
+    let report = sidecar
+        .domains
+        .sync(wanted.site, &wanted.domains, wanted.check_interval.as_ref())
+        .await?;
     Ok(Json(report).into_response())
 }
 
@@ -228,4 +237,27 @@ pub async fn method_not_allowed() -> DoorError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this path",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MappedDomainSpec;
+
+    #[test]
+    fn a_domain_shows_its_check_interval_as_written_or_null() {
+        let mut md = MappedDomain::new(
+            "a-example",
+            MappedDomainSpec {
+                domain: "a.example".into(),
+                ..Default::default()
+            },
+        );
+        let view = serde_json::to_value(DomainView::of(&md)).unwrap();
+        assert_eq!(view["checkInterval"], serde_json::Value::Null);
+        assert!(view.as_object().unwrap().contains_key("checkInterval"));
+        md.spec.check_interval = Some("1h30m".into());
+        let view = serde_json::to_value(DomainView::of(&md)).unwrap();
+        assert_eq!(view["checkInterval"], "1h30m");
+    }
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use serde::Deserialize;
 
 use super::Token;
+use crate::api::{CheckInterval, CheckIntervalError};
 use crate::closte::wire::{self, Endpoint};
 use crate::domain::{self, Domain, DomainError};
 
@@ -88,11 +89,47 @@ pub fn closte_call(
     })
 }
 
+/// The request header with which a Closte-door `adddomainalias` sets the
+/// added domain's `spec.checkInterval` (Closte's own parameters have no
+/// room for it). Case does not matter.
+pub const CHECK_INTERVAL_HEADER: &str = "x-closte-operator-check-interval";
+
+/// Why the Closte door refuses the [`CHECK_INTERVAL_HEADER`] (always 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckIntervalHeaderError {
+    #[error("the header X-Closte-Operator-Check-Interval is sent more than once")]
+    Repeated,
+    #[error("the header X-Closte-Operator-Check-Interval is not ASCII text")]
+    NotText,
+    #[error("the header X-Closte-Operator-Check-Interval: {0}")]
+    Invalid(#[from] CheckIntervalError),
+}
+
+/// The interval a Closte-door request asks for in [`CHECK_INTERVAL_HEADER`],
+/// if it sends that header.
+pub fn check_interval_header(
+    headers: &HeaderMap,
+) -> Result<Option<CheckInterval>, CheckIntervalHeaderError> {
+    let mut values = headers.get_all(CHECK_INTERVAL_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(CheckIntervalHeaderError::Repeated);
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| CheckIntervalHeaderError::NotText)?;
+    Ok(Some(CheckInterval::parse(text)?))
+}
+
 /// Why the native door refuses what a request says (always 400).
 #[derive(Debug, thiserror::Error)]
 pub enum NativeRefusal {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    #[error(transparent)]
+    CheckInterval(#[from] CheckIntervalError),
     #[error("malformed JSON body: {0}")]
     Json(#[source] serde_json::Error),
     #[error("siteId must be at least 1")]
@@ -114,24 +151,37 @@ pub fn domain(raw: &str) -> Result<Domain, NativeRefusal> {
     Ok(domain::normalize(raw)?)
 }
 
-/// `PUT /v1/domains/{domain}`: the domain and the optional site id.
+/// `PUT /v1/domains/{domain}`: the domain, the optional site id and interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutDomain {
     pub domain: Domain,
     pub site_id: Option<i64>,
+    pub check_interval: Option<CheckInterval>,
 }
 
-/// Reads `PUT /v1/domains/{domain}`; the body is optional (`{"siteId": N}`).
+/// An optional body field: absent is `None`; `null` is refused like any
+/// other value of the wrong type.
+fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A body's `checkInterval`, checked like the `--check-interval` flag.
+fn check_interval(raw: Option<String>) -> Result<Option<CheckInterval>, NativeRefusal> {
+    Ok(raw.as_deref().map(CheckInterval::parse).transpose()?)
+}
+
+/// Reads `PUT /v1/domains/{domain}`; the body is optional
+/// (`{"siteId": N, "checkInterval": "5m"}`, both optional).
 pub fn put_domain(raw: &str, body: &[u8]) -> Result<PutDomain, NativeRefusal> {
     #[derive(Default, Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct Body {
-        /// Absent is no site; `null` is refused like any other non-number.
         #[serde(default, deserialize_with = "some")]
         site_id: Option<i64>,
-    }
-    fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        i64::deserialize(d).map(Some)
+        #[serde(default, deserialize_with = "some")]
+        check_interval: Option<String>,
     }
     let domain = domain(raw)?;
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -145,23 +195,29 @@ pub fn put_domain(raw: &str, body: &[u8]) -> Result<PutDomain, NativeRefusal> {
     Ok(PutDomain {
         domain,
         site_id: body.site_id,
+        check_interval: check_interval(body.check_interval)?,
     })
 }
 
-/// `PUT /v1/sites/{siteId}/domains`: the site and its whole set of domains.
+/// `PUT /v1/sites/{siteId}/domains`: the site, its whole set of domains,
+/// and the interval they all get, if given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteDomains {
     pub site: i64,
     /// Normalised, each once, in the order first given.
     pub domains: Vec<Domain>,
+    pub check_interval: Option<CheckInterval>,
 }
 
-/// Reads `PUT /v1/sites/{siteId}/domains` with `{"domains": [...]}`.
+/// Reads `PUT /v1/sites/{siteId}/domains` with `{"domains": [...]}` and an
+/// optional `"checkInterval"`.
 pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusal> {
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct Body {
         domains: Vec<String>,
+        #[serde(default, deserialize_with = "some")]
+        check_interval: Option<String>,
     }
     let site = site
         .parse::<i64>()
@@ -176,7 +232,11 @@ pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusa
             domains.push(domain);
         }
     }
-    Ok(SiteDomains { site, domains })
+    Ok(SiteDomains {
+        site,
+        domains,
+        check_interval: check_interval(body.check_interval)?,
+    })
 }
 
 /// A JSON object read as `T`. Only an object: serde would also fill a
@@ -349,6 +409,89 @@ mod tests {
             site_domains("3", br#"{"domains": ["ok.example", "bad..x"]}"#),
             Err(NativeRefusal::Domain(_))
         ));
+    }
+
+    #[test]
+    fn the_native_door_reads_a_check_interval() {
+        let put = put_domain("a.example", br#"{"siteId": 7, "checkInterval": "90s"}"#).unwrap();
+        assert_eq!(
+            (
+                put.site_id,
+                put.check_interval.as_ref().map(CheckInterval::as_str)
+            ),
+            (Some(7), Some("90s"))
+        );
+        let put = put_domain("a.example", br#"{"checkInterval": "1h30m"}"#).unwrap();
+        assert_eq!(
+            (put.site_id, put.check_interval.unwrap().as_str()),
+            (None, "1h30m"),
+            "kept as written"
+        );
+        assert_eq!(put_domain("a.example", b"").unwrap().check_interval, None);
+        let set =
+            site_domains("3", br#"{"domains": ["a.example"], "checkInterval": "5m"}"#).unwrap();
+        assert_eq!(set.check_interval.unwrap().as_str(), "5m");
+        let set = site_domains("3", br#"{"domains": ["a.example"]}"#).unwrap();
+        assert_eq!(set.check_interval, None);
+        // a string that is no interval: refused, saying so; not a string: malformed
+        for (bad, reason) in [
+            (r#""5s""#, "between 10s and 24h"),
+            (r#""25h""#, "between 10s and 24h"),
+            (r#""5 m""#, "invalid duration"),
+            (r#""""#, "invalid duration"),
+            ("300", "expected a string"),
+            ("null", "expected a string"),
+        ] {
+            let body = format!(r#"{{"checkInterval": {bad}}}"#);
+            let message = put_domain("a.example", body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(reason), "{bad}: {message}");
+            let body = format!(r#"{{"domains": [], "checkInterval": {bad}}}"#);
+            let message = site_domains("3", body.as_bytes()).unwrap_err().to_string();
+            assert!(message.contains(reason), "{bad}: {message}");
+        }
+        assert!(matches!(
+            put_domain("a.example", br#"{"checkInterval": "5s"}"#),
+            Err(NativeRefusal::CheckInterval(
+                CheckIntervalError::OutOfRange(_)
+            ))
+        ));
+    }
+
+    #[test]
+    fn the_closte_door_reads_the_check_interval_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(check_interval_header(&headers), Ok(None));
+        headers.insert("X-Closte-Operator-Check-Interval", "2m".parse().unwrap());
+        assert_eq!(
+            check_interval_header(&headers),
+            Ok(Some(CheckInterval::parse("2m").unwrap()))
+        );
+        for bad in ["5s", "2 m", "", "1d"] {
+            headers.insert(CHECK_INTERVAL_HEADER, bad.parse().unwrap());
+            let refused = check_interval_header(&headers).unwrap_err();
+            assert!(matches!(refused, CheckIntervalHeaderError::Invalid(_)));
+            assert!(
+                refused
+                    .to_string()
+                    .contains("X-Closte-Operator-Check-Interval"),
+                "{refused}"
+            );
+        }
+        headers.insert(CHECK_INTERVAL_HEADER, "2m".parse().unwrap());
+        headers.append(CHECK_INTERVAL_HEADER, "3m".parse().unwrap());
+        assert_eq!(
+            check_interval_header(&headers),
+            Err(CheckIntervalHeaderError::Repeated)
+        );
+        let mut headers = HeaderMap::new();
+        let latin1 = axum::http::HeaderValue::from_bytes(b"2m\xe9").unwrap();
+        headers.insert(CHECK_INTERVAL_HEADER, latin1);
+        assert_eq!(
+            check_interval_header(&headers),
+            Err(CheckIntervalHeaderError::NotText)
+        );
     }
 
     #[test]

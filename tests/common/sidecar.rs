@@ -85,11 +85,25 @@ impl Sidecar {
         endpoint: &str,
         form: &[(&str, &str)],
     ) -> (u16, String) {
+        self.closte_with_headers(method, endpoint, form, &[]).await
+    }
+
+    /// [`Sidecar::closte`] with these request headers too.
+    pub async fn closte_with_headers(
+        &self,
+        method: &str,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
         let url = format!("{}/api/client/{endpoint}", self.url);
-        let request = match method {
+        let mut request = match method {
             "GET" => self.http.get(url).query(form),
             other => self.http.request(other.parse().unwrap(), url).form(form),
         };
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let response = request.send().await.expect("sidecar reachable");
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())

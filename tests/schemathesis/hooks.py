@@ -6,6 +6,12 @@ name the MappedDomain CRD accepts, in any spelling that normalises to one
 cannot say that, so this strategy generates such names: mostly from a small
 vocabulary, so that writes, reads and deletes of one domain meet, and the
 sites' sets overlap.
+
+Its checkInterval has the format `check-interval`: a duration between 10s
+and 24h, which no pattern can say either (a pattern alone would make `0s`
+schema-valid, and the sidecar refuses it). This strategy generates such
+durations, again mostly from a few, so that a value meets one already
+written.
 """
 
 import json
@@ -39,6 +45,18 @@ def mapped_domain(draw):
 
 
 schemathesis.openapi.format("mapped-domain", mapped_domain())
+
+INTERVALS = ["10s", "60s", "5m", "300s", "1h30m", "24h"]
+check_interval = st.one_of(
+    st.sampled_from(INTERVALS),
+    st.integers(10, 86400).map(lambda n: f"{n}s"),
+    st.integers(1, 1440).map(lambda n: f"{n}m"),
+    st.integers(1, 23).flatmap(lambda h: st.integers(0, 59).map(lambda m: f"{h}h{m}m")),
+    st.integers(10_000, 86_400_000).map(lambda n: f"{n}ms"),
+    st.sampled_from(["1.5h", "0.5m", "12.25s"]),
+)
+
+schemathesis.openapi.format("check-interval", check_interval)
 
 
 # The recorder of tests/sidecar_schema.rs: it snapshots the namespace's
@@ -78,6 +96,7 @@ if RECORDER:
                 "path": urllib.parse.urlsplit(response.request.url).path,
                 "status": response.status_code,
                 "domains": body.get("domains") if body else None,
+                "checkInterval": body.get("checkInterval") if body else None,
             },
         )
         _verdicts[id(response)] = verdict
