@@ -35,14 +35,14 @@ fn translation_template_is_current() {
     let root = common::repo_root();
     let dir = scratch("pot");
     let fresh = dir.join("closte-operator.pot");
-    run(Command::new("bash")
-        .arg(root.join("scripts/pot.sh"))
-        .arg(&fresh)
-        .current_dir(&root));
     let committed = std::fs::read_to_string(
         root.join("wordpress/closte-operator/languages/closte-operator.pot"),
     )
     .unwrap();
+    run(Command::new("bash")
+        .arg(root.join("scripts/pot.sh"))
+        .arg(&fresh)
+        .current_dir(root));
     let fresh = std::fs::read_to_string(&fresh).unwrap();
     assert!(
         committed == fresh,
