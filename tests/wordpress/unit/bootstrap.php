@@ -18,4 +18,5 @@ if ( count( $closte_operator_files[1] ) < 5 ) {
 foreach ( $closte_operator_files[1] as $closte_operator_file ) {
 	require_once dirname( $closte_operator_loader ) . $closte_operator_file;
 }
+require_once __DIR__ . '/wp-functions.php';
 require_once __DIR__ . '/fakes.php';

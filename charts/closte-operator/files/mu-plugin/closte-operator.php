@@ -39,5 +39,7 @@ require_once __DIR__ . '/closte-operator/class-closte-operator-sync.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-health.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-plugin.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-admin.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-screen.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-backend.php';
 
 Closte_Operator_Plugin::instance()->register();
