@@ -41,6 +41,13 @@ final class Closte_Operator_Admin {
 	private Closte_Operator_Backend $backend;
 
 	/**
+	 * The sidecar's list, once load() asked for it.
+	 *
+	 * @var Closte_Operator_Result|null
+	 */
+	private ?Closte_Operator_Result $listing = null;
+
+	/**
 	 * Constructor.
 	 *
 	 * @param Closte_Operator_Plugin $plugin The plugin (an object with its parts and methods in the unit tests).
@@ -83,7 +90,7 @@ final class Closte_Operator_Admin {
 	 * @return void
 	 */
 	public function menu(): void {
-		add_submenu_page(
+		$hook = add_submenu_page(
 			'settings.php',
 			__( 'Closte domains', 'closte-operator' ),
 			__( 'Closte domains', 'closte-operator' ),
@@ -91,6 +98,23 @@ final class Closte_Operator_Admin {
 			self::PAGE,
 			array( $this, 'render' )
 		);
+		if ( is_string( $hook ) && '' !== $hook ) {
+			add_action( 'load-' . $hook, array( $this, 'load' ) );
+		}
+	}
+
+	/**
+	 * Before the screen's header: asks the sidecar for its list, so that the
+	 * notices above the screen tell whether it answers now, not whether it
+	 * answered last time.
+	 *
+	 * @return void
+	 */
+	public function load(): void {
+		if ( current_user_can( 'manage_network' ) ) {
+			$this->listing = $this->plugin->sidecar->domains();
+			$this->plugin->queue->observe( $this->listing );
+		}
 	}
 
 	/**
@@ -368,8 +392,11 @@ final class Closte_Operator_Admin {
 			wp_die( esc_html__( 'Sorry, you are not allowed to see this page.', 'closte-operator' ), '', array( 'response' => 403 ) );
 		}
 		$now     = time();
-		$listing = $this->plugin->sidecar->domains();
-		$this->plugin->queue->observe( $listing );
+		$listing = $this->listing;
+		if ( null === $listing ) {
+			$listing = $this->plugin->sidecar->domains();
+			$this->plugin->queue->observe( $listing );
+		}
 		$json    = $listing->ok() ? $listing->json() : null;
 		$domains = is_array( $json ) && isset( $json['domains'] ) && is_array( $json['domains'] ) ? $json['domains'] : null;
 		// phpcs:disable WordPress.Security.NonceVerification.Recommended -- display only.
@@ -385,6 +412,7 @@ final class Closte_Operator_Admin {
 				.closte-operator .closte-operator-next { max-width: 36em; }
 				.closte-operator .closte-operator-next code, .closte-operator .closte-operator-step code { white-space: nowrap; }
 				.closte-operator td form { display: inline; }
+				.closte-operator #closte-operator-domains td:first-child code { white-space: nowrap; }
 				.closte-operator .closte-operator-error { color: #b32d2e; }
 			</style>
 			<?php
@@ -496,14 +524,16 @@ final class Closte_Operator_Admin {
 		}
 		echo implode( ' |</li>', $links ) . '</li></ul>'; // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- escaped above.
 		?>
-		<form method="get" action="<?php echo esc_url( network_admin_url( 'settings.php' ) ); ?>" class="search-box">
-			<input type="hidden" name="page" value="<?php echo esc_attr( self::PAGE ); ?>" />
-			<?php if ( 'all' !== $query['filter'] ) : ?>
-				<input type="hidden" name="filter" value="<?php echo esc_attr( $query['filter'] ); ?>" />
-			<?php endif; ?>
-			<label class="screen-reader-text" for="closte-operator-search"><?php esc_html_e( 'Search domains', 'closte-operator' ); ?></label>
-			<input type="search" id="closte-operator-search" name="s" value="<?php echo esc_attr( $query['search'] ); ?>" />
-			<?php submit_button( __( 'Search domains', 'closte-operator' ), '', '', false ); ?>
+		<form method="get" action="<?php echo esc_url( network_admin_url( 'settings.php' ) ); ?>">
+			<p class="search-box">
+				<input type="hidden" name="page" value="<?php echo esc_attr( self::PAGE ); ?>" />
+				<?php if ( 'all' !== $query['filter'] ) : ?>
+					<input type="hidden" name="filter" value="<?php echo esc_attr( $query['filter'] ); ?>" />
+				<?php endif; ?>
+				<label class="screen-reader-text" for="closte-operator-search"><?php esc_html_e( 'Search domains', 'closte-operator' ); ?></label>
+				<input type="search" id="closte-operator-search" name="s" value="<?php echo esc_attr( $query['search'] ); ?>" />
+				<?php submit_button( __( 'Search domains', 'closte-operator' ), '', '', false ); ?>
+			</p>
 		</form>
 		<?php $this->pagination( $page, $base, 'top' ); ?>
 		<table class="widefat striped" id="closte-operator-domains">

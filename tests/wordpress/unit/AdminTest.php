@@ -171,6 +171,30 @@ final class AdminTest extends Closte_Operator_Admin_Test_Case {
 		$this->assertLessThan( 5000, max( $times ) );
 	}
 
+	/**
+	 * The list is asked for before the header (load-*), once: the notices
+	 * above the screen say whether the sidecar answers now.
+	 */
+	public function test_the_list_is_read_once_before_the_notices(): void {
+		$this->transport->always( 0 );
+		$this->queue->observe( $this->sidecar->domains() );
+		$this->assertNotNull( $this->queue->last_unreachable() );
+		$this->listing( array( $this->entry( 'a.example.com' ) ) );
+		$this->transport->requests = array();
+
+		$this->admin->menu();
+		$load = Closte_WP::$state['hooks']['load-settings_page_closte-operator'][0];
+		$this->assertSame( array( $this->admin, 'load' ), $load );
+		$load();
+		$this->assertNull( $this->queue->last_unreachable(), 'the answer closed the breaker' );
+		ob_start();
+		$this->admin->notice();
+		$this->assertSame( '', ob_get_clean() );
+		$html = $this->screen();
+		$this->assertStringContainsString( 'data-domain="a.example.com"', $html );
+		$this->assertSame( array( 'GET /v1/domains' ), $this->transport->lines() );
+	}
+
 	public function test_a_refused_token_and_an_absent_sidecar_say_what_to_do(): void {
 		$this->transport->always( 401, '{"error":"missing or wrong bearer token"}' );
 		$html = $this->screen();

@@ -241,3 +241,7 @@ function register_rest_route( $namespace, $route, $args = array() ) {
 	Closte_WP::$state['routes'][ $namespace . $route ] = $args;
 	return true;
 }
+
+function add_submenu_page( $parent, $page_title, $menu_title, $capability, $slug, $callback = '' ) {
+	return 'settings_page_' . $slug;
+}
