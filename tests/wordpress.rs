@@ -1028,7 +1028,10 @@ async fn screen_in_a_browser(env: &Env) {
     }
     // the site's name (its title), not only its id
     let mapped = row(&dom, "mapped.wp-e2e.example").unwrap();
-    assert!(mapped.contains(">t0.sidecar.wp-e2e.example</a>"), "{mapped}");
+    assert!(
+        mapped.contains(">t0.sidecar.wp-e2e.example</a>"),
+        "{mapped}"
+    );
     assert_eq!(
         dom.matches("class=\"closte-operator-domain").count(),
         mds.len(),
@@ -1142,7 +1145,9 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     assert_eq!(cron.status(), 200);
 
     // the slow states first: ssl-failed takes its checks (10 s apart)
-    env.sim.set_certificate("tls.wp-e2e.example", "other-host").await;
+    env.sim
+        .set_certificate("tls.wp-e2e.example", "other-host")
+        .await;
     let every_10s = MappedDomainSpec {
         check_interval: Some("10s".into()),
         ..Default::default()
@@ -1154,7 +1159,13 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         ..Default::default()
     };
     direct_md(env, "e2e-dns", "dns.wp-e2e.example", elsewhere).await;
-    direct_md(env, "e2e-expiring", "expiring.wp-e2e.example", Default::default()).await;
+    direct_md(
+        env,
+        "e2e-expiring",
+        "expiring.wp-e2e.example",
+        Default::default(),
+    )
+    .await;
     let held_by_main = MappedDomainSpec {
         site_id: Some(1),
         ..Default::default()
@@ -1163,14 +1174,19 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
 
     // waiting: a new site's domain that the main site holds (409, retried)
     eventually(30, "the sidecar to list held.wp-e2e.example", || async {
-        sidecar_lists(env, "held.wp-e2e.example").await.then_some(())
+        sidecar_lists(env, "held.wp-e2e.example")
+            .await
+            .then_some(())
     })
     .await;
     let (held_site, _) = env.create_site("held.wp-e2e.example");
     let queue = env.queue();
     let held = &queue["entries"]["domain:held.wp-e2e.example"];
     assert_eq!(held["site"], held_site, "{queue}");
-    assert!(held["error"].as_str().unwrap().contains("HTTP 409"), "{queue}");
+    assert!(
+        held["error"].as_str().unwrap().contains("HTTP 409"),
+        "{queue}"
+    );
 
     // rejected: a change the sidecar refuses for good (an invalid domain)
     let burst = env.wp.tool(
@@ -1190,34 +1206,54 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     // the DNS check interval: nonce checked, 10..300 s, nothing saved otherwise
     assert_eq!(
         admin
-            .forge("closte_operator_interval", &[("closte_operator_check_interval", "60")])
+            .forge(
+                "closte_operator_interval",
+                &[("closte_operator_check_interval", "60")]
+            )
             .await,
         403
     );
     for wrong in ["5", "301", "abc"] {
         admin
-            .submit("closte_operator_interval", &[("closte_operator_check_interval", wrong)])
+            .submit(
+                "closte_operator_interval",
+                &[("closte_operator_check_interval", wrong)],
+            )
             .await;
         let html = admin.screen().await;
         let (class, text) = notice(&html, "closte-operator-flash").unwrap();
         assert!(class.contains("notice-error"), "{wrong}: {class}");
         assert!(
-            text.starts_with("Not saved: the DNS check interval must be a whole number of seconds from 10 to 300"),
+            text.starts_with(
+                "Not saved: the DNS check interval must be a whole number of seconds from 10 to 300"
+            ),
             "{wrong}: {text}"
         );
         assert!(html.contains("step=\"1\" value=\"\""), "{wrong} was saved");
     }
     admin
-        .submit("closte_operator_interval", &[("closte_operator_check_interval", "60")])
+        .submit(
+            "closte_operator_interval",
+            &[("closte_operator_check_interval", "60")],
+        )
         .await;
     let html = admin.screen().await;
     let (_, text) = notice(&html, "closte-operator-flash").unwrap();
-    assert!(text.starts_with("The DNS check interval is now 60 seconds"), "{text}");
+    assert!(
+        text.starts_with("The DNS check interval is now 60 seconds"),
+        "{text}"
+    );
     assert!(html.contains("step=\"1\" value=\"60\""), "not saved");
     admin
-        .submit("closte_operator_interval", &[("closte_operator_check_interval", "")])
+        .submit(
+            "closte_operator_interval",
+            &[("closte_operator_check_interval", "")],
+        )
         .await;
-    assert!(admin.screen().await.contains("step=\"1\" value=\"\""), "not cleared");
+    assert!(
+        admin.screen().await.contains("step=\"1\" value=\"\""),
+        "not cleared"
+    );
 
     // a wrong token in WordPress: 401, and what to do about it
     std::fs::write(&env.wp_token, "not-the-sidecar-token\n").unwrap();
@@ -1227,7 +1263,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         .nth(1)
         .unwrap_or_else(|| panic!("no next step for a refused token:\n{dom}"));
     assert!(step.starts_with(" data-status=\"401\""), "{step}");
-    assert!(step.contains("The sidecar refuses WordPress's token."), "{step}");
+    assert!(
+        step.contains("The sidecar refuses WordPress's token."),
+        "{step}"
+    );
     assert!(
         step.contains(&format!(
             "CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE ({}) must be the sidecar's own",
@@ -1238,7 +1277,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     let health = env.wp.tool("site-health", json!({}));
     assert_eq!(health["status"], "critical", "{health}");
     assert!(
-        health["description"].as_str().unwrap().contains("must be the sidecar"),
+        health["description"]
+            .as_str()
+            .unwrap()
+            .contains("must be the sidecar"),
         "{health}"
     );
     std::fs::write(&env.wp_token, format!("{TOKEN}\n")).unwrap();
@@ -1256,7 +1298,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         (md.status.as_ref()?.stage == Some(Stage::CheckingDns)).then_some(md)
     })
     .await;
-    println!("checking-dns: {:?}", common::operator::condition(&dns, "DNSReady"));
+    println!(
+        "checking-dns: {:?}",
+        common::operator::condition(&dns, "DNSReady")
+    );
     env.wait_done("expiring.wp-e2e.example").await;
     // the simulator issues 90-day certificates: this one is made to end in 5
     // days (its next check is hours away, so the controller keeps it)
@@ -1283,7 +1328,11 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     .await;
     let expiring = env.md("expiring.wp-e2e.example").await.unwrap();
     let kept = expiring.status.unwrap().certificate.unwrap().not_after;
-    assert_eq!(kept.0.as_second(), ends_second(&ends), "the controller replaced the certificate");
+    assert_eq!(
+        kept.0.as_second(),
+        ends_second(&ends),
+        "the controller replaced the certificate"
+    );
 
     let (all, dom) = screenshot(env, "all", "");
     let row_of = |domain: &str| -> String {
@@ -1300,20 +1349,39 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     );
     let tls_row = row_of("tls.wp-e2e.example");
     assert!(tls_row.contains(">Certificate failed<"), "{tls_row}");
-    let reason = tls.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "Ready").unwrap().reason.clone();
+    let reason = tls
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .reason
+        .clone();
     assert!(tls_row.contains(&format!("Failed: {reason}")), "{tls_row}");
-    assert!(tls_row.contains("run closte-operator status e2e-tls."), "{tls_row}");
+    assert!(
+        tls_row.contains("run closte-operator status e2e-tls."),
+        "{tls_row}"
+    );
     let rejected_row = row_of("rejected.wp-e2e.example");
-    assert!(rejected_row.contains("Failed: DomainRejected"), "{rejected_row}");
+    assert!(
+        rejected_row.contains("Failed: DomainRejected"),
+        "{rejected_row}"
+    );
     let expiring_row = row_of("expiring.wp-e2e.example");
-    assert!(expiring_row.contains("data-expiring=\"true\""), "{expiring_row}");
+    assert!(
+        expiring_row.contains("data-expiring=\"true\""),
+        "{expiring_row}"
+    );
     assert!(
         dom.contains("class=\"closte-operator-domain closte-operator-expiring\" data-domain=\"expiring.wp-e2e.example\""),
         "not highlighted"
     );
     assert!(expiring_row.contains(">in 5 days<"), "{expiring_row}");
     assert!(
-        expiring_row.contains("The certificate expires in 5 days and no renewed one has appeared yet")
+        expiring_row
+            .contains("The certificate expires in 5 days and no renewed one has appeared yet")
             && expiring_row.contains("closte-operator status e2e-expiring"),
         "{expiring_row}"
     );
@@ -1322,16 +1390,32 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         .nth(1)
         .and_then(|r| r.split("</tr>").next())
         .unwrap_or_else(|| panic!("no waiting change for held.wp-e2e.example:\n{dom}"));
-    assert!(held_row.contains(&format!("add held.wp-e2e.example (site #{held_site})")), "{held_row}");
+    assert!(
+        held_row.contains(&format!("add held.wp-e2e.example (site #{held_site})")),
+        "{held_row}"
+    );
     assert!(held_row.contains("HTTP 409"), "{held_row}");
-    assert!(held_row.contains(">Retry</button>") && held_row.contains(">Discard</button>"), "{held_row}");
+    assert!(
+        held_row.contains(">Retry</button>") && held_row.contains(">Discard</button>"),
+        "{held_row}"
+    );
     assert!(dom.contains("<td>remove bad.wp-e2e.123</td>"), "{dom}");
     assert!(dom.contains(">Clear the rejected list</button>"), "{dom}");
-    assert!(dom.contains("Not ready <span class=\"count\">(3)</span>"), "{dom}");
-    assert!(dom.contains("Certificate ends within 14 days <span class=\"count\">(1)</span>"), "{dom}");
+    assert!(
+        dom.contains("Not ready <span class=\"count\">(3)</span>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("Certificate ends within 14 days <span class=\"count\">(1)</span>"),
+        "{dom}"
+    );
     assert!(dom.contains("Next run: in "), "{dom}");
     let (_, not_ready) = screenshot(env, "not-ready", "&filter=not-ready");
-    assert_eq!(not_ready.matches("class=\"closte-operator-domain").count(), 3, "{not_ready}");
+    assert_eq!(
+        not_ready.matches("class=\"closte-operator-domain").count(),
+        3,
+        "{not_ready}"
+    );
     assert!(row(&not_ready, "expiring.wp-e2e.example").is_none());
     println!("look at {}", all.display());
 
@@ -1395,21 +1479,31 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         .submit("closte_operator_queue", &[("key", key), ("do", "retry")])
         .await;
     let (_, text) = notice(&admin.screen().await, "closte-operator-flash").unwrap();
-    assert!(text.starts_with("Still waiting: add held.wp-e2e.example"), "{text}");
+    assert!(
+        text.starts_with("Still waiting: add held.wp-e2e.example"),
+        "{text}"
+    );
     assert!(text.contains("HTTP 409"), "{text}");
     assert!(queued(&env.queue()).contains(&key.to_owned()));
     admin
         .submit("closte_operator_queue", &[("key", key), ("do", "discard")])
         .await;
     let (_, text) = notice(&admin.screen().await, "closte-operator-flash").unwrap();
-    assert!(text.starts_with("Discarded: add held.wp-e2e.example"), "{text}");
+    assert!(
+        text.starts_with("Discarded: add held.wp-e2e.example"),
+        "{text}"
+    );
     assert!(queued(&env.queue()).is_empty());
     assert_eq!(
-        admin.forge("closte_operator_clear", &[("clear", "1")]).await,
+        admin
+            .forge("closte_operator_clear", &[("clear", "1")])
+            .await,
         403
     );
     assert!(!env.queue()["failures"].as_array().unwrap().is_empty());
-    admin.submit("closte_operator_clear", &[("clear", "1")]).await;
+    admin
+        .submit("closte_operator_clear", &[("clear", "1")])
+        .await;
     let html = admin.screen().await;
     let (_, text) = notice(&html, "closte-operator-flash").unwrap();
     assert!(text.starts_with("Cleared "), "{text}");
@@ -1418,12 +1512,14 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
 
     // back to a healthy network
     for name in ["e2e-tls", "e2e-dns", "e2e-expiring", "e2e-held"] {
-        env.api
-            .delete(name, &Default::default())
-            .await
-            .unwrap();
+        env.api.delete(name, &Default::default()).await.unwrap();
     }
-    for domain in ["tls.wp-e2e.example", "dns.wp-e2e.example", "expiring.wp-e2e.example", "held.wp-e2e.example"] {
+    for domain in [
+        "tls.wp-e2e.example",
+        "dns.wp-e2e.example",
+        "expiring.wp-e2e.example",
+        "held.wp-e2e.example",
+    ] {
         env.wait_no_md(domain).await;
     }
     let deleted = env.wp.tool("delete-site", json!({"id": held_site}));
@@ -1438,7 +1534,9 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     let queue = env.queue();
     assert!(queued(&queue).is_empty(), "{queue}");
     if !queue["failures"].as_array().unwrap().is_empty() {
-        admin.submit("closte_operator_clear", &[("clear", "1")]).await;
+        admin
+            .submit("closte_operator_clear", &[("clear", "1")])
+            .await;
     }
 }
 
