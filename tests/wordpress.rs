@@ -16,8 +16,7 @@ use common::setup::Namespace;
 use common::sim::{Simulator, scratch};
 use common::wordpress::{Config, MariaDb, Sidecar, WordPress, chromium_dom, require, run};
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
 /// Every PHP file of the mu-plugin and of its tests.
@@ -85,6 +84,9 @@ const SECRET: &str = "closte-api-key";
 /// controller, the sidecar, MariaDB, and WordPress served by `php -S`.
 struct Env {
     dir: PathBuf,
+    /// The token file WordPress reads (the same token as the sidecar's, in a
+    /// file of its own, as two containers mounting one Secret have it).
+    wp_token: PathBuf,
     api: Api<MappedDomain>,
     sim: Simulator,
     sidecar: Sidecar,
@@ -131,6 +133,8 @@ impl Env {
 
         let token_file = dir.join("sidecar-token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let wp_token = dir.join("wordpress-token");
+        std::fs::write(&wp_token, format!("{TOKEN}\n")).unwrap();
         let sidecar_port = free_port();
         let db = MariaDb::start(&dir);
         let mut wp = WordPress::install(
@@ -138,7 +142,7 @@ impl Env {
             &db,
             &Config {
                 sidecar_url: &format!("http://127.0.0.1:{sidecar_port}"),
-                token_file: &token_file,
+                token_file: &wp_token,
                 direct_closte_url: &sim.api,
                 direct_closte_key: SIM_KEY,
                 client_key: PLACEHOLDER,
@@ -162,6 +166,7 @@ impl Env {
         .await;
         Env {
             dir,
+            wp_token,
             api,
             sim,
             sidecar,
@@ -317,6 +322,7 @@ async fn wordpress_end_to_end() {
     whole_set_sync_from_the_button(&env).await;
     screen_in_a_browser(&env).await;
     a_domain_that_cannot_be_ready(&env).await;
+    the_screen_says_what_to_do(&mut env).await;
 
     let health = env.wp.tool("site-health", json!({}));
     assert_eq!(health["status"], "good", "{health}");
@@ -771,9 +777,113 @@ fn cookies(response: &reqwest::Response) -> String {
         .join("; ")
 }
 
+const SCREEN: &str = "/wp-admin/network/settings.php?page=closte-operator";
+
+/// The network administrator's browser session, over plain HTTP: the
+/// screen's HTML, and its forms posted to network/edit.php.
+struct Admin {
+    http: reqwest::Client,
+    cookie: String,
+    base: String,
+}
+
+impl Admin {
+    async fn login(env: &Env) -> Admin {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = http.get(env.wp.login_url(SCREEN)).send().await.unwrap();
+        assert_eq!(login.status(), 302);
+        Admin {
+            cookie: cookies(&login),
+            http,
+            base: env.wp.url.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// The screen's HTML.
+    async fn screen(&self) -> String {
+        self.get(SCREEN).await
+    }
+
+    fn action(&self, action: &str) -> String {
+        format!("{}/wp-admin/network/edit.php?action={action}", self.base)
+    }
+
+    /// Posts `fields` to the form of `action` with the nonce the screen gave
+    /// it; returns where the answer redirects to.
+    async fn submit(&self, action: &str, fields: &[(&str, &str)]) -> String {
+        let html = self.screen().await;
+        let nonce = nonce_for(&html, action);
+        let mut form: Vec<(&str, &str)> = vec![("_wpnonce", &nonce), ("_wp_http_referer", SCREEN)];
+        form.extend_from_slice(fields);
+        let answer = self
+            .http
+            .post(self.action(action))
+            .header("cookie", &self.cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 302, "{action} {fields:?}");
+        answer.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Posts `fields` to the form of `action` with a forged nonce; returns the status.
+    async fn forge(&self, action: &str, fields: &[(&str, &str)]) -> u16 {
+        let mut form: Vec<(&str, &str)> = vec![("_wpnonce", "0123456789")];
+        form.extend_from_slice(fields);
+        self.http
+            .post(self.action(action))
+            .header("cookie", &self.cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+/// The nonce of the screen's form that posts to `action`.
+fn nonce_for(html: &str, action: &str) -> String {
+    let form = html
+        .find(&format!("edit.php?action={action}\""))
+        .unwrap_or_else(|| panic!("no form for {action} on the screen:\n{html}"));
+    html[form..]
+        .split("name=\"_wpnonce\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no nonce in the form for {action}"))
+        .to_owned()
+}
+
+/// The text of the notice with id `id` (`<div id=ID class="notice ..."><p>TEXT</p>`).
+fn notice(html: &str, id: &str) -> Option<(String, String)> {
+    let start = html.find(&format!("<div id=\"{id}\" class=\""))?;
+    let rest = &html[start..];
+    let class = rest.split("class=\"").nth(1)?.split('"').next()?;
+    let text = rest.split("<p>").nth(1)?.split("</p>").next()?;
+    Some((class.to_owned(), text.to_owned()))
+}
+
 /// "Sync now" (nonce and capability checked) writes what WordPress's tables
 /// say: Ultimate Multisite's mapped domains, sites created while the plugin
-/// was absent, and removes the domains of a site that no longer exists.
+/// was absent, and removes the domains of a site that no longer exists. Its
+/// notice counts what changed, never a zero.
 async fn whole_set_sync_from_the_button(env: &Env) {
     let site = env.md("t0.sidecar.wp-e2e.example").await.unwrap();
     let site = site_id(&site).unwrap();
@@ -790,55 +900,32 @@ async fn whole_set_sync_from_the_button(env: &Env) {
         },
     )
     .await;
-    // A site made while the plugin was absent has no MappedDomain, unless the
-    // periodic sync (first due a minute after install) got there already on
-    // a slow machine: then it is lost here, for the button to repair.
-    if let Some(md) = env.md("t0.direct.wp-e2e.example").await {
-        env.api
-            .delete(&md.name_any(), &DeleteParams::default())
-            .await
-            .unwrap();
-        env.wait_no_md("t0.direct.wp-e2e.example").await;
-    }
-
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = "/wp-admin/network/settings.php?page=closte-operator";
-    let login = http.get(env.wp.login_url(page)).send().await.unwrap();
-    assert_eq!(login.status(), 302);
-    let cookie = cookies(&login);
-    let html = http
-        .get(format!("{}{page}", env.wp.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let nonce = html
-        .split("name=\"_wpnonce\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no nonce on the screen:\n{html}"));
-    let action = format!(
-        "{}/wp-admin/network/edit.php?action=closte_operator_sync",
-        env.wp.url
+    // a site created while the plugin was absent (the periodic sync, which
+    // WP-Cron may have run by now, already wrote the earlier ones)
+    let absent = env.wp.tool_with_env(
+        &[("CLOSTE_E2E_DIRECT", "1")],
+        "create-site",
+        json!({"domain": "absent.wp-e2e.example", "title": "absent"}),
     );
+    let absent = absent["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("create absent.wp-e2e.example: {absent}"));
+    assert!(env.md("absent.wp-e2e.example").await.is_none());
 
-    let forged = http
+    let admin = Admin::login(env).await;
+    let html = admin.screen().await;
+    let nonce = nonce_for(&html, "closte_operator_sync");
+    let action = admin.action("closte_operator_sync");
+
+    assert_eq!(
+        admin.forge("closte_operator_sync", &[]).await,
+        403,
+        "a bad nonce must be refused"
+    );
+    let anonymous = admin
+        .http
         .post(&action)
-        .header("cookie", &cookie)
-        .form(&[("_wpnonce", "0123456789")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status(), 403, "a bad nonce must be refused");
-    let anonymous = http
-        .post(&action)
-        .form(&[("_wpnonce", nonce)])
+        .form(&[("_wpnonce", nonce.as_str())])
         .send()
         .await
         .unwrap();
@@ -854,43 +941,56 @@ async fn whole_set_sync_from_the_button(env: &Env) {
     );
     assert!(env.md("mapped.wp-e2e.example").await.is_none());
 
-    let synced = http
-        .post(&action)
-        .header("cookie", &cookie)
-        .form(&[("_wpnonce", nonce), ("_wp_http_referer", page)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(synced.status(), 302);
-    let location = synced.headers()["location"].to_str().unwrap();
+    let location = admin.submit("closte_operator_sync", &[]).await;
     assert!(location.ends_with("synced=ok"), "{location}");
-    let after = http
-        .get(location)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = admin.get(&location[env.wp.url.len()..]).await;
+    let (class, text) = notice(&after, "closte-operator-synced")
+        .unwrap_or_else(|| panic!("no sync summary on the screen:\n{after}"));
+    assert!(class.contains("is-dismissible"), "{class}");
+    println!("sync notice: {text}");
+    assert!(text.starts_with("Sync checked "), "{text}");
+    assert!(text.contains(" sites written"), "{text}");
     assert!(
-        after.contains("id=\"closte-operator-synced\""),
-        "no sync summary on the screen:\n{after}"
+        !regex::Regex::new(r"(^|\D)0 ").unwrap().is_match(&text),
+        "a zero count in the notice: {text}"
     );
 
     let md = env.wait_md("mapped.wp-e2e.example").await;
     assert_eq!(site_id(&md), Some(site));
     env.wait_no_md("stale.wp-e2e.example").await;
+    let md = env.wait_md("absent.wp-e2e.example").await;
+    assert_eq!(site_id(&md), Some(absent));
     for i in 0..5 {
         env.wait_md(&format!("t{i}.direct.wp-e2e.example")).await;
     }
     let last = &env.queue()["last"];
     assert_eq!(last["ok"], true, "{last}");
     assert!(last["written"].as_u64().unwrap() >= 2, "{last}");
+
+    // again, once the sidecar lists what was written: nothing differs now,
+    // and the notice says so
+    let written: Vec<String> = ["mapped.wp-e2e.example", "absent.wp-e2e.example"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain((0..5).map(|i| format!("t{i}.direct.wp-e2e.example")))
+        .collect();
+    eventually(30, "the sidecar to list what the sync wrote", || async {
+        for domain in &written {
+            if !sidecar_lists(env, domain).await {
+                return None;
+            }
+        }
+        (!sidecar_lists(env, "stale.wp-e2e.example").await).then_some(())
+    })
+    .await;
+    let location = admin.submit("closte_operator_sync", &[]).await;
+    let after = admin.get(&location[env.wp.url.len()..]).await;
+    let (_, text) = notice(&after, "closte-operator-synced").unwrap();
+    assert!(text.ends_with(": nothing to change."), "{text}");
 }
 
 /// The network-admin screen lists every MappedDomain with its stage,
-/// readiness and certificate expiry.
+/// readiness, site name and certificate expiry.
 async fn screen_in_a_browser(env: &Env) {
     let mds = eventually(60, "every MappedDomain to reach stage done", || async {
         let mds = env.api.list(&ListParams::default()).await.ok()?.items;
@@ -909,23 +1009,41 @@ async fn screen_in_a_browser(env: &Env) {
         let row = row(&dom, &md.spec.domain)
             .unwrap_or_else(|| panic!("no row for {} in:\n{dom}", md.spec.domain));
         assert!(row.contains("data-stage=\"done\""), "{row}");
-        assert!(row.contains(">done<"), "{row}");
+        assert!(row.contains(">Done<"), "{row}");
         assert!(row.contains("data-ready=\"true\""), "{row}");
         assert!(row.contains(">Ready<"), "{row}");
-        assert!(row.contains("(in "), "no certificate expiry in {row}");
+        assert!(row.contains("data-expiring=\"false\""), "{row}");
+        assert!(
+            row.contains("class=\"closte-operator-expires\"") && row.contains(">in "),
+            "no certificate expiry in {row}"
+        );
+        assert!(
+            row.contains("<td class=\"closte-operator-next\"></td>"),
+            "a next step for a domain that needs none: {row}"
+        );
         if let Some(id) = md.spec.site_id {
             assert!(row.contains(&format!("site-info.php?id={id}\"")), "{row}");
+            assert!(!row.contains("(no such site)"), "{row}");
         }
     }
+    // the site's name (its title), not only its id
+    let mapped = row(&dom, "mapped.wp-e2e.example").unwrap();
+    assert!(
+        mapped.contains(">t0.sidecar.wp-e2e.example</a>"),
+        "{mapped}"
+    );
     assert_eq!(
-        dom.matches("class=\"closte-operator-domain\"").count(),
+        dom.matches("class=\"closte-operator-domain").count(),
         mds.len(),
         "one row per MappedDomain"
     );
+    assert!(dom.contains("id=\"closte-operator-next-sync\""), "{dom}");
 }
 
 /// A domain Closte refuses shows where a person looks: Site Health lists it
-/// as not ready, the screen shows its stage.
+/// as not ready with the next step, the screen shows its stage, the reason
+/// and the command that explains it. It stays for the next phase's
+/// screenshots.
 async fn a_domain_that_cannot_be_ready(env: &Env) {
     let domain = "rejected.wp-e2e.example";
     let add = env.closte(
@@ -935,29 +1053,496 @@ async fn a_domain_that_cannot_be_ready(env: &Env) {
     );
     // the sidecar took it; Closte's refusal reaches the controller later
     assert_eq!(add["json"]["success"], true, "{add}");
-    eventually(30, "the refused domain to reach stage failed", || async {
+    let md = eventually(30, "the refused domain to reach stage failed", || async {
         let md = env.md(domain).await?;
-        (md.status?.stage == Some(Stage::Failed)).then_some(())
+        (md.status.as_ref()?.stage == Some(Stage::Failed)).then_some(md)
     })
     .await;
+    let command = format!("closte-operator status {}", md.metadata.name.unwrap());
 
     let health = env.wp.tool("site-health", json!({}));
     assert_eq!(health["status"], "recommended", "{health}");
-    assert!(
-        health["description"].as_str().unwrap().contains(domain),
-        "{health}"
-    );
+    let description = health["description"].as_str().unwrap();
+    assert!(description.contains(domain), "{health}");
+    assert!(description.contains(&command), "{health}");
     let dom = env.screen();
     let row = row(&dom, domain).unwrap_or_else(|| panic!("no row for {domain}:\n{dom}"));
     assert!(row.contains("data-stage=\"failed\""), "{row}");
     assert!(row.contains("data-ready=\"false\""), "{row}");
     assert!(row.contains(">Not ready<"), "{row}");
+    assert!(row.contains(">Failed<"), "{row}");
+    assert!(row.contains("Failed: DomainRejected"), "{row}");
+    assert!(row.contains(&command), "{row}");
+}
 
+/// A MappedDomain made directly in Kubernetes (no site: the sync leaves it
+/// alone), registered with the test's Closte key.
+async fn direct_md(env: &Env, name: &str, domain: &str, spec: MappedDomainSpec) {
+    common::create(
+        &env.api,
+        name,
+        MappedDomainSpec {
+            credentials_ref: Some(closte_operator::api::SecretKeyRef {
+                name: SECRET.into(),
+                key: "apiKey".into(),
+            }),
+            ..MappedDomainSpec {
+                domain: domain.into(),
+                ..spec
+            }
+        },
+    )
+    .await;
+}
+
+/// Whether the sidecar's own list (GET /v1/domains) has `domain`.
+async fn sidecar_lists(env: &Env, domain: &str) -> bool {
+    let list = reqwest::Client::new()
+        .get(format!("{}/v1/domains", env.sidecar.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: Value = serde_json::from_str(&list).unwrap_or_else(|_| panic!("not JSON: {list}"));
+    list["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["domain"] == domain)
+}
+
+/// The screen rendered by Chromium: a screenshot (path printed) and the DOM.
+fn screenshot(env: &Env, name: &str, query: &str) -> (PathBuf, String) {
+    let page = format!("{SCREEN}{query}");
+    let file = env.dir.join(format!("screen-{name}.png"));
+    common::wordpress::chromium_screenshot(&env.wp.login_url(&page), &env.dir, &file);
+    println!("screenshot of the screen ({name}): {}", file.display());
+    let dom = chromium_dom(&env.wp.login_url(&page), &env.dir);
+    assert!(
+        dom.contains("<h1>Closte domains</h1>"),
+        "not the Closte domains screen:\n{dom}"
+    );
+    (file, dom)
+}
+
+/// The screen tells a network administrator what to do next, for every
+/// state at once: a waiting change (a domain another site holds: 409) with
+/// Retry and Discard, a rejected change with "Clear the rejected list", a
+/// domain whose DNS points elsewhere (checking-dns: where it must point), a
+/// certificate for another name (ssl-failed), one Closte refuses (failed),
+/// and a certificate ending in 5 days (highlighted). Then a wrong token
+/// (401) and a stopped sidecar, each with its next step; the DNS check
+/// interval field; Site Health as an asynchronous REST test. Screenshots
+/// of each are saved under the test's folder.
+async fn the_screen_says_what_to_do(env: &mut Env) {
+    // due events run now, so the hourly sync is not overdue at the end
+    let cron = reqwest::get(format!("{}/wp-cron.php", env.wp.url))
+        .await
+        .unwrap();
+    assert_eq!(cron.status(), 200);
+
+    // the slow states first: ssl-failed takes its checks (10 s apart)
+    env.sim
+        .set_certificate("tls.wp-e2e.example", "other-host")
+        .await;
+    let every_10s = MappedDomainSpec {
+        check_interval: Some("10s".into()),
+        ..Default::default()
+    };
+    direct_md(env, "e2e-tls", "tls.wp-e2e.example", every_10s).await;
+    let elsewhere = MappedDomainSpec {
+        check_interval: Some("1h".into()),
+        expected_targets: Some(vec!["192.0.2.10".into()]),
+        ..Default::default()
+    };
+    direct_md(env, "e2e-dns", "dns.wp-e2e.example", elsewhere).await;
+    direct_md(
+        env,
+        "e2e-expiring",
+        "expiring.wp-e2e.example",
+        Default::default(),
+    )
+    .await;
+    let held_by_main = MappedDomainSpec {
+        site_id: Some(1),
+        ..Default::default()
+    };
+    direct_md(env, "e2e-held", "held.wp-e2e.example", held_by_main).await;
+
+    // waiting: a new site's domain that the main site holds (409, retried)
+    eventually(30, "the sidecar to list held.wp-e2e.example", || async {
+        sidecar_lists(env, "held.wp-e2e.example")
+            .await
+            .then_some(())
+    })
+    .await;
+    let (held_site, _) = env.create_site("held.wp-e2e.example");
+    let queue = env.queue();
+    let held = &queue["entries"]["domain:held.wp-e2e.example"];
+    assert_eq!(held["site"], held_site, "{queue}");
+    assert!(
+        held["error"].as_str().unwrap().contains("HTTP 409"),
+        "{queue}"
+    );
+
+    // rejected: a change the sidecar refuses for good (an invalid domain)
+    let burst = env.wp.tool(
+        "queue-burst",
+        json!({"at": 0, "domains": ["bad.wp-e2e.123"]}),
+    );
+    assert_eq!(burst["queries"].as_array().unwrap().len(), 1, "{burst}");
+    let queue = env.queue();
+    let failures = queue["failures"].as_array().unwrap();
+    assert!(
+        failures.iter().any(|f| f["domain"] == "bad.wp-e2e.123"),
+        "{queue}"
+    );
+
+    let admin = Admin::login(env).await;
+
+    // the DNS check interval: nonce checked, 10..300 s, nothing saved otherwise
+    assert_eq!(
+        admin
+            .forge(
+                "closte_operator_interval",
+                &[("closte_operator_check_interval", "60")]
+            )
+            .await,
+        403
+    );
+    for wrong in ["5", "301", "abc"] {
+        admin
+            .submit(
+                "closte_operator_interval",
+                &[("closte_operator_check_interval", wrong)],
+            )
+            .await;
+        let html = admin.screen().await;
+        let (class, text) = notice(&html, "closte-operator-flash").unwrap();
+        assert!(class.contains("notice-error"), "{wrong}: {class}");
+        assert!(
+            text.starts_with(
+                "Not saved: the DNS check interval must be a whole number of seconds from 10 to 300"
+            ),
+            "{wrong}: {text}"
+        );
+        assert!(html.contains("step=\"1\" value=\"\""), "{wrong} was saved");
+    }
+    admin
+        .submit(
+            "closte_operator_interval",
+            &[("closte_operator_check_interval", "60")],
+        )
+        .await;
+    let html = admin.screen().await;
+    let (_, text) = notice(&html, "closte-operator-flash").unwrap();
+    assert!(
+        text.starts_with("The DNS check interval is now 60 seconds"),
+        "{text}"
+    );
+    assert!(html.contains("step=\"1\" value=\"60\""), "not saved");
+    admin
+        .submit(
+            "closte_operator_interval",
+            &[("closte_operator_check_interval", "")],
+        )
+        .await;
+    assert!(
+        admin.screen().await.contains("step=\"1\" value=\"\""),
+        "not cleared"
+    );
+
+    // a wrong token in WordPress: 401, and what to do about it
+    std::fs::write(&env.wp_token, "not-the-sidecar-token\n").unwrap();
+    let (_, dom) = screenshot(env, "401", "");
+    let step = dom
+        .split("id=\"closte-operator-listing-step\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no next step for a refused token:\n{dom}"));
+    assert!(step.starts_with(" data-status=\"401\""), "{step}");
+    assert!(
+        step.contains("The sidecar refuses WordPress's token."),
+        "{step}"
+    );
+    assert!(
+        step.contains(&format!(
+            "CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE ({}) must be the sidecar's own",
+            env.wp_token.display()
+        )),
+        "{step}"
+    );
+    let health = env.wp.tool("site-health", json!({}));
+    assert_eq!(health["status"], "critical", "{health}");
+    assert!(
+        health["description"]
+            .as_str()
+            .unwrap()
+            .contains("must be the sidecar"),
+        "{health}"
+    );
+    std::fs::write(&env.wp_token, format!("{TOKEN}\n")).unwrap();
+
+    // the sidecar stopped: where to look
+    env.sidecar.stop();
+    let dom = env.screen();
+    assert!(dom.contains("data-status=\"0\""), "{dom}");
+    assert!(dom.contains("kubectl logs POD -c closte-sidecar"), "{dom}");
+    env.sidecar.resume().await;
+
+    // every state reached
+    let dns = eventually(60, "dns.wp-e2e.example to reach checking-dns", || async {
+        let md = env.md("dns.wp-e2e.example").await?;
+        (md.status.as_ref()?.stage == Some(Stage::CheckingDns)).then_some(md)
+    })
+    .await;
+    println!(
+        "checking-dns: {:?}",
+        common::operator::condition(&dns, "DNSReady")
+    );
+    env.wait_done("expiring.wp-e2e.example").await;
+    // the simulator issues 90-day certificates: this one is made to end in 5
+    // days (its next check is hours away, so the controller keeps it)
+    let ends = (SystemTime::now() + Duration::from_secs(5 * 86400 + 3600))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ends = k8s_openapi::jiff::Timestamp::from_second(ends)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    env.api
+        .patch_status(
+            "e2e-expiring",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"certificate": {"notAfter": ends}}})),
+        )
+        .await
+        .unwrap();
+    let tls = eventually(120, "tls.wp-e2e.example to reach ssl-failed", || async {
+        let md = env.md("tls.wp-e2e.example").await?;
+        (md.status.as_ref()?.stage == Some(Stage::SslFailed)).then_some(md)
+    })
+    .await;
+    let expiring = env.md("expiring.wp-e2e.example").await.unwrap();
+    let kept = expiring.status.unwrap().certificate.unwrap().not_after;
+    assert_eq!(
+        kept.0.as_second(),
+        ends_second(&ends),
+        "the controller replaced the certificate"
+    );
+
+    let (all, dom) = screenshot(env, "all", "");
+    let row_of = |domain: &str| -> String {
+        row(&dom, domain)
+            .unwrap_or_else(|| panic!("no row for {domain}:\n{dom}"))
+            .to_owned()
+    };
+    let dns_row = row_of("dns.wp-e2e.example");
+    assert!(dns_row.contains(">Checking DNS<"), "{dns_row}");
+    assert!(
+        dns_row.contains("Point dns.wp-e2e.example at 192.0.2.10 (an A/AAAA record, or a CNAME to a name) at its DNS provider. Last check: ")
+            && dns_row.contains("resolves to 127.0.0.1"),
+        "{dns_row}"
+    );
+    let tls_row = row_of("tls.wp-e2e.example");
+    assert!(tls_row.contains(">Certificate failed<"), "{tls_row}");
+    let reason = tls
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .reason
+        .clone();
+    assert!(tls_row.contains(&format!("Failed: {reason}")), "{tls_row}");
+    assert!(
+        tls_row.contains("run closte-operator status e2e-tls."),
+        "{tls_row}"
+    );
+    let rejected_row = row_of("rejected.wp-e2e.example");
+    assert!(
+        rejected_row.contains("Failed: DomainRejected"),
+        "{rejected_row}"
+    );
+    let expiring_row = row_of("expiring.wp-e2e.example");
+    assert!(
+        expiring_row.contains("data-expiring=\"true\""),
+        "{expiring_row}"
+    );
+    assert!(
+        dom.contains("class=\"closte-operator-domain closte-operator-expiring\" data-domain=\"expiring.wp-e2e.example\""),
+        "not highlighted"
+    );
+    assert!(expiring_row.contains(">in 5 days<"), "{expiring_row}");
+    assert!(
+        expiring_row
+            .contains("The certificate expires in 5 days and no renewed one has appeared yet")
+            && expiring_row.contains("closte-operator status e2e-expiring"),
+        "{expiring_row}"
+    );
+    let held_row = dom
+        .split("data-key=\"domain:held.wp-e2e.example\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no waiting change for held.wp-e2e.example:\n{dom}"));
+    assert!(
+        held_row.contains(&format!("add held.wp-e2e.example (site #{held_site})")),
+        "{held_row}"
+    );
+    assert!(held_row.contains("HTTP 409"), "{held_row}");
+    assert!(
+        held_row.contains(">Retry</button>") && held_row.contains(">Discard</button>"),
+        "{held_row}"
+    );
+    assert!(dom.contains("<td>remove bad.wp-e2e.123</td>"), "{dom}");
+    assert!(dom.contains(">Clear the rejected list</button>"), "{dom}");
+    assert!(
+        dom.contains("Not ready <span class=\"count\">(3)</span>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("Certificate ends within 14 days <span class=\"count\">(1)</span>"),
+        "{dom}"
+    );
+    assert!(dom.contains("Next run: in "), "{dom}");
+    let (_, not_ready) = screenshot(env, "not-ready", "&filter=not-ready");
+    assert_eq!(
+        not_ready.matches("class=\"closte-operator-domain").count(),
+        3,
+        "{not_ready}"
+    );
+    assert!(row(&not_ready, "expiring.wp-e2e.example").is_none());
+    println!("look at {}", all.display());
+
+    // Site Health: asynchronous, through its REST route, on the main site
+    let health_page = admin.get("/wp-admin/site-health.php").await;
+    assert!(
+        health_page.contains("closte-operator\\/v1\\/site-health"),
+        "the async test is not on the main site's Site Health page"
+    );
+    assert!(
+        !health_page.contains("\"test\":\"closte_operator_sidecar\""),
+        "the test ran while the page loaded"
+    );
+    let rest_nonce = health_page
+        .split("wpApiSettings = ")
+        .nth(1)
+        .and_then(|s| s.split("\"nonce\":\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no REST nonce on the Site Health page"))
+        .to_owned();
+    // plain permalinks (and no rewriting in `php -S`): the route as a query argument
+    let rest = format!("{}/?rest_route=/closte-operator/v1/site-health", env.wp.url);
+    let refused = admin.http.get(&rest).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the REST test without a login");
+    let result = admin
+        .http
+        .get(&rest)
+        .header("cookie", &admin.cookie)
+        .header("x-wp-nonce", &rest_nonce)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let result: Value =
+        serde_json::from_str(&result).unwrap_or_else(|_| panic!("not JSON: {result}"));
+    assert_eq!(result["test"], "closte_operator_sidecar", "{result}");
+    assert_eq!(result["status"], "recommended", "{result}");
+    let description = result["description"].as_str().unwrap();
+    for expected in [
+        "Point dns.wp-e2e.example at 192.0.2.10",
+        "run closte-operator status e2e-tls.",
+        "Certificates ending within 14 days:",
+        "<code>expiring.wp-e2e.example</code>",
+        "1 domain change is queued",
+    ] {
+        assert!(description.contains(expected), "{expected}: {result}");
+    }
+
+    // Retry (still held: it stays), Discard, Clear: nonces checked
+    let key = "domain:held.wp-e2e.example";
+    assert_eq!(
+        admin
+            .forge("closte_operator_queue", &[("key", key), ("do", "discard")])
+            .await,
+        403
+    );
+    assert!(queued(&env.queue()).contains(&key.to_owned()));
+    admin
+        .submit("closte_operator_queue", &[("key", key), ("do", "retry")])
+        .await;
+    let (_, text) = notice(&admin.screen().await, "closte-operator-flash").unwrap();
+    assert!(
+        text.starts_with("Still waiting: add held.wp-e2e.example"),
+        "{text}"
+    );
+    assert!(text.contains("HTTP 409"), "{text}");
+    assert!(queued(&env.queue()).contains(&key.to_owned()));
+    admin
+        .submit("closte_operator_queue", &[("key", key), ("do", "discard")])
+        .await;
+    let (_, text) = notice(&admin.screen().await, "closte-operator-flash").unwrap();
+    assert!(
+        text.starts_with("Discarded: add held.wp-e2e.example"),
+        "{text}"
+    );
+    assert!(queued(&env.queue()).is_empty());
+    assert_eq!(
+        admin
+            .forge("closte_operator_clear", &[("clear", "1")])
+            .await,
+        403
+    );
+    assert!(!env.queue()["failures"].as_array().unwrap().is_empty());
+    admin
+        .submit("closte_operator_clear", &[("clear", "1")])
+        .await;
+    let html = admin.screen().await;
+    let (_, text) = notice(&html, "closte-operator-flash").unwrap();
+    assert!(text.starts_with("Cleared "), "{text}");
+    assert!(env.queue()["failures"].as_array().unwrap().is_empty());
+    assert!(!html.contains("id=\"closte-operator-failures\""));
+
+    // back to a healthy network
+    for name in ["e2e-tls", "e2e-dns", "e2e-expiring", "e2e-held"] {
+        env.api.delete(name, &Default::default()).await.unwrap();
+    }
+    for domain in [
+        "tls.wp-e2e.example",
+        "dns.wp-e2e.example",
+        "expiring.wp-e2e.example",
+        "held.wp-e2e.example",
+    ] {
+        env.wait_no_md(domain).await;
+    }
+    let deleted = env.wp.tool("delete-site", json!({"id": held_site}));
+    assert_eq!(deleted["exists"], false, "{deleted}");
     let delete = env.closte(
         "deletedomainalias",
         "POST",
-        json!({"apikey": PLACEHOLDER, "domain": domain, "wildcard": 0}),
+        json!({"apikey": PLACEHOLDER, "domain": "rejected.wp-e2e.example", "wildcard": 0}),
     );
     assert_eq!(delete["json"]["success"], true, "{delete}");
-    env.wait_no_md(domain).await;
+    env.wait_no_md("rejected.wp-e2e.example").await;
+    let queue = env.queue();
+    assert!(queued(&queue).is_empty(), "{queue}");
+    if !queue["failures"].as_array().unwrap().is_empty() {
+        admin
+            .submit("closte_operator_clear", &[("clear", "1")])
+            .await;
+    }
+}
+
+/// The Unix second of an RFC 3339 time written by this test.
+fn ends_second(text: &str) -> i64 {
+    text.parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap()
+        .as_second()
 }

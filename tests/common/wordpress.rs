@@ -416,6 +416,34 @@ require_once ABSPATH . 'wp-settings.php';
 /// Loads `url` in headless Chromium (a fresh profile) and returns the DOM
 /// after the page's scripts ran.
 pub fn chromium_dom(url: &str, dir: &Path) -> String {
+    chromium(&["--dump-dom"], url, dir)
+}
+
+/// Loads `url` in headless Chromium (a fresh profile, a 1280x2000 window)
+/// and saves a screenshot of it as `file` (PNG).
+pub fn chromium_screenshot(url: &str, dir: &Path, file: &Path) {
+    let _ = std::fs::remove_file(file);
+    chromium(
+        &[
+            &format!("--screenshot={}", file.display()),
+            "--window-size=1280,2000",
+            "--hide-scrollbars",
+        ],
+        url,
+        dir,
+    );
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 1000,
+        "chromium wrote no screenshot at {} ({size} bytes); see {}",
+        file.display(),
+        dir.join("chromium.log").display()
+    );
+}
+
+/// Runs headless Chromium on `url` with `extra` flags and a fresh profile,
+/// and returns what it printed on stdout.
+fn chromium(extra: &[&str], url: &str, dir: &Path) -> String {
     let chromium = require("chromium");
     let profile = dir.join(format!("chromium-profile-{}", free_port()));
     let mut child = Command::new(chromium)
@@ -430,7 +458,7 @@ pub fn chromium_dom(url: &str, dir: &Path) -> String {
             "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
+        .args(extra)
         .arg(url)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("chromium.log")).unwrap())
@@ -438,21 +466,21 @@ pub fn chromium_dom(url: &str, dir: &Path) -> String {
         .expect("start chromium");
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
     });
-    let status = wait_for(Duration::from_secs(60), "chromium --dump-dom", || {
+    let status = wait_for(Duration::from_secs(60), "chromium", || {
         child.try_wait().unwrap()
     });
-    let dom = reader.join().unwrap();
+    let out = reader.join().unwrap();
     let _ = std::fs::remove_dir_all(&profile);
     assert!(
         status.success(),
-        "chromium failed ({status}); see {}",
+        "chromium {extra:?} failed ({status}); see {}",
         dir.join("chromium.log").display()
     );
-    dom
+    out
 }
 
 /// Copies the folder `from` to `to`, subfolders (the plugin's languages/) included.

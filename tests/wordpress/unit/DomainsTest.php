@@ -85,7 +85,7 @@ final class DomainsTest extends TestCase {
 
 		$verdict = $evaluate( $up, $list( array() ), 3 );
 		$this->assertSame( 'recommended', $verdict['status'] );
-		$this->assertStringContainsString( '3 domain change(s) are queued', $verdict['problems'][0] );
+		$this->assertStringContainsString( '3 domain changes are queued', $verdict['problems'][0] );
 
 		$verdict = Closte_Operator_Health::evaluate( new Closte_Operator_Config( 'http://localhost', '', 2.0, 'no token defined', 'placeholder' ), $up, $list( array() ), 0 );
 		$this->assertStringContainsString( 'no token defined', $verdict['problems'][0] );

@@ -8,7 +8,6 @@
 
 error_reporting( E_ALL );
 define( 'ABSPATH', __DIR__ . '/' );
-require_once __DIR__ . '/i18n-stubs.php';
 
 // The loader's own list, in its order (interfaces before their implementations).
 $closte_operator_loader = dirname( __DIR__, 3 ) . '/wordpress/closte-operator.php';
@@ -19,4 +18,5 @@ if ( count( $closte_operator_files[1] ) < 5 ) {
 foreach ( $closte_operator_files[1] as $closte_operator_file ) {
 	require_once dirname( $closte_operator_loader ) . $closte_operator_file;
 }
+require_once __DIR__ . '/wp-functions.php';
 require_once __DIR__ . '/fakes.php';

@@ -44,5 +44,6 @@ require_once __DIR__ . '/closte-operator/class-closte-operator-health.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-plugin.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-cli.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-admin.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-screen.php';
 
 Closte_Operator_Plugin::instance()->register();
