@@ -41,6 +41,13 @@ final class Closte_Operator_Table_Store implements Closte_Operator_Queue_Store {
 	private bool $ready = false;
 
 	/**
+	 * Why the table could not be created in this request ('' when it could).
+	 *
+	 * @var string
+	 */
+	private static string $problem = '';
+
+	/**
 	 * The table's name.
 	 *
 	 * @return string
@@ -228,6 +235,17 @@ final class Closte_Operator_Table_Store implements Closte_Operator_Queue_Store {
 	}
 
 	/**
+	 * Why the table cannot be used, or '' when it can (it is created now if
+	 * it is not there yet).
+	 *
+	 * @return string
+	 */
+	public static function problem(): string {
+		( new self() )->ready();
+		return self::$problem;
+	}
+
+	/**
 	 * Drops the table and its schema mark (uninstall).
 	 *
 	 * @return void
@@ -270,6 +288,7 @@ final class Closte_Operator_Table_Store implements Closte_Operator_Queue_Store {
 			) {$collate}" // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared -- the table name is ours.
 		);
 		if ( false === $created ) {
+			self::$problem = '' !== (string) $wpdb->last_error ? (string) $wpdb->last_error : 'CREATE TABLE failed';
 			return false;
 		}
 		$this->ready = true;

@@ -158,4 +158,12 @@ final class HealthTest extends Closte_Operator_Admin_Test_Case {
 		$this->assertSame( 'recommended', $result['status'] );
 		$this->assertStringContainsString( 'The periodic domain sync was due 2 hours ago', $result['description'] );
 	}
+
+	public function test_a_queue_table_that_cannot_be_created_is_critical(): void {
+		$verdict = Closte_Operator_Health::evaluate( $this->sidecar->config, new Closte_Operator_Result( 200, '{}' ), self::listed( array() ), 0, self::NOW, false, null, '/run/token', "CREATE command denied to user 'wp'" );
+		$this->assertSame( 'critical', $verdict['status'] );
+		$this->assertStringContainsString( 'queue cannot keep', $verdict['summary'] );
+		$this->assertStringContainsString( "CREATE command denied to user 'wp'", implode( ' ', $verdict['problems'] ) );
+		$this->assertSame( 'good', $this->evaluate( self::listed( array() ) )['status'], 'no problem, nothing said' );
+	}
 }

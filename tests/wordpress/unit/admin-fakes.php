@@ -55,6 +55,9 @@ final class Fake_Admin_Plugin {
 		'error'   => '',
 	);
 
+	/** queue_problem()'s answer. */
+	public string $queue_problem = '';
+
 	/** Every save_check_interval() argument, in order. */
 	public array $saved = array();
 
@@ -77,6 +80,10 @@ final class Fake_Admin_Plugin {
 		$this->sidecar = $sidecar;
 		$this->queue   = new Fake_Admin_Queue( $queue, $rows );
 		$this->sync    = new Closte_Operator_Sync( $sidecar, $queue, $store, $clock );
+	}
+
+	public function queue_problem(): string {
+		return $this->queue_problem;
 	}
 
 	public function check_interval(): array {

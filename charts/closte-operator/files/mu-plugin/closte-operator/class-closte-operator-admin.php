@@ -945,7 +945,8 @@ final class Closte_Operator_Admin {
 			$now,
 			$this->plugin->sync_overdue(),
 			$this->plugin->next_sync(),
-			self::token_file()
+			self::token_file(),
+			$this->plugin->queue_problem()
 		);
 		$description = '<p>' . esc_html__( 'WordPress registers mapped domains on Closte through the closte-operator sidecar in its pod, which holds the only Closte key.', 'closte-operator' ) . '</p>';
 		if ( array() !== $verdict['problems'] ) {

@@ -27,6 +27,7 @@ final class Closte_Operator_Health {
 	 * @param bool                        $overdue    Whether the periodic sync should have run and has not.
 	 * @param int|null                    $next_sync  When the sync was due (Unix time), for the text.
 	 * @param string                      $token_file CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE, for the text.
+	 * @param string                      $queue_problem Why the queue's table cannot be used ('' when it can).
 	 * @return array{status: string, summary: string, problems: array<int, string>, not_ready: array<int, array>, expiring: array<int, array>}
 	 */
 	public static function evaluate(
@@ -37,7 +38,8 @@ final class Closte_Operator_Health {
 		int $now = 0,
 		bool $overdue = false,
 		?int $next_sync = null,
-		string $token_file = ''
+		string $token_file = '',
+		string $queue_problem = ''
 	): array {
 		$verdict = array(
 			'status'    => 'good',
@@ -57,6 +59,15 @@ final class Closte_Operator_Health {
 				/* translators: %s: why there is no token */
 				__( 'No sidecar token: %s.', 'closte-operator' ),
 				$config->token_error
+			);
+		}
+		if ( '' !== $queue_problem ) {
+			$verdict['status']     = 'critical';
+			$verdict['summary']    = __( 'The closte-operator queue cannot keep domain changes', 'closte-operator' );
+			$verdict['problems'][] = sprintf(
+				/* translators: %s: the database's error */
+				__( 'The queue table cannot be created (%s): a domain change that fails is not kept for a retry, only the next whole-set sync repairs it. Let the database user create tables, or create it as the plugin\'s CREATE TABLE says.', 'closte-operator' ),
+				$queue_problem
 			);
 		}
 		if ( '' === $config->client_key ) {

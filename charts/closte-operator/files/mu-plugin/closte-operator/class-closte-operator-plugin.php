@@ -563,6 +563,16 @@ final class Closte_Operator_Plugin {
 	}
 
 	/**
+	 * Why the queue's table cannot be used ('' when it can): Site Health
+	 * says so, since a failed write then waits for the next sync.
+	 *
+	 * @return string
+	 */
+	public function queue_problem(): string {
+		return Closte_Operator_Table_Store::problem();
+	}
+
+	/**
 	 * Whether a domain lies outside the main network's domain.
 	 *
 	 * @param string $domain A domain.
