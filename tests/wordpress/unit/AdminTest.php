@@ -401,6 +401,9 @@ final class AdminTest extends Closte_Operator_Admin_Test_Case {
 		$html               = $this->screen();
 		$this->assertStringContainsString( '<p id="closte-operator-next-sync">Next run: in 30 mins (' . gmdate( 'Y-m-d H:i', $now + 1800 ) . ').</p>', $html );
 		$this->assertStringNotContainsString( 'closte-operator-overdue', $html );
+		$this->assertStringContainsString( 'It runs on WP-Cron every ' . $this->plugin->recurrence['interval'] / 3600 . ' hour', $html, 'the period set, not a fixed "hourly"' );
+		$this->plugin->recurrence = array( 'name' => 'twicedaily', 'interval' => 43200, 'error' => '' );
+		$this->assertStringContainsString( 'It runs on WP-Cron every 12 hours', $this->screen() );
 
 		$this->plugin->next    = $now - 3 * 3600;
 		$this->plugin->overdue = true;

@@ -791,7 +791,13 @@ final class Closte_Operator_Admin {
 		$recurrence = $this->plugin->recurrence();
 		$progress   = $this->plugin->sync->progress();
 		echo '<h2>' . esc_html__( 'Sync', 'closte-operator' ) . '</h2><p>';
-		esc_html_e( 'The sync compares every site\'s domains in WordPress with the sidecar\'s and writes the sites that differ, then retries the waiting changes. It runs on WP-Cron, in batches that a follow-up run continues.', 'closte-operator' );
+		echo esc_html(
+			sprintf(
+				/* translators: %s: the sync's period, e.g. "1 hour" */
+				__( 'The sync compares every site\'s domains in WordPress with the sidecar\'s and writes the sites that differ, then retries the waiting changes. It runs on WP-Cron every %s, in batches that a follow-up run continues.', 'closte-operator' ),
+				human_time_diff( 0, max( 1, (int) $recurrence['interval'] ) )
+			)
+		);
 		if ( null !== $last ) {
 			echo ' ';
 			printf(
