@@ -291,6 +291,16 @@ impl Index {
             .unwrap_or_default()
     }
 
+    /// The objects in `namespace` without `spec.credentialsRef`: those the
+    /// controller's own key would serve. A scan: namespaces' labels change rarely.
+    pub fn default_key_users(&self, namespace: &str) -> Vec<ObjectKey> {
+        self.claims
+            .values()
+            .filter(|c| c.credentials_secret.is_none() && &*c.key.namespace == namespace)
+            .map(|c| c.key.clone())
+            .collect()
+    }
+
     pub fn claims(&self) -> impl Iterator<Item = &Claim> + Clone {
         self.claims.values()
     }
@@ -397,6 +407,21 @@ mod tests {
         index.delete(&key("n", "a"));
         assert!(index.users_of_secret("n", "other").is_empty());
         assert!(!index.by_secret.contains_key(&key("n", "other")));
+    }
+
+    #[test]
+    fn a_namespace_maps_to_its_objects_without_credentials_ref() {
+        let mut index = Index::default();
+        let mut with_secret = claim("tenant", "own", "own.example.com", 0);
+        with_secret.credentials_secret = Some("closte".into());
+        index.apply(with_secret);
+        index.apply(claim("tenant", "default", "default.example.com", 0));
+        index.apply(claim("other", "elsewhere", "elsewhere.example.com", 0));
+        assert_eq!(
+            index.default_key_users("tenant"),
+            vec![key("tenant", "default")]
+        );
+        assert!(index.default_key_users("nobody").is_empty());
     }
 
     #[test]

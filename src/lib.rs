@@ -12,6 +12,7 @@ pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod probe;
+pub mod selector;
 pub mod shutdown;
 pub mod sidecar;
 pub mod simulate;

@@ -16,7 +16,9 @@ use crate::api::{MappedDomain, Stage};
 use crate::closte::{Accounts, ClosteArgs, ClosteClient, FlowSettings, KeyArgs};
 use crate::controller::gather::{self, Observe, Sources};
 use crate::index::{Claim, Index};
-use crate::plan::{Check, Credentials, Facts, Observation, ProbeSettings, Settings};
+use crate::plan::{
+    Check, Credentials, DefaultKeyScope, Facts, Observation, ProbeSettings, Settings,
+};
 use crate::probe::{ProbeArgs, Prober};
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +133,8 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
             Duration::from_secs(300),
         )),
         default_key: args.key.load().ok(),
+        default_key_scope: default_key_scope(&md),
+        namespaces: None,
         prober: prober.clone(),
         settings: Settings {
             dry_run: false,
@@ -147,6 +151,22 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
         _ => None,
     };
     Ok(diagnose(&md, &gathered.facts, check.as_ref()))
+}
+
+/// Where the default key may be used, as far as `status` knows: it cannot see
+/// the controller's flags, so it takes the controller's word when that found
+/// the key not allowed for this object (and so does not spend it either).
+fn default_key_scope(md: &MappedDomain) -> DefaultKeyScope {
+    let refused = md
+        .status
+        .as_ref()
+        .and_then(|s| s.reason(ConditionType::Registered))
+        == Some(Reason::DefaultKeyNotAllowed);
+    if refused && md.spec.credentials_ref.is_none() {
+        DefaultKeyScope::from_flags(Some(&[]), None)
+    } else {
+        DefaultKeyScope::Everywhere
+    }
 }
 
 /// Every claim the caller may read: all namespaces if allowed, else this one.
@@ -291,6 +311,9 @@ fn credentials_advice(md: &MappedDomain, facts: &Facts<'_>) -> Option<String> {
         None => "the controller's own key (CLOSTE_CLIENT_API_KEY or --api-key-file)".into(),
     };
     match &facts.credentials {
+        Credentials::DefaultKeyNotAllowed { namespace } => Some(format!(
+            "the controller's own key is not allowed in namespace {namespace}: name a Secret holding the site's API key in spec.credentialsRef, or ask the platform's admins to allow the namespace (--default-key-namespaces, or a namespace label matching --default-key-namespace-selector)"
+        )),
         Credentials::SecretNotFound { .. }
         | Credentials::KeyNotInSecret { .. }
         | Credentials::NoDefaultKey => Some(format!(
@@ -424,4 +447,78 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "  - {step}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::api::MappedDomainSpec;
+    use crate::plan::{Acted, Action, Outcome, Plan};
+
+    #[test]
+    fn a_default_key_not_allowed_says_what_to_do() {
+        let spec = MappedDomainSpec {
+            domain: "shop.example.com".into(),
+            ..MappedDomainSpec::default()
+        };
+        let mut md = MappedDomain::new("shop", spec.clone());
+        md.metadata.namespace = Some("tenant".into());
+        let mut facts = Facts {
+            now: Timestamp::from_second(1_800_000_000).unwrap(),
+            generation: Some(1),
+            spec: &spec,
+            previous: None,
+            deleting: false,
+            finalized: true,
+            reconcile_request: None,
+            conflict: None,
+            credentials: Credentials::DefaultKeyNotAllowed {
+                namespace: "tenant".into(),
+            },
+            rejected_key: None,
+            invalid_domain: None,
+            observation: Observation::NotObserved,
+            account_recovered: None,
+            settings: Settings {
+                dry_run: false,
+                resync: Duration::from_secs(300),
+                probe: ProbeSettings::default(),
+            },
+        };
+        // the status the controller wrote
+        let Plan::Act { action, .. } = crate::plan::decide(&facts) else {
+            panic!("acts")
+        };
+        assert_eq!(action, Action::Nothing);
+        let acted = Acted::new(&facts, action, Outcome::Idle);
+        let written = crate::plan::conclude(&facts, &acted, None, 0.5).status;
+        md.status = Some(written.clone());
+        assert_eq!(
+            default_key_scope(&md),
+            DefaultKeyScope::from_flags(Some(&[]), None),
+            "status takes the controller's word and spends no key"
+        );
+        facts.previous = Some(&written);
+        let text = render(&diagnose(&md, &facts, None));
+        println!("{text}");
+        assert!(
+            text.contains("Stalled           True     DefaultKeyNotAllowed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("On Closte      unknown (not asked: no spec.credentialsRef"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- the controller's own key is not allowed in namespace tenant: name a Secret"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("adds it on its next pass"), "{text}");
+    }
 }

@@ -100,3 +100,35 @@ fn sidecar_explains_its_flags_and_wants_a_token() {
         "bad flag values are refused by the parser"
     );
 }
+
+#[test]
+fn controller_explains_where_its_own_key_may_be_used() {
+    let out = run(&["controller", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = help.lines().collect();
+    for (flag, says) in [
+        (
+            "--default-key-namespaces <NS,...>",
+            "serves every namespace",
+        ),
+        (
+            "--default-key-namespace-selector <SELECTOR>",
+            "get/list/watch",
+        ),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("controller --help lacks {flag}:\n{help}"));
+        let description = lines.get(at + 1).copied().unwrap_or_default();
+        assert!(description.contains(says), "{flag}: {description}");
+    }
+    let out = run(&["controller", "--default-key-namespace-selector", "a b"]);
+    assert_eq!(out.status.code(), Some(2), "a bad selector is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read requirement \"a b\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -745,3 +745,217 @@ async fn a_selector_limits_what_the_controller_serves() {
     assert!(theirs.finalizers().is_empty());
     assert_eq!(s.sim.aliases().await, ["mine.selector.example"]);
 }
+
+/// The controller's own key serves only the namespaces the platform allows:
+/// by name (`--default-key-namespaces`) or by a namespace label matching
+/// `--default-key-namespace-selector`, re-decided when the labels change.
+/// Elsewhere an object without `credentialsRef` is Stalled without a single
+/// Closte request; one with `credentialsRef` is served anywhere.
+#[tokio::test]
+async fn the_default_key_serves_only_allowed_namespaces() {
+    const LABEL: &str = "closte-operator.io/default-key";
+    let client = common::client().await;
+    common::install_crd(&client).await;
+    let listed = common::namespace(&client, "dk-listed").await;
+    let labelled = common::namespace(&client, "dk-labelled").await;
+    let later = common::namespace(&client, "dk-later").await;
+    let denied = common::namespace(&client, "dk-denied").await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let set_label = |ns: String, value: Option<&'static str>| {
+        let namespaces = namespaces.clone();
+        async move {
+            let patch = json!({"metadata": {"labels": {LABEL: value}}});
+            namespaces
+                .patch(&ns, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    set_label(labelled.clone(), Some("allowed")).await;
+    set_label(later.clone(), Some("not-yet")).await;
+    // its own shard: the controller watches every namespace, and other
+    // tests' objects are not its business
+    let shard = format!("default-key-{}", std::process::id());
+    let sim = Simulator::start_with_probes(
+        "default-key",
+        &["--api-key", KEY, "--api-key", "tenant-key"],
+    );
+    let _operator = Operator::start(
+        "default-key-controller",
+        &sim,
+        KEY,
+        None,
+        &[
+            "--selector",
+            &format!("test-shard={shard}"),
+            "--leader-elect",
+            "false",
+            "--default-key-namespaces",
+            &format!("{listed},unused-namespace"),
+            "--default-key-namespace-selector",
+            &format!("{LABEL}=allowed"),
+        ],
+    );
+    let api = |ns: &str| -> Api<MappedDomain> { Api::namespaced(client.clone(), ns) };
+    let create_in = |ns: &str, name: &str, spec: MappedDomainSpec| {
+        let api = api(ns);
+        let mut md = MappedDomain::new(name, spec);
+        md.metadata.labels = Some([("test-shard".to_string(), shard.clone())].into());
+        async move { api.create(&PostParams::default(), &md).await.unwrap() }
+    };
+
+    // not allowed: Stalled with the reason, and Closte never hears of it
+    create_in(&denied, "free-ride", spec("free-ride.default-key.example")).await;
+    let md = wait_condition(
+        &api(&denied),
+        "free-ride",
+        "Stalled",
+        "True",
+        Some("DefaultKeyNotAllowed"),
+    )
+    .await;
+    let stalled = md.status.as_ref().unwrap();
+    let message = &stalled
+        .condition(closte_operator::api::conditions::ConditionType::Stalled)
+        .unwrap()
+        .message;
+    assert!(
+        message.contains(&denied) && message.contains("--default-key-namespace-selector"),
+        "{message}"
+    );
+    assert_eq!(stalled.stage, Some(Stage::Failed));
+    assert_eq!(condition(&md, "Registered").unwrap().0, "False");
+    tokio::time::sleep(Duration::from_secs(3)).await; // the passes its own writes bring
+    assert_eq!(
+        sim.requests().await,
+        Vec::<serde_json::Value>::new(),
+        "no Closte request at all: no add, no getdomains"
+    );
+    let reasons = eventually(10, "the DefaultKeyNotAllowed event", || async {
+        let r = event_reasons(&client, &denied, "free-ride").await;
+        r.contains(&"DefaultKeyNotAllowed".to_string()).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| *r == "DefaultKeyNotAllowed")
+            .count(),
+        1,
+        "one event, not one per pass: {reasons:?}"
+    );
+
+    // allowed by name, and by label
+    create_in(&listed, "by-name", spec("by-name.default-key.example")).await;
+    create_in(&labelled, "by-label", spec("by-label.default-key.example")).await;
+    wait_condition(
+        &api(&listed),
+        "by-name",
+        "Registered",
+        "True",
+        Some("Added"),
+    )
+    .await;
+    wait_condition(
+        &api(&labelled),
+        "by-label",
+        "Registered",
+        "True",
+        Some("Added"),
+    )
+    .await;
+
+    // a label added later: the namespace's objects are decided again at once
+    // (not at the next resync, minutes away)
+    create_in(&later, "waits", spec("waits.default-key.example")).await;
+    wait_condition(
+        &api(&later),
+        "waits",
+        "Stalled",
+        "True",
+        Some("DefaultKeyNotAllowed"),
+    )
+    .await;
+    set_label(later.clone(), Some("allowed")).await;
+    let md = wait_condition(&api(&later), "waits", "Registered", "True", Some("Added")).await;
+    assert_eq!(condition(&md, "Stalled").unwrap().0, "False");
+
+    // its own key is not the platform's to give or take: served anywhere
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &denied);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "closte"},
+        "stringData": {"apiKey": "tenant-key"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let own_key = MappedDomainSpec {
+        credentials_ref: Some(SecretKeyRef {
+            name: "closte".into(),
+            key: "apiKey".into(),
+        }),
+        ..spec("own-key.default-key.example")
+    };
+    create_in(&denied, "own-key", own_key).await;
+    wait_condition(
+        &api(&denied),
+        "own-key",
+        "Registered",
+        "True",
+        Some("Added"),
+    )
+    .await;
+
+    // the label taken away: Stalled, and the alias it registered stays on Closte
+    set_label(labelled.clone(), None).await;
+    let md = wait_condition(
+        &api(&labelled),
+        "by-label",
+        "Stalled",
+        "True",
+        Some("DefaultKeyNotAllowed"),
+    )
+    .await;
+    assert_eq!(md.status.unwrap().ownership, Some(Ownership::Created));
+
+    let log = sim.requests().await;
+    let touching = |domain: &str| {
+        log.iter()
+            .filter(|r| r["domain"] == domain)
+            .map(|r| r["endpoint"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(touching("free-ride.default-key.example").is_empty());
+    assert_eq!(
+        touching("by-label.default-key.example"),
+        ["adddomainalias"],
+        "nothing deleted"
+    );
+    let own = log
+        .iter()
+        .find(|r| r["domain"] == "own-key.default-key.example")
+        .unwrap();
+    assert_eq!(own["account"], 1, "added with the tenant's key");
+    assert_eq!(
+        sim.aliases().await,
+        [
+            "by-label.default-key.example",
+            "by-name.default-key.example",
+            "own-key.default-key.example",
+            "waits.default-key.example",
+        ]
+    );
+    assert_eq!(
+        api(&denied)
+            .get("free-ride")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .failed_attempts,
+        Some(1),
+        "one pass decided, the rest waited"
+    );
+}

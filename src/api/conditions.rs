@@ -136,6 +136,9 @@ reasons! {
     CredentialsNotFound = "CredentialsNotFound",
     /// No `spec.credentialsRef` and no key of the controller's own.
     NoApiKey = "NoAPIKey",
+    /// No `spec.credentialsRef`, and the controller's own key does not serve
+    /// the object's namespace.
+    DefaultKeyNotAllowed = "DefaultKeyNotAllowed",
     /// Closte refused the API key.
     CredentialsRejected = "CredentialsRejected",
     /// Closte (or the domain rules) refused the domain.
@@ -211,6 +214,7 @@ impl Reason {
                 | Reason::CredentialsRejected
                 | Reason::CredentialsNotFound
                 | Reason::NoApiKey
+                | Reason::DefaultKeyNotAllowed
         )
     }
 
@@ -224,9 +228,13 @@ impl Reason {
         )
     }
 
-    /// A Registered reason that means the credentials could not be read.
+    /// A Registered reason that means no key could be used: a key that
+    /// appears (or a namespace the default key comes to serve) is tried at once.
     pub fn credentials_missing(self) -> bool {
-        matches!(self, Reason::CredentialsNotFound | Reason::NoApiKey)
+        matches!(
+            self,
+            Reason::CredentialsNotFound | Reason::NoApiKey | Reason::DefaultKeyNotAllowed
+        )
     }
 }
 

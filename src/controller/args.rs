@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::closte::{ClosteArgs, KeyArgs};
+use crate::plan::DefaultKeyScope;
 use crate::probe::ProbeArgs;
 
 #[derive(Debug, clap::Args)]
@@ -13,6 +14,12 @@ pub struct ControllerArgs {
     /// The controller's own key; objects with spec.credentialsRef use their Secret's instead.
     #[command(flatten)]
     pub key: KeyArgs,
+    /// Namespaces where MappedDomains without spec.credentialsRef may use the controller's own key (comma-separated or repeated; empty allows none). With neither this nor --default-key-namespace-selector, the key serves every namespace; elsewhere such objects are Stalled with DefaultKeyNotAllowed.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub default_key_namespaces: Option<Vec<String>>,
+    /// Namespaces whose labels match this selector (e.g. closte-operator.io/default-key=allowed) may use the controller's own key too; watches Namespaces, so it needs get/list/watch on them.
+    #[arg(long, value_name = "SELECTOR", value_parser = crate::selector::parse)]
+    pub default_key_namespace_selector: Option<kube::core::Selector>,
     /// Watch MappedDomains in this namespace only; all namespaces when unset.
     #[arg(long)]
     pub namespace: Option<String>,
@@ -63,4 +70,81 @@ pub struct ControllerArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+}
+
+impl ControllerArgs {
+    /// Where the controller's own key may be used, from the two flags.
+    pub fn default_key_scope(&self) -> DefaultKeyScope {
+        DefaultKeyScope::from_flags(
+            self.default_key_namespaces.as_deref(),
+            self.default_key_namespace_selector.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn scope(flags: &[&str]) -> DefaultKeyScope {
+        let argv = std::iter::once("controller").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).unwrap().args.default_key_scope()
+    }
+
+    fn only(namespaces: &[&str], selector: Option<&str>) -> DefaultKeyScope {
+        DefaultKeyScope::Only {
+            namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+            selector: selector.map(|s| crate::selector::parse(s).unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_default_key_flags_give_its_scope() {
+        assert_eq!(scope(&[]), DefaultKeyScope::Everywhere);
+        assert_eq!(
+            scope(&["--default-key-namespaces", "a,b"]),
+            only(&["a", "b"], None)
+        );
+        assert_eq!(
+            scope(&[
+                "--default-key-namespaces",
+                "a",
+                "--default-key-namespaces=b"
+            ]),
+            only(&["a", "b"], None),
+            "repeated"
+        );
+        assert_eq!(
+            scope(&["--default-key-namespaces="]),
+            only(&[], None),
+            "given empty: no namespace"
+        );
+        let label = "closte-operator.io/default-key=allowed";
+        assert_eq!(
+            scope(&["--default-key-namespace-selector", label]),
+            only(&[], Some(label))
+        );
+        assert_eq!(
+            scope(&[
+                "--default-key-namespaces",
+                "wp",
+                "--default-key-namespace-selector",
+                label
+            ]),
+            only(&["wp"], Some(label))
+        );
+        let bad = Cli::try_parse_from(["controller", "--default-key-namespace-selector", "a b"]);
+        assert!(
+            bad.is_err(),
+            "a selector that does not parse stops the start"
+        );
+    }
 }

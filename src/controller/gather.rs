@@ -5,9 +5,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::core::v1::Secret;
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use super::Error;
@@ -17,8 +20,8 @@ use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Dispositi
 use crate::domain::Domain;
 use crate::index::{Index, ObjectKey, claimed_domain};
 use crate::plan::{
-    self, Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Retry,
-    Settings, TlsCheck,
+    self, Check, ConflictWinner, Credentials, DefaultKeyScope, DnsCheck, Facts, Failure,
+    Observation, Retry, Settings, TlsCheck,
 };
 use crate::probe::dns::{DnsObservation, DnsVerdict};
 use crate::probe::tls::{TlsObservation, TlsVerdict};
@@ -30,11 +33,19 @@ pub struct Sources {
     pub accounts: Arc<Accounts>,
     /// The controller's own key, for objects without `spec.credentialsRef`.
     pub default_key: Option<ApiKey>,
+    /// The namespaces where that key may be used.
+    pub default_key_scope: DefaultKeyScope,
+    /// Every namespace's labels, kept by a watch, when the scope has a
+    /// selector; without it they are read by name when needed.
+    pub namespaces: Option<NamespaceStore>,
     pub prober: Arc<Prober>,
     pub settings: Settings,
     /// Every claim, for conflicts.
     pub index: Arc<RwLock<Index>>,
 }
+
+/// What the namespace watch keeps: metadata, labels being what counts.
+pub type NamespaceStore = Store<PartialObjectMeta<Namespace>>;
 
 /// When to read the account's alias list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +152,7 @@ fn conflict_winner(md: &MappedDomain, index: &RwLock<Index>) -> Option<ConflictW
 }
 
 /// The API key for `md`: its Secret's (read by name, so a rotated key is
-/// seen on the next pass), or the controller's own.
+/// seen on the next pass), or the controller's own where its scope allows.
 async fn credentials(
     md: &MappedDomain,
     sources: &Sources,
@@ -150,13 +161,17 @@ async fn credentials(
         let label = key.label();
         (Credentials::Available { label }, Some(key))
     };
-    let Some(reference) = &md.spec.credentials_ref else {
-        return Ok(match &sources.default_key {
-            Some(key) => available(key.clone()),
-            None => (Credentials::NoDefaultKey, None),
-        });
-    };
     let ns = md.namespace().ok_or(Error::NoNamespace)?;
+    let Some(reference) = &md.spec.credentials_ref else {
+        let Some(key) = &sources.default_key else {
+            return Ok((Credentials::NoDefaultKey, None));
+        };
+        if !default_key_allowed(sources, &ns).await? {
+            tracing::debug!("the default key is not allowed in this namespace");
+            return Ok((Credentials::DefaultKeyNotAllowed { namespace: ns }, None));
+        }
+        return Ok(available(key.clone()));
+    };
     let secrets: Api<Secret> = Api::namespaced(sources.client.clone(), &ns);
     let Some(secret) = secrets.get_opt(&reference.name).await? else {
         let secret = reference.name.clone();
@@ -175,6 +190,36 @@ async fn credentials(
             (Credentials::KeyNotInSecret { secret, key }, None)
         }
     })
+}
+
+/// Whether the controller's own key serves `namespace`: by name, or by the
+/// namespace's labels (from the watch, else read by name).
+async fn default_key_allowed(sources: &Sources, namespace: &str) -> Result<bool, Error> {
+    let scope = &sources.default_key_scope;
+    if !scope.needs_labels(namespace) {
+        return Ok(scope.allows(namespace, None));
+    }
+    // an unknown namespace (not listed yet, or gone) matches no selector
+    let labels = match &sources.namespaces {
+        Some(store) => {
+            // the Controller starts once they are listed; a pass never waits
+            let listed = store.wait_until_ready().now_or_never();
+            if !matches!(listed, Some(Ok(()))) {
+                return Err(Error::NamespacesNotSynced);
+            }
+            store
+                .get(&ObjectRef::new(namespace))
+                .map(|ns| ns.metadata.labels.clone().unwrap_or_default())
+        }
+        None => {
+            let namespaces: Api<Namespace> = Api::all(sources.client.clone());
+            namespaces
+                .get_metadata_opt(namespace)
+                .await?
+                .map(|ns| ns.metadata.labels.unwrap_or_default())
+        }
+    };
+    Ok(scope.allows(namespace, labels.as_ref()))
 }
 
 /// Checks DNS and TLS of `domain` as `spec` expects them.

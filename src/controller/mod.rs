@@ -23,7 +23,7 @@ pub use args::ControllerArgs;
 use crate::closte::{Accounts, ApiKey, ClosteClient, FlowSettings};
 use crate::fence::Fence;
 use crate::metrics::Metrics;
-use crate::plan::{ProbeSettings, Settings};
+use crate::plan::{DefaultKeyScope, ProbeSettings, Settings};
 use crate::probe::Prober;
 
 /// The field manager of every write the controller makes.
@@ -54,6 +54,12 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("object has no namespace")]
     NoNamespace,
+    /// The default key's selector needs namespaces' labels, and the watch
+    /// has not listed them yet (or cannot: it needs list/watch on Namespaces).
+    #[error(
+        "Namespaces not listed yet: the default key's namespace selector cannot be decided (the controller needs get/list/watch on namespaces)"
+    )]
+    NamespacesNotSynced,
     /// This replica's leadership term ended: the pass stops, writing nothing.
     #[error(transparent)]
     Fenced(#[from] crate::fence::Fenced),
@@ -107,6 +113,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         client: client.clone(),
         accounts: Arc::new(accounts),
         default_key,
+        default_key_scope: default_key_scope(&args),
         settings: settings(&args),
         metrics,
         prober: Arc::new(Prober::from_args(&args.probe)?),
@@ -158,6 +165,25 @@ fn default_key(args: &ControllerArgs) -> Result<Option<ApiKey>, ControllerError>
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The default key's scope, logged once: it decides who spends the platform's account.
+fn default_key_scope(args: &ControllerArgs) -> DefaultKeyScope {
+    let scope = args.default_key_scope();
+    match &scope {
+        DefaultKeyScope::Everywhere => tracing::info!(
+            "the default Closte API key serves every namespace (neither --default-key-namespaces nor --default-key-namespace-selector given)"
+        ),
+        DefaultKeyScope::Only {
+            namespaces,
+            selector,
+        } => tracing::info!(
+            namespaces = ?namespaces,
+            selector = %selector.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+            "the default Closte API key serves only these namespaces and those whose labels match the selector"
+        ),
+    }
+    scope
 }
 
 fn settings(args: &ControllerArgs) -> Settings {

@@ -234,5 +234,10 @@ pub fn error_policy(
         %error,
         "reconcile failed"
     );
-    Requeue::requeue(Duration::from_millis(1000 + fastrand::u64(0..2000)))
+    let base = match error {
+        // the Namespace watch retries with its own backoff: no sooner
+        Error::NamespacesNotSynced => 10_000,
+        _ => 1000,
+    };
+    Requeue::requeue(Duration::from_millis(base + fastrand::u64(0..2000)))
 }

@@ -1,20 +1,22 @@
 //! What the controller watches and keeps: one watch of MappedDomains that
 //! feeds the [`Index`] (a compact claim per object) and a store of bare names
 //! for the kube-runtime Controller, plus (opt-in) a watch of Secrets'
-//! metadata mapped to their users through the index. Whole objects are never cached: a pass
-//! reads its object fresh.
+//! metadata mapped to their users through the index, and (with
+//! `--default-key-namespace-selector`) a watch of Namespaces' labels. Whole
+//! objects are never cached: a pass reads its object fresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::{Controller, WatchStreamExt};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -27,7 +29,7 @@ use crate::closte::{Accounts, ApiKey};
 use crate::fence::Fence;
 use crate::index::{Claim, Index, ObjectKey};
 use crate::metrics::Metrics;
-use crate::plan::Settings;
+use crate::plan::{DefaultKeyScope, Settings};
 use crate::probe::Prober;
 
 /// What the Controller caches per object: its name, nothing else.
@@ -36,11 +38,18 @@ pub(super) type Name = PartialObjectMeta<MappedDomain>;
 /// Objects per page of the initial list: bounds the memory a (re-)list takes.
 const LIST_PAGE: u32 = 250;
 
+/// How long the Controller waits for the first list of Namespaces (the
+/// default key's selector) before it starts without them; passes that need
+/// them then fail and are retried until they come.
+const NAMESPACES_LIST_WAIT: Duration = Duration::from_secs(10);
+
 /// Everything needed to start the controller, as often as leadership comes back.
 pub struct Work {
     pub client: Client,
     pub accounts: Arc<Accounts>,
     pub default_key: Option<ApiKey>,
+    /// Where the default key may be used.
+    pub default_key_scope: DefaultKeyScope,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub prober: Arc<Prober>,
@@ -83,6 +92,29 @@ impl Work {
             index.clone(),
             nudge.clone(),
         )));
+        // the default key's selector needs namespaces' labels; a change of
+        // them re-decides the namespace's objects
+        let (namespaces, _namespace_watch) = match self.default_key_scope.selector() {
+            Some(_) => {
+                let (reader, writer) = reflector::store();
+                let task = tokio::spawn(watch_namespaces(
+                    self.client.clone(),
+                    writer,
+                    index.clone(),
+                    nudge.clone(),
+                ));
+                (Some(reader), Some(AbortOnDrop(task)))
+            }
+            None => (None, None),
+        };
+        if let Some(store) = &namespaces {
+            let listed = tokio::time::timeout(NAMESPACES_LIST_WAIT, store.wait_until_ready()).await;
+            if !matches!(listed, Ok(Ok(()))) {
+                tracing::warn!(
+                    "Namespaces not listed yet: objects without spec.credentialsRef outside --default-key-namespaces wait for them"
+                );
+            }
+        }
         let mut config = watcher::Config::default().page_size(LIST_PAGE);
         if let Some(selector) = &self.selector {
             config = config.labels(selector);
@@ -113,6 +145,8 @@ impl Work {
                 client: self.client.clone(),
                 accounts: self.accounts.clone(),
                 default_key: self.default_key.clone(),
+                default_key_scope: self.default_key_scope.clone(),
+                namespaces,
                 prober: self.prober.clone(),
                 settings: self.settings,
                 index,
@@ -148,6 +182,48 @@ impl Work {
                 }
             });
         controller.await;
+    }
+}
+
+/// Keeps every namespace's labels in `store` and nudges the objects without
+/// `spec.credentialsRef` in a namespace whose labels changed (or appeared):
+/// the change may give them the default key or take it away. Its own task,
+/// so the store fills however busy the Controller's passes are.
+async fn watch_namespaces(
+    client: Client,
+    store: reflector::store::Writer<PartialObjectMeta<Namespace>>,
+    index: Arc<RwLock<Index>>,
+    nudge: UnboundedSender<ObjectRef<Name>>,
+) {
+    let changed = watcher::watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|ns| {
+        // labels are what counts
+        ns.metadata.managed_fields = None;
+        ns.metadata.annotations = None;
+    })
+    .reflect(store)
+    .applied_objects()
+    .predicate_filter(predicates::labels, PredicateConfig::default());
+    let mut changed = std::pin::pin!(changed);
+    while let Some(namespace) = changed.next().await {
+        let namespace = match namespace {
+            Ok(namespace) => namespace.name_any(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch Namespaces for the default key's namespace selector (needs get/list/watch on namespaces)");
+                continue;
+            }
+        };
+        let users = index.read().unwrap().default_key_users(&namespace);
+        if !users.is_empty() {
+            tracing::debug!(%namespace, objects = users.len(), "namespace labels changed: deciding the default key again");
+        }
+        for key in users {
+            let _ = nudge.send(name_ref(&key));
+        }
     }
 }
 

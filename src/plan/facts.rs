@@ -86,6 +86,11 @@ pub enum Credentials {
     },
     /// No credentialsRef and the controller has no key of its own.
     NoDefaultKey,
+    /// No credentialsRef, and the controller's own key does not serve the
+    /// object's namespace (see [`super::DefaultKeyScope`]).
+    DefaultKeyNotAllowed {
+        namespace: String,
+    },
     /// Not read: the object lost a conflict and will not touch Closte.
     NotRead,
 }
@@ -111,6 +116,12 @@ impl Credentials {
             Credentials::NoDefaultKey => {
                 let text = "no spec.credentialsRef and the controller has no API key of its own";
                 return Some((Reason::NoApiKey, text.into()));
+            }
+            Credentials::DefaultKeyNotAllowed { namespace } => {
+                let text = format!(
+                    "no spec.credentialsRef, and the controller's own API key is not allowed in namespace {namespace:?} (--default-key-namespaces, --default-key-namespace-selector); name a Secret holding the site's key in spec.credentialsRef"
+                );
+                return Some((Reason::DefaultKeyNotAllowed, text));
             }
         };
         Some((Reason::CredentialsNotFound, message))

@@ -18,6 +18,7 @@ pub mod checks;
 mod conclude;
 mod conditions;
 mod decide;
+mod default_key;
 mod events;
 mod facts;
 mod registration;
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use checks::{ProbeSettings, check_due};
 pub use conclude::{Acted, Conclusion, conclude};
 pub use decide::{Action, Plan, answered_since, decide, observes, retry_wait, waiting_on_closte};
+pub use default_key::DefaultKeyScope;
 pub use events::Note;
 pub use facts::{
     Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Outcome, Retry,
