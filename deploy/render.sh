@@ -13,7 +13,7 @@ header() { printf '# Rendered from charts/closte-operator by deploy/render.sh; d
     --set closte.existingSecret=closte-api-key
 } >"$out/closte-operator.yaml"
 {
-  header "The WordPress sidecar's identity (and the mu-plugin) in namespace wordpress; change the namespace to yours."
+  header "The WordPress sidecar's identity, quota, admission policy (and the mu-plugin) for namespace wordpress; change \"wordpress\" to yours (also in the policy's user name)."
   "$helm" template closte-operator charts/closte-operator --namespace closte-system --kube-version 1.33.0 \
-    --set "sidecar.namespaces={wordpress}" --show-only templates/sidecar.yaml
+    --set "sidecar.namespaces={wordpress}" --show-only templates/sidecar.yaml --show-only templates/admission.yaml
 } >"$out/wordpress-sidecar.yaml"

@@ -15,10 +15,13 @@ mkdir -p "$dir"
 
 echo "== the chart (CRD, RBAC, ServiceAccounts, Deployment) into $ns"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The examples in $wp name no Secret: the controller's own key serves $wp too
+# (by default it serves only $ns once WordPress namespaces are set).
 "$helm" upgrade --install closte-operator charts/closte-operator -n "$ns" \
   --set closte.apiKey="$key" --set closte.apiUrl="$api" \
   --set checks.dnsServer=127.0.0.1:10053 --set checks.httpsPort=10443 \
   --set "checks.expectedTargets={127.0.0.1}" --set "sidecar.namespaces={$wp}" \
+  --set "controller.defaultKey.namespaces={$ns,$wp}" \
   --set replicaCount=1 >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/mappeddomains.closte-operator.io >/dev/null
 "$helm" list -n "$ns"

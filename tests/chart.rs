@@ -9,13 +9,13 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use closte_operator::api::{MappedDomain, Stage};
+use closte_operator::api::{MappedDomain, SecretKeyRef, Stage};
 use common::operator::{eventually, free_port};
 use common::sim::{Simulator, scratch};
 use common::{create, spec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde::Deserialize;
@@ -107,6 +107,14 @@ fn the_chart_lints_and_its_schema_refuses_bad_values() {
         ("closte.apiUrl=ftp://closte", "does not match pattern"),
         ("leaderElection.enabled=false", "value must be true"),
         ("sidecar.namespaces[0]=Bad_NS", "does not match pattern"),
+        ("sidecar.credentialsSecret=key:", "does not match pattern"),
+        ("sidecar.credentialsSecret=Key", "does not match pattern"),
+        ("sidecar.quota.mappedDomains=-1", "minimum"),
+        ("sidecar.admissionPolicy.enabled=maybe", "want boolean"),
+        (
+            "controller.defaultKey.namespaces[0]=Bad_NS",
+            "does not match pattern",
+        ),
     ] {
         let out = template("closte-system", &["--set", set]);
         assert!(!out.status.success(), "{set} was accepted");
@@ -124,6 +132,180 @@ fn the_chart_lints_and_its_schema_refuses_bad_values() {
         ],
     );
     ok(out, "one replica without leader election");
+}
+
+/// The objects `helm template` renders into `namespace` with these arguments.
+fn rendered_objects(namespace: &str, values: &[&str]) -> Vec<serde_json::Value> {
+    let rendered = ok(template(namespace, values), "helm template");
+    serde_yaml::Deserializer::from_str(&rendered)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The controller container's arguments that start with `prefix`.
+fn controller_args(objects: &[serde_json::Value], prefix: &str) -> Vec<String> {
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .filter(|a| a.starts_with(prefix))
+        .collect()
+}
+
+/// Whether a ClusterRole of these objects lets the controller read namespaces.
+fn reads_namespaces(objects: &[serde_json::Value]) -> bool {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .flat_map(|o| o["rules"].as_array().unwrap().clone())
+        .any(|rule| {
+            rule["resources"] == json!(["namespaces"])
+                && rule["verbs"] == json!(["get", "list", "watch"])
+        })
+}
+
+/// The controller's own key: every namespace without WordPress namespaces
+/// (as before), only the release namespace with them, else what
+/// controller.defaultKey says; a namespace selector brings read access to
+/// namespaces, also when the controller's RBAC is a Role.
+#[test]
+fn the_default_key_serves_the_release_namespace_once_wordpress_is_prepared() {
+    let sidecar = "sidecar.namespaces={wp}";
+    let selector = "controller.defaultKey.namespaceSelector=closte-operator.io/default-key=true";
+    for (values, flags, namespaces) in [
+        (vec![], vec![], false),
+        (
+            vec!["--set", sidecar],
+            vec!["--default-key-namespaces=closte-system"],
+            false,
+        ),
+        (
+            vec![
+                "--set",
+                sidecar,
+                "--set",
+                "controller.defaultKey.namespaces={closte-system,shared}",
+            ],
+            vec!["--default-key-namespaces=closte-system,shared"],
+            false,
+        ),
+        (
+            vec!["--set", sidecar, "--set", selector],
+            vec!["--default-key-namespace-selector=closte-operator.io/default-key=true"],
+            true,
+        ),
+        (
+            vec![
+                "--set",
+                selector,
+                "--set",
+                "controller.watchNamespace=wordpress",
+            ],
+            vec!["--default-key-namespace-selector=closte-operator.io/default-key=true"],
+            true,
+        ),
+    ] {
+        let objects = rendered_objects("closte-system", &values);
+        assert_eq!(
+            controller_args(&objects, "--default-key"),
+            flags,
+            "{values:?}"
+        );
+        assert_eq!(reads_namespaces(&objects), namespaces, "{values:?}");
+    }
+}
+
+/// The admission policy binds each WordPress namespace's sidecar
+/// ServiceAccount to its configured Secret (NAME or NAME:KEY), and goes with
+/// sidecar.admissionPolicy.enabled; the quota is one per namespace, off at 0.
+#[test]
+fn the_sidecar_policy_and_quota_follow_the_values() {
+    let kinds = |objects: &[serde_json::Value], kind: &str| -> Vec<serde_json::Value> {
+        objects
+            .iter()
+            .filter(|o| o["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let two = "sidecar.namespaces={wp-one,wp-two}";
+    let objects = rendered_objects(
+        "closte-system",
+        &[
+            "--set",
+            two,
+            "--set",
+            "sidecar.credentialsSecret=wp-key:closte",
+        ],
+    );
+    let policies = kinds(&objects, "ValidatingAdmissionPolicy");
+    assert_eq!(policies.len(), 1);
+    let policy = &policies[0];
+    let bindings = kinds(&objects, "ValidatingAdmissionPolicyBinding");
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(
+        bindings[0]["spec"]["policyName"],
+        policy["metadata"]["name"]
+    );
+    assert_eq!(bindings[0]["spec"]["validationActions"], json!(["Deny"]));
+    let users = policy["spec"]["matchConditions"][0]["expression"]
+        .as_str()
+        .unwrap();
+    for ns in ["wp-one", "wp-two"] {
+        let user = format!("'system:serviceaccount:{ns}:closte-operator-sidecar'");
+        assert!(users.contains(&user), "{users}");
+    }
+    let validations = policy["spec"]["validations"].to_string();
+    assert!(
+        validations.contains("optional.of('wp-key')")
+            && validations.contains("optional.of('closte')"),
+        "{validations}"
+    );
+    let quotas = kinds(&objects, "ResourceQuota");
+    assert_eq!(quotas.len(), 2);
+    for quota in &quotas {
+        assert_eq!(
+            quota["spec"]["hard"],
+            json!({"count/mappeddomains.closte-operator.io": "5000"})
+        );
+    }
+
+    // NAME alone: the sidecar's own default key
+    let objects = rendered_objects("closte-system", &["--set", two]);
+    let validations =
+        kinds(&objects, "ValidatingAdmissionPolicy")[0]["spec"]["validations"].to_string();
+    assert!(
+        validations.contains("optional.of('closte-api-key')")
+            && validations.contains("optional.of('apiKey')"),
+        "{validations}"
+    );
+
+    for values in [
+        vec![],
+        vec![
+            "--set",
+            two,
+            "--set",
+            "sidecar.admissionPolicy.enabled=false",
+        ],
+    ] {
+        let objects = rendered_objects("closte-system", &values);
+        assert!(
+            kinds(&objects, "ValidatingAdmissionPolicy").is_empty(),
+            "{values:?}"
+        );
+        assert!(
+            kinds(&objects, "ValidatingAdmissionPolicyBinding").is_empty(),
+            "{values:?}"
+        );
+    }
+    let objects = rendered_objects(
+        "closte-system",
+        &["--set", two, "--set", "sidecar.quota.mappedDomains=0"],
+    );
+    assert!(kinds(&objects, "ResourceQuota").is_empty());
 }
 
 #[tokio::test]
@@ -164,32 +346,42 @@ async fn rendered_manifests_pass_the_api_servers_validation() {
     }
 }
 
-/// `kubectl apply --dry-run=server` of these manifests: the API server's own
-/// validation, nothing stored.
-fn server_dry_run(manifests: &str, what: &str) {
+/// kubectl with `input` on its standard input.
+fn kubectl_stdin(args: &[&str], input: &str) -> Output {
     use std::io::Write;
-    let mut apply = Command::new("kubectl")
-        .args(["apply", "--dry-run=server", "-f", "-"])
+    let mut kubectl = Command::new("kubectl")
+        .args(args)
         .env("KUBECONFIG", common::kubeconfig())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    apply
+    kubectl
         .stdin
         .take()
         .unwrap()
-        .write_all(manifests.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = apply.wait_with_output().unwrap();
+    kubectl.wait_with_output().unwrap()
+}
+
+/// `kubectl apply --dry-run=server` of these manifests: the API server's own
+/// validation, nothing stored.
+fn server_dry_run(manifests: &str, what: &str) {
+    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], manifests);
     ok(out, &format!("server-side dry run of {what}"));
 }
 
 /// `kubectl auth can-i` as a ServiceAccount (`resource/subresource` for a
-/// subresource): true when allowed.
+/// subresource; an empty namespace for a cluster-wide resource): true when
+/// allowed.
 fn can(account: &str, verb: &str, resource: &str, namespace: &str) -> bool {
-    let mut args = vec!["auth", "can-i", verb, "-n", namespace, "--as", account];
+    let mut args = vec!["auth", "can-i", verb, "--as", account];
+    match namespace {
+        "" => args.push("--all-namespaces"),
+        namespace => args.extend(["-n", namespace]),
+    }
     match resource.split_once('/') {
         Some((resource, subresource)) => args.extend([resource, "--subresource", subresource]),
         None => args.push(resource),
@@ -371,6 +563,16 @@ async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() 
         ),
         (&sidecar, "get", "secrets", wp.as_str(), false),
         (&sidecar, "list", "configmaps", wp.as_str(), false),
+        (&sidecar, "get", "serviceaccounts/token", wp.as_str(), false),
+        (
+            &sidecar,
+            "create",
+            "serviceaccounts/token",
+            wp.as_str(),
+            false,
+        ),
+        // namespaces only with controller.defaultKey.namespaceSelector
+        (&controller, "list", "namespaces", "", false),
     ] {
         assert_eq!(
             can(who, verb, resource, namespace),
@@ -437,9 +639,28 @@ async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() 
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // WordPress namespaces name their own key: the controller's own serves
+    // the release namespace only
+    assert!(
+        args.contains(&format!("--default-key-namespaces={release_ns}")),
+        "{args:?}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &wp);
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "closte-api-key"}, "stringData": {"apiKey": KEY}}),
+    )
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     let mds: Api<MappedDomain> = Api::namespaced(client.clone(), &wp);
     let mut domain = spec("chart.example.com");
     domain.check_interval = Some("10s".into());
+    domain.credentials_ref = Some(SecretKeyRef {
+        name: "closte-api-key".into(),
+        key: "apiKey".into(),
+    });
     create(&mds, "chart", domain).await;
     let done = eventually(
         60,
@@ -601,9 +822,11 @@ fn yaml_file(path: &std::path::Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The named template `closte-operator.sidecarContainer` for these values of
-/// this chart, rendered the way a WordPress chart depending on it includes it.
-fn sidecar_container(values: &serde_json::Value) -> serde_json::Value {
+/// The named templates `closte-operator.sidecarContainer` and
+/// `closte-operator.sidecarVolumes` for these values of this chart, rendered
+/// the way a WordPress chart depending on it includes them: the container and
+/// the list of volumes.
+fn sidecar_templates(values: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
     let wrapper = scratch("sidecar-container-chart");
     std::fs::create_dir_all(wrapper.join("charts")).unwrap();
     std::fs::create_dir_all(wrapper.join("templates")).unwrap();
@@ -627,8 +850,11 @@ fn sidecar_container(values: &serde_json::Value) -> serde_json::Value {
     std::fs::write(
         wrapper.join("templates/container.yaml"),
         r#"{{- $sub := index .Subcharts "closte-operator" }}
+{{- $context := dict "Values" $sub.Values "Chart" $sub.Chart }}
 containers:
-{{- include "closte-operator.sidecarContainer" (dict "Values" $sub.Values "Chart" $sub.Chart) | nindent 2 }}
+{{- include "closte-operator.sidecarContainer" $context | nindent 2 }}
+volumes:
+{{- include "closte-operator.sidecarVolumes" $context | nindent 2 }}
 "#,
     )
     .unwrap();
@@ -645,13 +871,139 @@ containers:
         "helm template of a chart that includes the sidecar container",
     );
     let rendered: serde_json::Value = serde_yaml::from_str(&rendered).unwrap();
-    rendered["containers"][0].clone()
+    (
+        rendered["containers"][0].clone(),
+        rendered["volumes"].clone(),
+    )
+}
+
+const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A container of this pod spec, by name.
+fn container<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+/// The pod of `what` gives Kubernetes credentials to the sidecar alone:
+/// nothing is mounted automatically, the WordPress container mounts neither
+/// the service-account path nor any volume with a projected token, and the
+/// sidecar mounts, at the path in-cluster clients read, a projected volume
+/// with a short-lived token for the API server, the cluster CA and the
+/// namespace. The shared sidecar token is mounted with its one key, 0440, in
+/// a pod with an fsGroup (the group both containers read it with).
+fn assert_kubernetes_credentials_in_the_sidecar_only(pod: &serde_json::Value, what: &str) {
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "{what}: the pod must set automountServiceAccountToken: false"
+    );
+    assert!(
+        pod["securityContext"]["fsGroup"].is_u64(),
+        "{what}: the pod needs an fsGroup to read the 0440 token files"
+    );
+    let volumes = pod["volumes"].as_array().unwrap();
+    let with_token: Vec<&str> = volumes
+        .iter()
+        .filter(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s.get("serviceAccountToken").is_some()))
+        })
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    let mounts = |name: &str| {
+        container(pod, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    for mount in mounts("wordpress") {
+        let path = mount["mountPath"].as_str().unwrap();
+        assert!(
+            !path.starts_with("/var/run/secrets"),
+            "{what}: WordPress mounts {path}"
+        );
+        assert!(
+            !with_token.contains(&mount["name"].as_str().unwrap()),
+            "{what}: WordPress mounts a projected service-account token: {mount}"
+        );
+    }
+
+    let kube_api = mounts("closte-sidecar")
+        .into_iter()
+        .find(|m| m["mountPath"] == SERVICE_ACCOUNT_PATH)
+        .unwrap_or_else(|| panic!("{what}: the sidecar mounts nothing at {SERVICE_ACCOUNT_PATH}"));
+    assert_eq!(kube_api["readOnly"], true, "{what}");
+    let name = kube_api["name"].as_str().unwrap();
+    assert!(with_token.contains(&name), "{what}: {name} holds no token");
+    let volume = volumes.iter().find(|v| v["name"] == name).unwrap();
+    let sources = volume["projected"]["sources"].as_array().unwrap();
+    let token = sources
+        .iter()
+        .find_map(|s| s.get("serviceAccountToken"))
+        .unwrap();
+    assert_eq!(token["path"], "token", "{what}");
+    // the API server's own audience; 3607 would be stretched to a year
+    assert!(token.get("audience").is_none(), "{what}: {token}");
+    let lifetime = token["expirationSeconds"].as_u64().unwrap();
+    assert!((600..=3600).contains(&lifetime), "{what}: {token}");
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["configMap"]["name"] == "kube-root-ca.crt"
+                && s["configMap"]["items"] == json!([{"key": "ca.crt", "path": "ca.crt"}])),
+        "{what}: no cluster CA in {name}"
+    );
+    assert!(
+        sources.iter().any(|s| s["downwardAPI"]["items"]
+            == json!([{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}])),
+        "{what}: no namespace in {name}"
+    );
+
+    let token_volume = volumes
+        .iter()
+        .find(|v| v["name"] == "closte-sidecar-token")
+        .unwrap_or_else(|| panic!("{what}: no volume closte-sidecar-token"));
+    assert_eq!(
+        token_volume["secret"]["items"],
+        json!([{"key": "token", "path": "token"}]),
+        "{what}"
+    );
+}
+
+/// File modes as kubectl reads them: YAML 1.1, where `0440` is octal.
+/// serde_yaml (YAML 1.2) keeps such a number a string.
+fn octal_modes(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                let octal = value
+                    .as_str()
+                    .filter(|_| key == "defaultMode" || key == "mode")
+                    .and_then(|text| text.strip_prefix('0'))
+                    .and_then(|digits| u64::from_str_radix(digits, 8).ok());
+                match octal {
+                    Some(mode) => *value = json!(mode),
+                    None => octal_modes(value),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
 }
 
 /// `examples/wordpress/`: the chart's values for a WordPress namespace and a
-/// WordPress Deployment whose sidecar container is exactly what the chart's
-/// named template renders for them, whose mounts find the chart's ServiceAccount
-/// and mu-plugin ConfigMap, and which the API server accepts.
+/// WordPress Deployment whose sidecar container and volumes are exactly what
+/// the chart's named templates render for them, whose mounts find the chart's
+/// ServiceAccount and mu-plugin ConfigMap, which gives Kubernetes credentials
+/// to the sidecar alone (the README's pod too), and which the API server
+/// accepts, its pod without a token for WordPress.
 #[tokio::test]
 async fn the_wordpress_example_is_what_the_chart_renders() {
     let client = common::client().await;
@@ -662,14 +1014,54 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
     let deployment = yaml_file(&example.join("deployment.yaml"));
     let pod = &deployment["spec"]["template"]["spec"];
     let containers = pod["containers"].as_array().unwrap();
-    let sidecar = containers
-        .iter()
-        .find(|c| c["name"] == "closte-sidecar")
-        .expect("no closte-sidecar container in the example");
+    let sidecar = container(pod, "closte-sidecar");
+    let (rendered_container, rendered_volumes) = sidecar_templates(&values);
     assert_eq!(
-        *sidecar,
-        sidecar_container(&values),
+        *sidecar, rendered_container,
         "examples/wordpress/deployment.yaml's sidecar is not what the chart renders"
+    );
+    let find_volume = |pod: &serde_json::Value, name: &str| {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    for rendered in rendered_volumes.as_array().unwrap() {
+        let name = rendered["name"].as_str().unwrap();
+        assert_eq!(
+            find_volume(pod, name),
+            *rendered,
+            "examples/wordpress/deployment.yaml's volume {name} is not what the chart renders"
+        );
+    }
+    assert_kubernetes_credentials_in_the_sidecar_only(pod, "examples/wordpress/deployment.yaml");
+
+    // the README's pod, in short, says the same
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let snippet = readme
+        .split_once("What the WordPress pod needs")
+        .and_then(|(_, after)| after.split_once("```yaml\n"))
+        .and_then(|(_, after)| after.split_once("```"))
+        .expect("the README's WordPress pod snippet")
+        .0;
+    let readme_pod: serde_json::Value = serde_yaml::from_str(snippet).unwrap();
+    let readme_pod = &readme_pod["spec"];
+    assert_kubernetes_credentials_in_the_sidecar_only(readme_pod, "the README's pod");
+    for rendered in rendered_volumes.as_array().unwrap() {
+        let name = rendered["name"].as_str().unwrap();
+        assert_eq!(
+            find_volume(readme_pod, name),
+            *rendered,
+            "the README's volume {name} is not what the chart renders"
+        );
+    }
+    assert_eq!(
+        container(readme_pod, "closte-sidecar")["volumeMounts"],
+        sidecar["volumeMounts"],
+        "the README's sidecar mounts are not what the chart renders"
     );
 
     let values_file = example.join("values.yaml");
@@ -694,15 +1086,7 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
         "{account}"
     );
     assert!(in_wordpress("RoleBinding", account).is_some(), "{account}");
-    let volume = |name: &str| {
-        pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("no volume {name}"))
-            .clone()
-    };
+    let volume = |name: &str| find_volume(pod, name);
     let config_map = volume("closte-mu-plugin")["configMap"]["name"].clone();
     let plugin = in_wordpress("ConfigMap", config_map.as_str().unwrap())
         .expect("the mu-plugin ConfigMap the example mounts is not rendered");
@@ -727,5 +1111,64 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
     server_dry_run(
         &std::fs::read_to_string(example.join("deployment.yaml")).unwrap(),
         "examples/wordpress/deployment.yaml",
+    );
+
+    // A pod of that template as the API server admits it: its ServiceAccount
+    // admission adds no token to WordPress, and the modes are 0440. Without
+    // automountServiceAccountToken: false it would (which shows the check
+    // can fail).
+    let _ = common::kubectl(&["create", "serviceaccount", account, "-n", "wordpress"]);
+    let admitted = |pod_spec: &serde_json::Value| {
+        let mut pod_spec = pod_spec.clone();
+        octal_modes(&mut pod_spec);
+        let manifest = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "wordpress-example", "namespace": "wordpress"},
+            "spec": pod_spec,
+        });
+        let out = kubectl_stdin(
+            &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+            &manifest.to_string(),
+        );
+        let stored: serde_json::Value =
+            serde_json::from_str(&ok(out, "a pod of the example")).unwrap();
+        stored["spec"].clone()
+    };
+    let stored = admitted(pod);
+    let mounted = |pod: &serde_json::Value, name: &str| -> Vec<String> {
+        container(pod, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        !mounted(&stored, "wordpress")
+            .iter()
+            .any(|p| p.starts_with("/var/run/secrets")),
+        "{:?}",
+        mounted(&stored, "wordpress")
+    );
+    assert!(mounted(&stored, "closte-sidecar").contains(&SERVICE_ACCOUNT_PATH.to_owned()));
+    for volume in stored["volumes"].as_array().unwrap() {
+        if volume["name"] == "closte-sidecar-token" {
+            assert_eq!(volume["secret"]["defaultMode"], 0o440, "{volume}");
+        }
+        if volume["name"] == "closte-sidecar-kube-api" {
+            assert_eq!(volume["projected"]["defaultMode"], 0o440, "{volume}");
+        }
+    }
+    let mut automounted = pod.clone();
+    automounted
+        .as_object_mut()
+        .unwrap()
+        .remove("automountServiceAccountToken");
+    let stored = admitted(&automounted);
+    assert!(
+        mounted(&stored, "wordpress").contains(&SERVICE_ACCOUNT_PATH.to_owned()),
+        "the API server no longer mounts a token by default: {:?}",
+        mounted(&stored, "wordpress")
     );
 }
