@@ -68,7 +68,7 @@ echo "   ${args[*]}"
 
 echo "== the WordPress sidecar in namespace $wp, under its ServiceAccount"
 identity "$wp" closte-operator-sidecar
-echo demo-sidecar-token >"$dir/sidecar-token"
+echo demo-sidecar-token-0123456789abcdef >"$dir/sidecar-token"
 KUBECONFIG=$dir/closte-operator-sidecar.kubeconfig setsid "$bin" sidecar --namespace "$wp" \
   --token-file "$dir/sidecar-token" --credentials-secret closte-api-key --check-interval 10s \
   >"$dir/sidecar.log" 2>&1 </dev/null &
@@ -81,7 +81,7 @@ done
 echo "== the examples, and one domain through the sidecar's Closte door"
 kubectl -n "$wp" create secret generic closte-api-key --from-literal=apiKey="$key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n "$wp" -f examples/
-curl -s -d apikey=demo-sidecar-token -d domain=sidecar.example.com http://127.0.0.1:8087/api/client/adddomainalias; echo
+curl -s -d apikey=demo-sidecar-token-0123456789abcdef -d domain=sidecar.example.com http://127.0.0.1:8087/api/client/adddomainalias; echo
 
 echo "== live, until every domain is done"
 last=""
@@ -101,8 +101,8 @@ cat <<EOF
 Every domain is done. Try:
   export KUBECONFIG=$KUBECONFIG
   CLOSTE_CLIENT_API_KEY=$key $bin status shop-example-com -n $wp --closte-api-url $api --dns-server 127.0.0.1:10053 --https-port 10443 --ca-file $dir/ca.pem
-  curl -s -d apikey=demo-sidecar-token -d domain=another.example.com http://127.0.0.1:8087/api/client/adddomainalias
-  curl -s -H 'Authorization: Bearer demo-sidecar-token' http://127.0.0.1:8087/v1/domains
+  curl -s -d apikey=demo-sidecar-token-0123456789abcdef -d domain=another.example.com http://127.0.0.1:8087/api/client/adddomainalias
+  curl -s -H 'Authorization: Bearer demo-sidecar-token-0123456789abcdef' http://127.0.0.1:8087/v1/domains
   kubectl delete md buecher-example; curl -s http://127.0.0.1:18088/_sim/domains
   make demo-down
 EOF

@@ -1,7 +1,8 @@
 //! Properties on stable, with proptest: the same invariants as the fuzz
 //! targets in `fuzz/` (which need nightly), over generated input. Hostnames:
 //! normalise is idempotent and agrees with validate, validate names the
-//! first rule that fails, object names stay apart. Closte's wire format:
+//! first rule that fails, object names stay apart (and no readable name has
+//! the shape of a hashed one). Closte's wire format:
 //! decoding never panics and classifies every answer where it belongs, the
 //! encoders round-trip, form parameters read as every form decoder reads
 //! them. The sidecar's request parsing: the Closte door hands on only what
@@ -19,7 +20,7 @@ use closte_operator::api::duration;
 use closte_operator::closte::wire::{self, Endpoint, Response};
 use closte_operator::closte::{ApiKey, ClosteError};
 use closte_operator::domain::{self, Domain, Rule};
-use closte_operator::sidecar::names::name_for;
+use closte_operator::sidecar::names::{has_hashed_shape, name_for};
 use common::names::name;
 use proptest::prelude::*;
 
@@ -66,6 +67,81 @@ proptest! {
                 prop_assert!(name.len() <= 253);
                 prop_assert!(name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
                 prop_assert!(!name.starts_with('-') && !name.ends_with('-'));
+            }
+        }
+    }
+}
+
+/// Domains made to meet in one object name: labels that read alike once
+/// dots become dashes, wildcards, and last labels of 10 hex digits (the
+/// shape of the hash suffix).
+fn lookalike() -> impl Strategy<Value = String> {
+    let label = prop::sample::select(vec![
+        "a",
+        "b",
+        "a-b",
+        "b-a",
+        "ab",
+        "0a1b2c3d4e",
+        "c0ffee1234",
+        "wildcard",
+        "com",
+    ]);
+    let last = prop::sample::select(vec!["com", "example", "0a1b2c3d4e", "deadbeef00", "a-b"]);
+    (
+        prop::bool::weighted(0.2),
+        prop::collection::vec(label, 1..5),
+        last,
+    )
+        .prop_map(|(wildcard, labels, last)| {
+            let name = format!("{}.{last}", labels.join("."));
+            if wildcard { format!("*.{name}") } else { name }
+        })
+}
+
+/// The 10 hex digits of `domain`'s SHA-256 that its hashed name ends with.
+fn hash_suffix(domain: &Domain) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, domain.as_str().as_bytes());
+    digest.as_ref()[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A name either has the hashed shape and ends with its own domain's
+    /// hash, or is readable and reads back as its domain, never the shape:
+    /// so no readable name is another domain's hashed one.
+    #[test]
+    fn a_readable_name_never_has_the_hashed_shape(input in prop_oneof![name(), lookalike()]) {
+        if let Ok(domain) = domain::normalize(&input) {
+            let name = name_for(&domain);
+            if has_hashed_shape(&name) {
+                prop_assert!(name.ends_with(&format!("-{}", hash_suffix(&domain))), "{} {}", domain, name);
+            } else {
+                prop_assert_eq!(name.replace('-', "."), domain.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn lookalike_domains_get_distinct_names(a in lookalike(), b in lookalike()) {
+        if let (Ok(a), Ok(b)) = (domain::normalize(&a), domain::normalize(&b)) {
+            prop_assert_eq!(a == b, name_for(&a) == name_for(&b), "{} {}", a, b);
+        }
+    }
+
+    /// The domain spelled like another's name (dashes read as dots) does
+    /// not get that name: `a.b.example.com.0a1b2c3d4e` and the hashed name
+    /// of `a-b.example.com`.
+    #[test]
+    fn a_domain_spelled_like_a_name_does_not_take_it(input in prop_oneof![name(), lookalike()]) {
+        if let Ok(domain) = domain::normalize(&input) {
+            let name = name_for(&domain);
+            if let Ok(spelled) = domain::normalize(&name.replace('-', ".")) {
+                prop_assert_eq!(spelled == domain, name_for(&spelled) == name, "{} {}", domain, spelled);
             }
         }
     }
@@ -231,7 +307,7 @@ proptest! {
     }
 }
 
-const TOKEN: &str = "property-token";
+const TOKEN: &str = "property-token-0123456789abcdef01";
 
 /// A form as WordPress or a stranger might send it to the Closte door.
 fn form() -> impl Strategy<Value = String> {

@@ -16,7 +16,7 @@ use common::{create, spec};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "sidecar-token-5d1e";
+const TOKEN: &str = "sidecar-token-5d1e-0123456789abcdef";
 const EMPTY_DOMAIN: &str = r#"{"success":false,"error":"Invalid or empty domain: "}"#;
 
 async fn setup(name: &str, args: &[&str]) -> (Namespace, Sidecar) {
@@ -109,7 +109,7 @@ async fn the_closte_door_answers_as_closte_does() {
         .collect();
     assert_eq!(
         managers,
-        [("closte-operator-sidecar".into(), "Apply".into())]
+        [("closte-operator-sidecar".into(), "Update".into())]
     );
 
     // an add of what is there is success (Ultimate Multisite logs anything else)
@@ -484,7 +484,7 @@ async fn bad_input_gets_a_reason_and_changes_nothing() {
     let response = reqwest::Client::new()
         .post(format!("{}/api/client/adddomainalias", sidecar.url))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(b"apikey=sidecar-token-5d1e&domain=%FF%FE".to_vec())
+        .body([format!("apikey={TOKEN}").as_bytes(), b"&domain=%FF%FE"].concat())
         .send()
         .await
         .unwrap();
@@ -955,7 +955,7 @@ async fn the_native_door_writes_a_check_interval_and_updates_it() {
         .collect();
     assert_eq!(
         managers,
-        [("closte-operator-sidecar".into(), "Apply".into())]
+        [("closte-operator-sidecar".into(), "Update".into())]
     );
     shown_interval(&sidecar, "one.example.com", json!("2m")).await;
 
@@ -1072,7 +1072,7 @@ async fn the_native_door_writes_a_check_interval_and_updates_it() {
         "another site's"
     );
 
-    // objects made by hand (no managed-by label) keep their interval
+    // objects made by hand (no managed-by label) are not the sidecar's: 409, untouched
     let by_hand = |domain: &str, site: Option<i64>| MappedDomainSpec {
         check_interval: Some("1h".into()),
         site_id: site,
@@ -1090,19 +1090,18 @@ async fn the_native_door_writes_a_check_interval_and_updates_it() {
         by_hand("adopted.example.com", None),
     )
     .await;
-    let (_, kept_version) = interval_of(&ns.api, "kept-example-com").await;
-    let (status, view) = sidecar
+    let kept_before = interval_of(&ns.api, "kept-example-com").await;
+    let adopted_before = interval_of(&ns.api, "adopted-example-com").await;
+    let (status, answer) = sidecar
         .native(
             "PUT",
             "/v1/domains/kept.example.com",
             Some(json!({"checkInterval": "60s"})),
         )
         .await;
-    assert_eq!(
-        (status, &view["checkInterval"]),
-        (200, &json!("1h")),
-        "{view}"
-    );
+    assert_eq!(status, 409, "{answer}");
+    let reason = answer["error"].as_str().unwrap();
+    assert!(reason.contains("not made by the sidecar"), "{reason}");
     let (status, report) = sidecar
         .native(
             "PUT",
@@ -1110,19 +1109,14 @@ async fn the_native_door_writes_a_check_interval_and_updates_it() {
             Some(json!({"domains": ["kept.example.com", "adopted.example.com"], "checkInterval": "60s"})),
         )
         .await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["unchanged"], json!(["kept.example.com"]));
-    // its site id is set (as before), its interval left alone
-    assert_eq!(report["updated"], json!(["adopted.example.com"]));
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(interval_of(&ns.api, "kept-example-com").await, kept_before);
     assert_eq!(
-        interval_of(&ns.api, "kept-example-com").await,
-        (Some("1h".into()), kept_version)
+        interval_of(&ns.api, "adopted-example-com").await,
+        adopted_before
     );
     let adopted = ns.api.get("adopted-example-com").await.unwrap();
-    assert_eq!(
-        (adopted.spec.site_id, adopted.spec.check_interval.as_deref()),
-        (Some(5), Some("1h"))
-    );
+    assert_eq!(adopted.spec.site_id, None, "not adopted");
 
     // every read shows each domain's interval as written
     create(&ns.api, "bare-example-com", spec("bare.example.com")).await;
@@ -1215,17 +1209,559 @@ async fn a_closte_add_can_carry_a_check_interval() {
         (Some("3m".into()), version)
     );
 
-    // an object made by hand keeps its own
+    // an object made by hand is not the sidecar's: refused in Closte's shape, untouched
     let by_hand = MappedDomainSpec {
         check_interval: Some("1h".into()),
         ..spec("kept.example.com")
     };
     create(&ns.api, "kept-example-com", by_hand).await;
-    let (_, kept_version) = interval_of(&ns.api, "kept-example-com").await;
-    let (_, body) = add_with("kept.example.com", "60s").await;
-    assert_eq!(body, r#"{"success":true}"#);
+    let kept_before = interval_of(&ns.api, "kept-example-com").await;
+    let (status, body) = add_with("kept.example.com", "60s").await;
+    assert_eq!(status, 409, "{body}");
+    let refusal = r#"{"success":false,"error":"the MappedDomain kept-example-com for kept.example.com was not made by the sidecar"#;
+    assert!(body.starts_with(refusal), "{body}");
+    assert_eq!(interval_of(&ns.api, "kept-example-com").await, kept_before);
+}
+
+/// An object the sidecar did not make (no managed-by label) is not touched
+/// through either door: a write of its domain is 409 with the reason, a
+/// delete too, a site's sync neither deletes nor counts it; found by the
+/// domain it claims even where its name does not follow the sidecar's rule.
+#[tokio::test]
+async fn what_the_sidecar_did_not_make_it_leaves_alone() {
+    let (ns, sidecar) = setup("unmanaged", &[]).await;
+    let by_hand = MappedDomainSpec {
+        site_id: Some(3),
+        ..spec("by-hand.example.com")
+    };
+    create(&ns.api, "by-hand-example-com", by_hand).await;
+    create(&ns.api, "odd-name", spec("odd.example.com")).await;
+    let (status, view) = sidecar
+        .native(
+            "PUT",
+            "/v1/domains/mine.example.com",
+            Some(json!({"siteId": 3})),
+        )
+        .await;
+    assert_eq!((status, &view["managed"]), (201, &json!(true)), "{view}");
+    cached(&sidecar, "odd.example.com", true).await;
+    cached(&sidecar, "by-hand.example.com", true).await;
+    let before = objects_with_versions(&ns.api).await;
+
+    let (status, view) = sidecar
+        .native("GET", "/v1/domains/odd.example.com", None)
+        .await;
+    assert_eq!(status, 200, "{view}");
     assert_eq!(
-        interval_of(&ns.api, "kept-example-com").await,
-        (Some("1h".into()), kept_version)
+        (&view["name"], &view["managed"]),
+        (&json!("odd-name"), &json!(false))
     );
+    let refused = |answer: &Value, name: &str| {
+        let reason = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!("the MappedDomain {name} for "))
+                && reason.contains("was not made by the sidecar")
+                && reason.contains("app.kubernetes.io/managed-by=closte-operator-sidecar"),
+            "{answer}"
+        );
+    };
+    for (domain, name) in [
+        ("by-hand.example.com", "by-hand-example-com"),
+        ("odd.example.com", "odd-name"),
+    ] {
+        let path = format!("/v1/domains/{domain}");
+        for body in [
+            None,
+            Some(json!({"siteId": 3})),
+            Some(json!({"checkInterval": "60s"})),
+        ] {
+            let (status, answer) = sidecar.native("PUT", &path, body.clone()).await;
+            assert_eq!(status, 409, "PUT {domain} {body:?}: {answer}");
+            refused(&answer, name);
+        }
+        let (status, answer) = sidecar.native("DELETE", &path, None).await;
+        assert_eq!(status, 409, "DELETE {domain}: {answer}");
+        refused(&answer, name);
+        for endpoint in ["adddomainalias", "deletedomainalias"] {
+            let (status, body) = sidecar
+                .closte("POST", endpoint, &[("apikey", TOKEN), ("domain", domain)])
+                .await;
+            assert_eq!(status, 409, "{endpoint} {domain}: {body}");
+            assert!(
+                body.starts_with(&format!(
+                    r#"{{"success":false,"error":"the MappedDomain {name} for {domain} was not made by the sidecar"#
+                )),
+                "{body}"
+            );
+        }
+        // listed in a site's set: the whole set is refused, nothing written
+        let (status, answer) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({"domains": ["new.example.com", domain]})),
+            )
+            .await;
+        assert_eq!(status, 409, "{answer}");
+        refused(&answer, name);
+    }
+    assert_eq!(objects_with_versions(&ns.api).await, before);
+
+    // site 3's sync: its own stale one goes, the hand-made one of site 3 stays and is not reported
+    let (status, report) = sidecar
+        .native(
+            "PUT",
+            "/v1/sites/3/domains",
+            Some(json!({"domains": ["new.example.com"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["deleted"], json!(["mine.example.com"]), "{report}");
+    assert_eq!(report["created"], json!(["new.example.com"]), "{report}");
+    let after = objects_with_versions(&ns.api).await;
+    for kept in ["by-hand-example-com", "odd-name"] {
+        assert_eq!(
+            after.iter().find(|o| o.0 == kept),
+            before.iter().find(|o| o.0 == kept),
+            "{kept} was touched"
+        );
+    }
+    assert!(ns.api.get_opt("mine-example-com").await.unwrap().is_none());
+    // an empty set for the site: still not counted as the site's
+    let (status, report) = sidecar
+        .native("PUT", "/v1/sites/3/domains", Some(json!({"domains": []})))
+        .await;
+    assert_eq!(
+        (status, &report["deleted"]),
+        (200, &json!(["new.example.com"]))
+    );
+    assert!(
+        ns.api
+            .get_opt("by-hand-example-com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The namespace's MappedDomains as (name, domain, site id, resourceVersion), sorted.
+async fn objects_with_versions(
+    api: &Api<MappedDomain>,
+) -> Vec<(String, String, Option<i64>, String)> {
+    let mut all: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|md| {
+            (
+                md.metadata.name.unwrap(),
+                md.spec.domain,
+                md.spec.site_id,
+                md.metadata.resource_version.unwrap(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Two PUTs of one domain for two sites at the same moment: exactly one
+/// wins, the other is 409, and the object is the winner's. Both when the
+/// object is created by the race and when an existing one without a site
+/// gets its site by it.
+#[tokio::test]
+async fn of_two_writers_racing_for_a_domain_exactly_one_wins() {
+    use futures::StreamExt;
+    const PAIRS: usize = 40;
+    let (ns, sidecar) = setup("race", &[]).await;
+    let sidecar = &sidecar;
+    let race = |domain: String| async move {
+        let path = format!("/v1/domains/{domain}");
+        let (one, two) = tokio::join!(
+            sidecar.native("PUT", &path, Some(json!({"siteId": 1}))),
+            sidecar.native("PUT", &path, Some(json!({"siteId": 2}))),
+        );
+        (domain, one, two)
+    };
+    for existing in [false, true] {
+        let domains: Vec<String> = (0..PAIRS)
+            .map(|i| {
+                format!(
+                    "{}{i}.race.example.com",
+                    if existing { "update" } else { "create" }
+                )
+            })
+            .collect();
+        if existing {
+            for domain in &domains {
+                let (status, _) = sidecar
+                    .native("PUT", &format!("/v1/domains/{domain}"), None)
+                    .await;
+                assert_eq!(status, 201);
+            }
+        }
+        // a few pairs at a time: well inside the sidecar's concurrency limit
+        let results: Vec<_> = futures::stream::iter(domains.into_iter().map(race))
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for (domain, (one, answer_one), (two, answer_two)) in results {
+            let won = match (one, two) {
+                (201 | 200, 409) => 1,
+                (409, 201 | 200) => 2,
+                _ => panic!("{domain}: {one} {answer_one} and {two} {answer_two}"),
+            };
+            let winner_status = if won == 1 { one } else { two };
+            assert_eq!(winner_status, if existing { 200 } else { 201 }, "{domain}");
+            let loser = if won == 1 { &answer_two } else { &answer_one };
+            let reason = loser["error"].as_str().unwrap_or_default();
+            assert!(
+                reason.contains(&format!("belongs to site {won}"))
+                    || reason.contains("kept being changed"),
+                "{domain}: {loser}"
+            );
+            let name = closte_operator::sidecar::names::name_for(
+                &closte_operator::domain::Domain::parse(&domain).unwrap(),
+            );
+            let md = ns.api.get(&name).await.unwrap();
+            assert_eq!(md.spec.site_id, Some(won), "{domain}: not the winner's");
+            let labels = md.metadata.labels.unwrap_or_default();
+            assert_eq!(labels["closte-operator.io/site-id"], won.to_string());
+        }
+    }
+}
+
+/// A site's set of more than 1,000 domains is refused (413, with the
+/// reason) before anything is read or written.
+#[tokio::test]
+async fn a_site_set_over_the_maximum_is_refused_and_writes_nothing() {
+    let (ns, sidecar) = setup("max-items", &[]).await;
+    for count in [10_000, 1_001] {
+        let domains: Vec<String> = (0..count).map(|i| format!("d{i}.example.com")).collect();
+        let (status, answer) = sidecar
+            .native(
+                "PUT",
+                "/v1/sites/3/domains",
+                Some(json!({ "domains": domains })),
+            )
+            .await;
+        assert_eq!(status, 413, "{count}: {answer}");
+        let reason = answer["error"].as_str().unwrap();
+        assert!(
+            reason.contains("at most 1000 domains") && reason.contains(&format!("lists {count}")),
+            "{reason}"
+        );
+        assert!(
+            objects(&ns.api).await.is_empty(),
+            "{count}: something written"
+        );
+    }
+}
+
+/// Sends `head` (a request's start, unfinished) on a new connection and
+/// returns the connection.
+async fn stalled(sidecar: &Sidecar, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = sidecar.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Everything the other side sends until it closes the connection, and
+/// how long that took; panics when it is still open after `limit`.
+async fn until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> (String, std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection is still open after {limit:?}");
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// A client that starts a request and never finishes its headers, or
+/// sends nothing, is disconnected after --header-read-timeout.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use std::time::Duration;
+    let (_ns, sidecar) = setup("header-timeout", &["--header-read-timeout", "1s"]).await;
+    let partial = [
+        String::new(),
+        "GET /v1/domains HTT".to_owned(),
+        format!("GET /v1/domains HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"),
+    ];
+    let mut connections = Vec::new();
+    for head in &partial {
+        connections.push(stalled(&sidecar, head).await);
+    }
+    for (head, connection) in partial.iter().zip(&mut connections) {
+        let (_, took) = until_closed(connection, Duration::from_secs(10)).await;
+        assert!(
+            took < Duration::from_secs(5),
+            "{head:?}: closed after {took:?}"
+        );
+    }
+    // and a whole request is answered as ever
+    let (status, _) = sidecar.native("GET", "/v1/domains", None).await;
+    assert_eq!(status, 200);
+}
+
+/// With as many requests in progress as --max-concurrent-requests, one
+/// more waits a second and gets 503 with Retry-After (the health checks
+/// are not held); a request that takes longer than --request-timeout (here
+/// a body that never comes) is cut short with 503.
+#[tokio::test]
+async fn requests_at_once_and_their_duration_are_bounded() {
+    use std::time::{Duration, Instant};
+    let (_ns, sidecar) = setup(
+        "busy",
+        &["--max-concurrent-requests", "2", "--request-timeout", "6s"],
+    )
+    .await;
+    let head = format!(
+        "PUT /v1/domains/slow.example.com HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    let started = Instant::now();
+    let mut slow = vec![
+        stalled(&sidecar, &head).await,
+        stalled(&sidecar, &head).await,
+    ];
+
+    let client = reqwest::Client::new();
+    let busy = eventually(5, "a request refused as busy", || async {
+        let response = client
+            .get(format!("{}/v1/domains", sidecar.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let answer: Value = serde_json::from_str(&busy.text().await.unwrap()).unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("busy: 2 requests"),
+        "{answer}"
+    );
+    let (status, body) = sidecar
+        .closte("GET", "getdomains", &[("apikey", TOKEN)])
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(r#"{"success":false,"error":"busy: "#),
+        "{body}"
+    );
+    let health = client
+        .get(format!("{}/readyz", sidecar.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "the health checks are not held");
+
+    for connection in &mut slow {
+        let (answer, _) = until_closed(connection, Duration::from_secs(20)).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("took longer than 6s"), "{answer}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "cut short after {took:?}"
+    );
+    let (status, _) = sidecar.native("GET", "/v1/domains", None).await;
+    assert_eq!(status, 200, "free again");
+}
+
+/// The token file as Kubernetes mounts a Secret: `token` links to
+/// `..data/token`, `..data` to a timestamped folder; an update writes a new
+/// folder and swaps `..data` in one rename.
+struct SecretVolume {
+    dir: PathBuf,
+    version: usize,
+}
+
+impl SecretVolume {
+    fn new(name: &str, token: &str) -> SecretVolume {
+        let dir = scratch(name).join("volume");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut volume = SecretVolume { dir, version: 0 };
+        volume.update(token);
+        std::os::unix::fs::symlink("..data/token", volume.file()).unwrap();
+        volume
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("token")
+    }
+
+    /// The Secret updated as the kubelet does it.
+    fn update(&mut self, token: &str) {
+        self.version += 1;
+        let folder = format!("..2026_01_01_00_00_0{}.{}", self.version, self.version);
+        std::fs::create_dir(self.dir.join(&folder)).unwrap();
+        std::fs::write(self.dir.join(&folder).join("token"), format!("{token}\n")).unwrap();
+        let staged = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&folder, &staged).unwrap();
+        std::fs::rename(&staged, self.dir.join("..data")).unwrap();
+        if self.version > 1 {
+            let old = format!(
+                "..2026_01_01_00_00_0{}.{}",
+                self.version - 1,
+                self.version - 1
+            );
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+}
+
+/// A rotated token is followed without a restart: after a Secret update
+/// (a symlink swap) and after a plain rewrite of the file, the new token
+/// is accepted and the old refused within seconds; while the file holds no
+/// usable token, every token is refused.
+#[tokio::test]
+async fn a_rotated_token_is_followed_without_a_restart() {
+    const FIRST: &str = "first-token-0123456789abcdef0123";
+    const SECOND: &str = "second-token-0123456789abcdef012";
+    const THIRD: &str = "third-token-0123456789abcdef0123";
+    let mut volume = SecretVolume::new("token-rotation-volume", FIRST);
+    let file = volume.file().display().to_string();
+    let ns = Namespace::new("token-rotation").await;
+    // the environment's token is not used when there is a file
+    let sidecar = Sidecar::start(
+        "token-rotation",
+        common::kubeconfig(),
+        &ns.ns,
+        TOKEN,
+        &["--token-file", &file],
+    )
+    .await;
+    assert_eq!(token_status(&sidecar, FIRST).await, 200);
+    assert_eq!(token_status(&sidecar, TOKEN).await, 401);
+
+    volume.update(SECOND);
+    follows(
+        &sidecar,
+        Some(SECOND),
+        &[FIRST],
+        "the Secret's new token, not the old",
+    )
+    .await;
+    let (status, body) = sidecar
+        .closte("GET", "getdomains", &[("apikey", SECOND)])
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"success":true,"domains":[]}"#)
+    );
+
+    std::fs::write(volume.file(), format!("{THIRD}\n")).unwrap();
+    follows(
+        &sidecar,
+        Some(THIRD),
+        &[SECOND, FIRST],
+        "the rewritten file's token",
+    )
+    .await;
+
+    std::fs::write(volume.file(), "too-short\n").unwrap();
+    follows(&sidecar, None, &[THIRD, "too-short"], "every token refused").await;
+    assert!(sidecar.log_text().contains("holds no usable token"));
+    volume.update(FIRST);
+    follows(&sidecar, Some(FIRST), &[THIRD], "a usable token again").await;
+    assert!(
+        !sidecar.log_text().contains("0123456789abcdef"),
+        "a token is in the log"
+    );
+}
+
+/// The status of a read with `token`.
+async fn token_status(sidecar: &Sidecar, token: &str) -> u16 {
+    let (status, _) = sidecar.native_as(token, "GET", "/v1/domains", None).await;
+    status
+}
+
+/// Waits until `accepted` (if any) is accepted and each of `refused` refused.
+async fn follows(sidecar: &Sidecar, accepted: Option<&str>, refused: &[&str], what: &str) {
+    eventually(10, what, || async move {
+        if let Some(token) = accepted
+            && token_status(sidecar, token).await != 200
+        {
+            return None;
+        }
+        for token in refused {
+            if token_status(sidecar, token).await != 401 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// A token shorter than 32 bytes stops the sidecar at start, saying why,
+/// before it talks to Kubernetes.
+#[test]
+fn a_short_token_is_refused_at_start() {
+    let dir = scratch("short-token");
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{}\n", &TOKEN[..31])).unwrap();
+    for (args, env, origin) in [
+        (
+            vec!["--token-file", file.to_str().unwrap()],
+            None,
+            file.display().to_string(),
+        ),
+        (
+            vec![],
+            Some(&TOKEN[..20]),
+            "CLOSTE_SIDECAR_TOKEN".to_owned(),
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_closte-operator"));
+        command
+            .arg("sidecar")
+            .args(&args)
+            .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+            .env_remove("CLOSTE_SIDECAR_TOKEN");
+        if let Some(token) = env {
+            command.env("CLOSTE_SIDECAR_TOKEN", token);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let length = if env.is_some() { 20 } else { 31 };
+        assert!(
+            stderr.contains(&format!(
+                "the token from {origin} is {length} bytes long; the sidecar takes none shorter than 32 bytes"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(&TOKEN[..20]),
+            "the token printed: {stderr}"
+        );
+    }
 }

@@ -40,7 +40,7 @@ use kube::api::ListParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "schema-token-0b6e";
+const TOKEN: &str = "schema-token-0b6e-0123456789abcdef";
 
 /// One MappedDomain as the recorder compares them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -891,12 +891,26 @@ async fn whole_set_sync_from_the_button(env: &Env) {
         "um-map",
         json!({"site": site, "domain": "mapped.wp-e2e.example"}),
     );
-    common::create(
+    // written through the sidecar for a site WordPress does not have: the sync removes it
+    let stale = reqwest::Client::new()
+        .put(format!(
+            "{}/v1/domains/stale.wp-e2e.example",
+            env.sidecar.url
+        ))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(json!({"siteId": 9999}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 201, "{:?}", stale.text().await);
+    // made by hand with a site id: not the sidecar's, so the sync leaves it
+    let hand_made = common::create(
         &env.api,
-        "stale",
+        "hand-made",
         MappedDomainSpec {
-            site_id: Some(9999),
-            ..common::spec("stale.wp-e2e.example")
+            site_id: Some(9998),
+            ..common::spec("hand-made.wp-e2e.example")
         },
     )
     .await;
@@ -958,6 +972,17 @@ async fn whole_set_sync_from_the_button(env: &Env) {
     let md = env.wait_md("mapped.wp-e2e.example").await;
     assert_eq!(site_id(&md), Some(site));
     env.wait_no_md("stale.wp-e2e.example").await;
+    // site 9998's set went before 9999's: the hand-made object is there as it was
+    let kept = env.md("hand-made.wp-e2e.example").await;
+    let kept = kept.expect("the sync deleted a MappedDomain the sidecar did not make");
+    assert_eq!(kept.metadata.uid, hand_made.metadata.uid);
+    assert_eq!(kept.spec.site_id, Some(9998));
+    // gone again, so that the next sync has nothing to change
+    env.api
+        .delete("hand-made", &Default::default())
+        .await
+        .unwrap();
+    env.wait_no_md("hand-made.wp-e2e.example").await;
     let md = env.wait_md("absent.wp-e2e.example").await;
     assert_eq!(site_id(&md), Some(absent));
     for i in 0..5 {
@@ -980,7 +1005,12 @@ async fn whole_set_sync_from_the_button(env: &Env) {
                 return None;
             }
         }
-        (!sidecar_lists(env, "stale.wp-e2e.example").await).then_some(())
+        for gone in ["stale.wp-e2e.example", "hand-made.wp-e2e.example"] {
+            if sidecar_lists(env, gone).await {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     let location = admin.submit("closte_operator_sync", &[]).await;

@@ -19,7 +19,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 const PLACEHOLDER: &str = "network-e2e-client-placeholder-5d2c";
-const TOKEN: &str = "network-e2e-sidecar-token-8a61";
+const TOKEN: &str = "network-e2e-sidecar-token-8a61-2c";
 
 /// Sites of the scale test; `CLOSTE_E2E_SITES` overrides (the issue asks for 5,000).
 fn scale_sites() -> usize {

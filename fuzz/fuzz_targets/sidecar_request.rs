@@ -15,7 +15,7 @@ use http::header::{AUTHORIZATION, HeaderValue};
 use http::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;
 
-const TOKEN: &str = "fuzz-token";
+const TOKEN: &str = "fuzz-token-0123456789abcdef012345";
 
 const METHODS: [Method; 5] = [
     Method::POST,

@@ -25,7 +25,8 @@ fn closte_answer(status: StatusCode, body: String) -> Response {
     (status, json, body).into_response()
 }
 
-fn failure(status: StatusCode, error: &str) -> Response {
+/// A refusal in Closte's shape: `{"success":false,"error":"..."}`.
+pub fn failure(status: StatusCode, error: &str) -> Response {
     closte_answer(status, wire::failure_body(error))
 }
 
@@ -45,7 +46,8 @@ pub async fn handle(
         (_, Err(e)) => return failure(e.status(), &e.body_text()),
     };
     let query = query.as_deref().unwrap_or_default();
-    let call = match request::closte_call(&sidecar.token, &method, &path, query, &body) {
+    let token = sidecar.tokens.current();
+    let call = match request::closte_call(&token, &method, &path, query, &body) {
         Ok(call) => call,
         Err(refusal) => return failure(refusal.status(), &refusal.to_string()),
     };
@@ -89,9 +91,11 @@ pub async fn handle(
 pub fn status_of(error: &WriteError) -> StatusCode {
     match error {
         WriteError::Invalid(_) => StatusCode::BAD_REQUEST,
-        WriteError::OtherSite { .. } | WriteError::Deleting(_) | WriteError::NameTaken { .. } => {
-            StatusCode::CONFLICT
-        }
+        WriteError::OtherSite { .. }
+        | WriteError::Deleting(_)
+        | WriteError::NameTaken { .. }
+        | WriteError::NotManaged { .. }
+        | WriteError::Raced(_) => StatusCode::CONFLICT,
         WriteError::Refused { code, .. } => match StatusCode::from_u16(*code) {
             Ok(status) if status.is_client_error() => status,
             _ => StatusCode::SERVICE_UNAVAILABLE,

@@ -9,19 +9,27 @@ use crate::domain::Domain;
 
 /// Kubernetes object names are at most 253 characters; keep room for the suffix.
 const READABLE_MAX: usize = 200;
+/// The hash suffix: this many hex digits of the domain's SHA-256, after a dash.
+const HASH_HEX_DIGITS: usize = 10;
 
 /// The MappedDomain name for `domain`: dots become dashes, a leading `*.`
-/// becomes `wildcard-`. A domain with a dash of its own, a wildcard, or one
-/// too long gets `-` and 10 hex digits of its SHA-256, because `a-b.example`
-/// and `a.b-example` (or `*.example` and `wildcard.example`) would otherwise
-/// share a name.
+/// becomes `wildcard-`. A domain with a dash of its own, a wildcard, one too
+/// long, or one whose readable name would have the hashed shape (its last
+/// label is 10 hex digits) gets `-` and 10 hex digits of its SHA-256,
+/// because `a-b.example` and `a.b-example` (or `*.example` and
+/// `wildcard.example`, or `a.b.example.com.0a1b2c3d4e` and the hashed name
+/// of `a-b.example.com`) would otherwise share a name.
 pub fn name_for(domain: &Domain) -> String {
     let (prefix, base) = match domain.as_str().strip_prefix("*.") {
         Some(base) => ("wildcard-", base),
         None => ("", domain.as_str()),
     };
     let readable = format!("{prefix}{}", base.replace('.', "-"));
-    if prefix.is_empty() && !base.contains('-') && readable.len() <= READABLE_MAX {
+    if prefix.is_empty()
+        && !base.contains('-')
+        && readable.len() <= READABLE_MAX
+        && !has_hashed_shape(&readable)
+    {
         return readable;
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, domain.as_str().as_bytes());
@@ -29,10 +37,23 @@ pub fn name_for(domain: &Domain) -> String {
     let name_end = name.trim_end_matches('-').len();
     name.truncate(name_end);
     name.push('-');
-    for byte in &digest.as_ref()[..5] {
+    for byte in &digest.as_ref()[..HASH_HEX_DIGITS / 2] {
         let _ = write!(name, "{byte:02x}");
     }
     name
+}
+
+/// Whether `name` ends the way a hashed name does: a dash and 10 lowercase
+/// hex digits. Every hashed name does; no readable one may, or a domain
+/// could be given the name of another's.
+pub fn has_hashed_shape(name: &str) -> bool {
+    let Some((_, suffix)) = name.rsplit_once('-') else {
+        return false;
+    };
+    suffix.len() == HASH_HEX_DIGITS
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -64,6 +85,42 @@ mod tests {
         assert_eq!(a, name("a-b.example.com"), "deterministic");
         // a wildcard and the plain name never meet
         assert_ne!(name("*.example.com"), name("wildcard.example.com"));
+    }
+
+    #[test]
+    fn a_last_label_of_ten_hex_digits_gets_a_hash_too() {
+        let hashed = name("a-b.example.com");
+        // the domain that reads as that hashed name
+        let lookalike = format!("a.b.example.com.{}", &hashed[hashed.len() - 10..]);
+        assert_ne!(name(&lookalike), hashed);
+        assert!(has_hashed_shape(&name(&lookalike)));
+        assert_eq!(name(&lookalike).len(), lookalike.len() + 11);
+        // nine or eleven digits, or a letter past f: readable as before
+        for readable in [
+            "a.b.0a1b2c3d4",
+            "a.b.0a1b2c3d4e5",
+            "a.b.0a1b2c3d4g",
+            "a.0a1b2c3d4e.com",
+        ] {
+            let n = name(readable);
+            assert_eq!(n, readable.replace('.', "-"));
+            assert!(!has_hashed_shape(&n), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_hashed_shape_is_a_dash_and_ten_lowercase_hex_digits() {
+        assert!(has_hashed_shape("x-0123456789"));
+        assert!(has_hashed_shape("x-y-abcdef0123"));
+        for other in [
+            "0123456789",
+            "x-012345678",
+            "x-01234567890",
+            "x-ABCDEF0123",
+            "x-",
+        ] {
+            assert!(!has_hashed_shape(other), "{other}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::Sidecar;
 use super::closte_door::status_of;
-use super::domains::{Ensured, WriteError};
+use super::domains::{Ensured, WriteError, managed_by_sidecar};
 use super::request::{self, NativeRefusal};
 use crate::api::conditions::ConditionType;
 use crate::api::{CertificateStatus, MappedDomain, Stage};
@@ -57,8 +57,13 @@ impl From<WriteError> for DoorError {
 
 impl From<NativeRefusal> for DoorError {
     fn from(e: NativeRefusal) -> Self {
-        error(StatusCode::BAD_REQUEST, e.to_string())
+        error(e.status(), e.to_string())
     }
+}
+
+/// An error answer in this door's shape, for refusals made outside it.
+pub fn refusal(status: StatusCode, message: &str) -> Response {
+    error(status, message).into_response()
 }
 
 /// One domain as the door shows it.
@@ -68,6 +73,8 @@ struct DomainView<'a> {
     domain: &'a str,
     name: &'a str,
     site_id: Option<i64>,
+    /// Whether the sidecar made it (its managed-by label): only such it changes or deletes.
+    managed: bool,
     /// `spec.checkInterval` as written; `null` when unset (the CRD's default applies).
     check_interval: Option<&'a str>,
     stage: Option<Stage>,
@@ -96,6 +103,7 @@ impl<'a> DomainView<'a> {
             domain: &md.spec.domain,
             name: md.metadata.name.as_deref().unwrap_or_default(),
             site_id: md.spec.site_id,
+            managed: managed_by_sidecar(md),
             check_interval: md.spec.check_interval.as_deref(),
             stage: status.and_then(|s| s.stage),
             ready: status.is_some_and(|s| s.is_true(ConditionType::Ready)),
@@ -121,7 +129,7 @@ impl<'a> DomainView<'a> {
 
 /// The request's bearer token, checked; `Err` is the 401 answer.
 fn authorize(sidecar: &Sidecar, headers: &HeaderMap) -> Result<(), DoorError> {
-    if sidecar.token.accepts(request::bearer(headers)) {
+    if sidecar.tokens.accepts(request::bearer(headers)) {
         Ok(())
     } else {
         Err(error(
@@ -259,5 +267,22 @@ mod tests {
         md.spec.check_interval = Some("1h30m".into());
         let view = serde_json::to_value(DomainView::of(&md)).unwrap();
         assert_eq!(view["checkInterval"], "1h30m");
+    }
+
+    #[test]
+    fn a_domain_says_whether_the_sidecar_made_it() {
+        let mut md = MappedDomain::new(
+            "a-example",
+            MappedDomainSpec {
+                domain: "a.example".into(),
+                ..Default::default()
+            },
+        );
+        let view = serde_json::to_value(DomainView::of(&md)).unwrap();
+        assert_eq!(view["managed"], false);
+        let label = super::super::domains::MANAGED_BY;
+        md.metadata.labels = Some([(label.0.to_owned(), label.1.to_owned())].into());
+        let view = serde_json::to_value(DomainView::of(&md)).unwrap();
+        assert_eq!(view["managed"], true);
     }
 }

@@ -123,7 +123,14 @@ pub fn check_interval_header(
     Ok(Some(CheckInterval::parse(text)?))
 }
 
-/// Why the native door refuses what a request says (always 400).
+/// The most entries a site's set may list (`maxItems` in the door's
+/// description): a sync reads and may write each, one at a time, so this
+/// bounds the work one request can cause. A network whose site has more
+/// custom domains than this is not one WordPress serves.
+pub const SITE_DOMAINS_MAX: usize = 1000;
+
+/// Why the native door refuses what a request says (400, or 413 for a set
+/// with too many domains).
 #[derive(Debug, thiserror::Error)]
 pub enum NativeRefusal {
     #[error(transparent)]
@@ -136,6 +143,19 @@ pub enum NativeRefusal {
     SiteIdBelowOne,
     #[error("the site id must be a whole number of at least 1")]
     SiteId,
+    #[error(
+        "a site's set lists at most {SITE_DOMAINS_MAX} domains, and this one lists {0}; nothing was written"
+    )]
+    TooManyDomains(usize),
+}
+
+impl NativeRefusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            NativeRefusal::TooManyDomains(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
 }
 
 /// The bearer token of a native-door request, if it sent one.
@@ -225,6 +245,10 @@ pub fn site_domains(site: &str, body: &[u8]) -> Result<SiteDomains, NativeRefusa
         .filter(|id| *id >= 1)
         .ok_or(NativeRefusal::SiteId)?;
     let body: Body = object(body)?;
+    // counted as sent, before any is read: the bound is on the work
+    if body.domains.len() > SITE_DOMAINS_MAX {
+        return Err(NativeRefusal::TooManyDomains(body.domains.len()));
+    }
     let mut domains = Vec::with_capacity(body.domains.len());
     for raw in &body.domains {
         let domain = domain(raw)?;
@@ -251,8 +275,10 @@ fn object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, NativeRefusa
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "unit-test-token-0123456789abcdef";
+
     fn token() -> Token {
-        Token::new("t0k").unwrap()
+        Token::new(TOKEN).unwrap()
     }
 
     fn closte(
@@ -261,28 +287,31 @@ mod tests {
         query: &str,
         body: &str,
     ) -> Result<ClosteCall, ClosteRefusal> {
-        closte_call(&token(), &method, path, query, body.as_bytes())
+        // `apikey=TOKEN` in a form stands for the right token
+        let fill = |form: &str| form.replace("apikey=TOKEN", &format!("apikey={TOKEN}"));
+        let (query, body) = (fill(query), fill(body));
+        closte_call(&token(), &method, path, &query, body.as_bytes())
     }
 
     #[test]
     fn the_closte_door_checks_form_then_token_then_path_then_method() {
         use ClosteRefusal as R;
         assert_eq!(
-            closte(Method::POST, "nope", "", "apikey=t0k&d=%G1"),
+            closte(Method::POST, "nope", "", "apikey=TOKEN&d=%G1"),
             Err(R::NotForm)
         );
         assert_eq!(closte(Method::GET, "nope", "", "apikey=bad"), Err(R::Key));
         assert_eq!(closte(Method::POST, "adddomainalias", "", ""), Err(R::Key));
         assert_eq!(
-            closte(Method::POST, "nope", "apikey=t0k", ""),
+            closte(Method::POST, "nope", "apikey=TOKEN", ""),
             Err(R::NotFound)
         );
         assert_eq!(
-            closte(Method::GET, "adddomainalias", "apikey=t0k", ""),
+            closte(Method::GET, "adddomainalias", "apikey=TOKEN", ""),
             Err(R::Method)
         );
         assert_eq!(
-            closte(Method::PUT, "ssl/install", "apikey=t0k", ""),
+            closte(Method::PUT, "ssl/install", "apikey=TOKEN", ""),
             Err(R::Method)
         );
         for refusal in [R::NotForm, R::Key, R::NotFound, R::Method] {
@@ -293,15 +322,15 @@ mod tests {
     #[test]
     fn the_closte_door_reads_calls_like_closte() {
         assert_eq!(
-            closte(Method::GET, "getdomains", "apikey=t0k", ""),
+            closte(Method::GET, "getdomains", "apikey=TOKEN", ""),
             Ok(ClosteCall::List)
         );
         assert_eq!(
-            closte(Method::POST, "getdomains", "", "apikey=t0k"),
+            closte(Method::POST, "getdomains", "", "apikey=TOKEN"),
             Ok(ClosteCall::List)
         );
         assert_eq!(
-            closte(Method::POST, "ssl/install", "", "apikey=t0k&domain=x"),
+            closte(Method::POST, "ssl/install", "", "apikey=TOKEN&domain=x"),
             Ok(ClosteCall::SslInstall)
         );
         assert_eq!(
@@ -309,7 +338,7 @@ mod tests {
                 Method::POST,
                 "adddomainalias",
                 "",
-                "apikey=t0k&domain=Shop.Example.com."
+                "apikey=TOKEN&domain=Shop.Example.com."
             ),
             Ok(ClosteCall::Write {
                 endpoint: Endpoint::AddDomainAlias,
@@ -321,14 +350,17 @@ mod tests {
                 Method::POST,
                 "deletedomainalias",
                 "domain=b%C3%BCcher.de",
-                "apikey=t0k"
+                "apikey=TOKEN"
             ),
             Ok(ClosteCall::Write {
                 endpoint: Endpoint::DeleteDomainAlias,
                 domain: Domain::parse("xn--bcher-kva.de").unwrap()
             })
         );
-        for (body, received) in [("apikey=t0k", ""), ("apikey=t0k&domain=Bad..x", "Bad..x")] {
+        for (body, received) in [
+            ("apikey=TOKEN", ""),
+            ("apikey=TOKEN&domain=Bad..x", "Bad..x"),
+        ] {
             assert_eq!(
                 closte(Method::POST, "adddomainalias", "", body),
                 Ok(ClosteCall::InvalidDomain {
@@ -409,6 +441,32 @@ mod tests {
             site_domains("3", br#"{"domains": ["ok.example", "bad..x"]}"#),
             Err(NativeRefusal::Domain(_))
         ));
+    }
+
+    #[test]
+    fn a_site_set_lists_at_most_the_maximum_counted_as_sent() {
+        let set = |count: usize, distinct: bool| {
+            let domains: Vec<String> = (0..count)
+                .map(|i| format!("d{}.example", if distinct { i } else { 0 }))
+                .collect();
+            serde_json::json!({ "domains": domains }).to_string()
+        };
+        let most = site_domains("3", set(SITE_DOMAINS_MAX, true).as_bytes()).unwrap();
+        assert_eq!(most.domains.len(), SITE_DOMAINS_MAX);
+        for distinct in [true, false] {
+            let refused = site_domains("3", set(SITE_DOMAINS_MAX + 1, distinct).as_bytes());
+            let Err(refused) = refused else {
+                panic!("{} domains taken", SITE_DOMAINS_MAX + 1);
+            };
+            assert!(matches!(refused, NativeRefusal::TooManyDomains(1001)));
+            assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert!(refused.to_string().contains("at most 1000"), "{refused}");
+        }
+        assert!(matches!(
+            site_domains("3", set(10_000, true).as_bytes()),
+            Err(NativeRefusal::TooManyDomains(10_000))
+        ));
+        assert_eq!(NativeRefusal::SiteId.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]
