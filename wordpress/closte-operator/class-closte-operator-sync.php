@@ -64,7 +64,8 @@ final class Closte_Operator_Sync {
 
 	/**
 	 * The sets of domains per site id in the sidecar's list (entries of
-	 * GET /v1/domains); entries without a site id are left out.
+	 * GET /v1/domains); entries without a site id, and objects the sidecar
+	 * did not make (it never changes them), are left out.
 	 *
 	 * @param array $domains The `domains` array of the answer.
 	 * @return array<int, array<int, string>>
@@ -72,7 +73,7 @@ final class Closte_Operator_Sync {
 	public static function listed( array $domains ): array {
 		$sets = array();
 		foreach ( $domains as $entry ) {
-			if ( ! is_array( $entry ) || ! isset( $entry['siteId'], $entry['domain'] ) || ! is_int( $entry['siteId'] ) ) {
+			if ( ! is_array( $entry ) || ! isset( $entry['siteId'], $entry['domain'] ) || ! is_int( $entry['siteId'] ) || ! self::managed( $entry ) ) {
 				continue;
 			}
 			$sets[ $entry['siteId'] ][] = (string) $entry['domain'];
@@ -110,7 +111,7 @@ final class Closte_Operator_Sync {
 	 * The listed domains whose checkInterval is not `$seconds`, outside the
 	 * sites about to be written (a site's write carries the interval), with
 	 * their site id. Entries that do not report a checkInterval at all (an
-	 * older sidecar) are left alone.
+	 * older sidecar), and objects the sidecar did not make, are left alone.
 	 *
 	 * @param array    $domains The `domains` array of the answer.
 	 * @param int|null $seconds The interval WordPress sets; null: the sidecar's default, nothing to patch.
@@ -123,7 +124,7 @@ final class Closte_Operator_Sync {
 			return $patch;
 		}
 		foreach ( $domains as $entry ) {
-			if ( ! is_array( $entry ) || ! isset( $entry['domain'] ) || ! array_key_exists( 'checkInterval', $entry ) ) {
+			if ( ! is_array( $entry ) || ! isset( $entry['domain'] ) || ! array_key_exists( 'checkInterval', $entry ) || ! self::managed( $entry ) ) {
 				continue;
 			}
 			$site_id = isset( $entry['siteId'] ) && is_int( $entry['siteId'] ) ? $entry['siteId'] : null;
@@ -137,6 +138,17 @@ final class Closte_Operator_Sync {
 		}
 		ksort( $patch, SORT_STRING );
 		return $patch;
+	}
+
+	/**
+	 * Whether the sidecar made this object, so that it may change it: its
+	 * `managed` field (an older sidecar that does not report it: yes).
+	 *
+	 * @param array $entry An entry of GET /v1/domains.
+	 * @return bool
+	 */
+	private static function managed( array $entry ): bool {
+		return ! array_key_exists( 'managed', $entry ) || false !== $entry['managed'];
 	}
 
 	/**

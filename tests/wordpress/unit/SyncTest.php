@@ -306,5 +306,15 @@ final class SyncTest extends Closte_Operator_Test_Case {
 		$this->assertTrue( Closte_Operator_Sync::overdue( $now + 60, $now - 3 * $hour, $hour, $now ), 'no complete sync for three hours' );
 		$this->assertFalse( Closte_Operator_Sync::overdue( null, $now - $hour, $hour, $now ) );
 	}
+
+	public function test_objects_the_sidecar_did_not_make_are_not_a_sites_and_get_no_patch(): void {
+		$listed = array(
+			array( 'domain' => 'mine.example.com', 'siteId' => 2, 'managed' => true, 'checkInterval' => '300s' ),
+			array( 'domain' => 'hand-made.example.com', 'siteId' => 2, 'managed' => false, 'checkInterval' => '300s' ),
+		);
+		$this->assertSame( array( 2 => array( 'mine.example.com' ) ), Closte_Operator_Sync::listed( $listed ) );
+		$this->assertSame( array( 'mine.example.com' => 2 ), Closte_Operator_Sync::intervals( $listed, 60, array() ) );
+		$this->assertSame( array(), Closte_Operator_Sync::plan( array( 2 => array( 'mine.example.com' ) ), Closte_Operator_Sync::listed( $listed ) ), 'the hand-made object does not make site 2 differ' );
+	}
 }
 

@@ -280,7 +280,7 @@ final class Closte_Operator_Screen {
 		if ( 401 === $listing->status || 403 === $listing->status ) {
 			return sprintf(
 				/* translators: 1: where the token is read from, 2: the sidecar's container name */
-				__( 'The sidecar refuses WordPress\'s token. The token WordPress reads from %1$s must be the sidecar\'s own (its --token-file): mount the same Secret in the WordPress container and in the %2$s container, and restart the pod after changing it.', 'closte-operator' ),
+				__( 'The sidecar refuses WordPress\'s token. The token WordPress reads from %1$s must be the sidecar\'s own (its --token-file): mount the same Secret in the WordPress container and in the %2$s container (both read it again after a change; no restart is needed).', 'closte-operator' ),
 				'' === $token_file ? 'CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE' : sprintf( 'CLOSTE_OPERATOR_SIDECAR_TOKEN_FILE (%s)', $token_file ),
 				self::CONTAINER
 			);
