@@ -31,7 +31,7 @@ const SIDECAR: &str = "closte-operator-sidecar";
 const SECRET: &str = "closte-api-key";
 const QUOTA: &str = "closte-operator-mappeddomains";
 const COUNT: &str = "count/mappeddomains.closte-operator.io";
-const TOKEN: &str = "admission-sidecar-token";
+const TOKEN: &str = "admission-sidecar-token-7f3e9b2c4d51";
 
 fn ok(out: Output, what: &str) -> String {
     assert!(

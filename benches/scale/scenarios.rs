@@ -491,7 +491,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     let cluster = Cluster::up(&dir).await;
     let sim = simulator(&dir, 1, &["--issue-delay", "2s"]);
     let progress = Progress::watch(&cluster.client);
-    let token = "bench-sidecar-token-77a1";
+    let token = "bench-sidecar-token-77a1-0123456789ab";
     std::fs::write(dir.join("token"), token).unwrap();
     let mut side = Process::sidecar(
         &cluster,
