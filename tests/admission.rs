@@ -10,14 +10,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use closte_operator::api::MappedDomain;
 use common::operator::eventually;
 use common::sidecar::Sidecar;
 use common::sim::scratch;
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{ResourceQuota, ServiceAccount};
+use common::succeeded as ok;
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
@@ -32,16 +32,6 @@ const SECRET: &str = "closte-api-key";
 const QUOTA: &str = "closte-operator-mappeddomains";
 const COUNT: &str = "count/mappeddomains.closte-operator.io";
 const TOKEN: &str = "admission-sidecar-token-7f3e9b2c4d51";
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// `helm template` of the chart into `namespace` with these `--set` values.
 fn render(namespace: &str, sets: &[&str]) -> String {
@@ -62,58 +52,11 @@ fn render(namespace: &str, sets: &[&str]) -> String {
     ok(command.output().unwrap(), "helm template")
 }
 
-/// kubectl (as the cluster admin) with `input` on its standard input.
-fn kubectl_stdin(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut kubectl = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", common::kubeconfig())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    kubectl
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    kubectl.wait_with_output().unwrap()
-}
-
 /// A kubeconfig and a client that act with a token of the sidecar's
 /// ServiceAccount in `namespace`, as whoever stole one would.
 async fn stolen_token(admin: &Client, namespace: &str) -> (PathBuf, Client, String) {
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"expirationSeconds": 3600}})).unwrap();
-    let token = accounts
-        .create_token_request(SIDECAR, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
-    let field = |name: &str| {
-        original
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .unwrap()
-            .to_owned()
-    };
-    let (server, ca) = (field("server: "), field("certificate-authority: "));
     let kubeconfig = scratch("admission-stolen").join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority: {ca}}}\n\
-             users:\n- name: stolen\n  user: {{token: {token}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: stolen, namespace: {namespace}}}\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    common::service_account_kubeconfig(admin, namespace, SIDECAR, &kubeconfig).await;
     let client = common::client_for(&kubeconfig).await;
     let user = format!("system:serviceaccount:{namespace}:{SIDECAR}");
     (kubeconfig, client, user)
@@ -197,7 +140,7 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         ],
     );
     ok(
-        kubectl_stdin(&["apply", "-f", "-"], &rendered),
+        common::kubectl_stdin(&["apply", "-f", "-"], &rendered),
         "kubectl apply of the chart",
     );
     let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&rendered)
@@ -406,7 +349,7 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         "spec": {"domain": "by-hand.example.com", "deletionPolicy": "Orphan"},
     });
     ok(
-        kubectl_stdin(&["create", "-f", "-"], &by_hand.to_string()),
+        common::kubectl_stdin(&["create", "-f", "-"], &by_hand.to_string()),
         "kubectl create without credentialsRef, as the cluster admin",
     );
 

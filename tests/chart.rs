@@ -7,15 +7,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use closte_operator::api::{MappedDomain, SecretKeyRef, Stage};
 use common::operator::{eventually, free_port};
 use common::sim::{Simulator, scratch};
-use common::{create, spec};
+use common::{create, spec, succeeded as ok};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde::Deserialize;
@@ -44,16 +43,6 @@ fn helm(args: &[&str]) -> Output {
         .env("KUBECONFIG", common::kubeconfig())
         .output()
         .expect("run helm")
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn template(namespace: &str, values: &[&str]) -> Output {
@@ -346,30 +335,10 @@ async fn rendered_manifests_pass_the_api_servers_validation() {
     }
 }
 
-/// kubectl with `input` on its standard input.
-fn kubectl_stdin(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut kubectl = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", common::kubeconfig())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    kubectl
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    kubectl.wait_with_output().unwrap()
-}
-
 /// `kubectl apply --dry-run=server` of these manifests: the API server's own
 /// validation, nothing stored.
 fn server_dry_run(manifests: &str, what: &str) {
-    let out = kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], manifests);
+    let out = common::kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], manifests);
     ok(out, &format!("server-side dry run of {what}"));
 }
 
@@ -582,36 +551,10 @@ async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() 
     }
 
     // the controller with the chart's identity and the chart's own arguments
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &release_ns);
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"expirationSeconds": 3600}})).unwrap();
-    let token = accounts
-        .create_token_request("rel-closte-operator", &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
-    let server = original
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap();
-    let ca = original
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
-        .unwrap();
     let dir = scratch("chart-controller");
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority: {ca}}}\n\
-             users:\n- name: controller\n  user: {{token: {token}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: controller, namespace: {release_ns}}}\n\
-             current-context: c\n"
-        ),
-    )
-    .unwrap();
+    common::service_account_kubeconfig(&client, &release_ns, "rel-closte-operator", &kubeconfig)
+        .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &release_ns);
     let deployment = deployments.get("rel-closte-operator").await.unwrap();
     let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
@@ -1127,7 +1070,7 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
             "metadata": {"name": "wordpress-example", "namespace": "wordpress"},
             "spec": pod_spec,
         });
-        let out = kubectl_stdin(
+        let out = common::kubectl_stdin(
             &["create", "--dry-run=server", "-o", "json", "-f", "-"],
             &manifest.to_string(),
         );

@@ -624,8 +624,7 @@ async fn an_api_server_outage_is_503_never_done_and_recovers() {
 
 #[tokio::test]
 async fn its_service_account_may_write_its_namespace_and_nothing_else() {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+    use k8s_openapi::api::core::v1::Secret;
 
     let ns = Namespace::new("rbac").await;
     let other = common::namespace(&ns.client, "rbac-other").await;
@@ -643,35 +642,9 @@ async fn its_service_account_may_write_its_namespace_and_nothing_else() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let accounts: Api<ServiceAccount> = Api::namespaced(ns.client.clone(), &ns.ns);
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
-            .unwrap();
-    let issued = accounts
-        .create_token_request("closte-operator-sidecar", &PostParams::default(), &request)
-        .await
-        .unwrap();
-    let token = issued.status.unwrap().token;
-    let original = std::fs::read_to_string(common::kubeconfig()).unwrap();
-    let server = original
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap();
-    let ca = original
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("certificate-authority: "))
-        .unwrap();
     let kubeconfig = scratch("rbac-kubeconfig").join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority: {ca}}}\n\
-             users:\n- name: sidecar\n  user: {{token: {token}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: sidecar, namespace: {}}}\n\
-             current-context: c\n",
-            ns.ns
-        ),
-    )
-    .unwrap();
+    common::service_account_kubeconfig(&ns.client, &ns.ns, "closte-operator-sidecar", &kubeconfig)
+        .await;
 
     // the sidecar runs under that identity and works in its namespace
     let sidecar = Sidecar::start("rbac", &kubeconfig, &ns.ns, TOKEN, &[]).await;

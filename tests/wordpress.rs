@@ -14,7 +14,7 @@ use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use common::operator::{Operator, eventually, free_port};
 use common::setup::Namespace;
 use common::sim::{Simulator, scratch};
-use common::wordpress::{Config, MariaDb, Sidecar, WordPress, chromium_dom, require, run};
+use common::wordpress::{Config, MariaDb, Sidecar, WordPress, chromium_dom, cookies, require, run};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -764,17 +764,6 @@ async fn concurrent_writes_lose_nothing(env: &mut Env) {
     let queue = env.queue();
     assert!(queued(&queue).is_empty(), "{queue}");
     assert_eq!(queue["failures"], failures, "{queue}");
-}
-
-/// The cookies a response sets, as one Cookie header.
-fn cookies(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 const SCREEN: &str = "/wp-admin/network/settings.php?page=closte-operator";

@@ -14,7 +14,7 @@ use closte_operator::api::MappedDomain;
 use common::operator::{eventually, free_port};
 use common::setup::Namespace;
 use common::sim::scratch;
-use common::wordpress::{Config, MariaDb, Sidecar, WordPress, require, run};
+use common::wordpress::{Config, MariaDb, Sidecar, WordPress, cookies, require, run};
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
@@ -418,13 +418,7 @@ async fn thousands_of_sites(net: &Network) {
         .unwrap();
     let login = http.get(net.wp.login_url(screen)).send().await.unwrap();
     assert_eq!(login.status(), 302);
-    let cookie: Vec<String> = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| Some(v.to_str().ok()?.split(';').next()?.to_owned()))
-        .collect();
-    let cookie = cookie.join("; ");
+    let cookie = cookies(&login);
     let last_page = (before + written).div_ceil(50);
     let mut screen_ms = Vec::new();
     for query in [

@@ -155,6 +155,82 @@ pub fn kubectl(args: &[&str]) -> std::process::Output {
         })
 }
 
+/// kubectl (as the cluster admin) with `input` on its standard input.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut kubectl = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run kubectl ({e}); install it, e.g. apt-get install kubernetes-client")
+        });
+    kubectl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    kubectl.wait_with_output().unwrap()
+}
+
+/// The standard output of a command that must have succeeded; otherwise
+/// fails with both its outputs.
+pub fn succeeded(out: std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A kubeconfig (written to `path`) for the test control plane that acts
+/// with a fresh token (TokenRequest, one hour) of the ServiceAccount
+/// `account` in `namespace`, as a pod of it would, or whoever stole its token.
+pub async fn service_account_kubeconfig(
+    admin: &Client,
+    namespace: &str,
+    account: &str,
+    path: &Path,
+) {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request: TokenRequest =
+        serde_json::from_value(serde_json::json!({"spec": {"expirationSeconds": 3600}})).unwrap();
+    let token = accounts
+        .create_token_request(account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let original = std::fs::read_to_string(kubeconfig()).unwrap();
+    let field = |name: &str| {
+        original
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in the test kubeconfig"))
+            .to_owned()
+    };
+    let (server, ca) = (field("server: "), field("certificate-authority: "));
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority: {ca}}}\n\
+             users:\n- name: {account}\n  user: {{token: {token}}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: {account}, namespace: {namespace}}}\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// The spec of a MappedDomain for `domain` with every other field unset; set
 /// others with struct update syntax (typed, so a misspelt field cannot pass
 /// silently).

@@ -483,6 +483,17 @@ fn chromium(extra: &[&str], url: &str, dir: &Path) -> String {
     out
 }
 
+/// The cookies a response sets, as one Cookie header.
+pub fn cookies(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Copies the folder `from` to `to`, subfolders (the plugin's languages/) included.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
