@@ -305,13 +305,7 @@ final class Closte_Operator_Plugin {
 		$budget  = is_int( $budget ) && $budget > 0 ? $budget : $this->sync_budget();
 		$summary = $this->sync->run( $this->desired(), $this->check_interval()['seconds'], $budget );
 		if ( $summary['ok'] && ! $summary['complete'] ) {
-			$this->on_main_site(
-				function () {
-					if ( false === wp_next_scheduled( self::CONTINUE_HOOK ) ) {
-						wp_schedule_single_event( time(), self::CONTINUE_HOOK );
-					}
-				}
-			);
+			$this->schedule_batch();
 		}
 		$next = $this->queue->next_due();
 		if ( null !== $next ) {
@@ -417,6 +411,17 @@ final class Closte_Operator_Plugin {
 			return __( 'Ultimate Multisite sets the DNS check interval (Ultimate Multisite > Settings > Domain Mapping).', 'closte-operator' );
 		}
 		$this->store->set( self::INTERVAL_OPTION, $seconds );
+		$this->schedule_batch();
+		return '';
+	}
+
+	/**
+	 * Schedules a sync batch on the main site as soon as WP-Cron runs,
+	 * unless one is waiting already.
+	 *
+	 * @return void
+	 */
+	private function schedule_batch(): void {
 		$this->on_main_site(
 			function () {
 				if ( false === wp_next_scheduled( self::CONTINUE_HOOK ) ) {
@@ -424,7 +429,6 @@ final class Closte_Operator_Plugin {
 				}
 			}
 		);
-		return '';
 	}
 
 	/**
