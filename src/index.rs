@@ -270,8 +270,8 @@ impl Index {
 
     /// The objects of `account` that wait on a failure of Closte's from
     /// before `recovered`, when the account answered again: the ones its
-    /// recovery releases.
-    pub fn released_by(&self, account: AccountId, recovered: Timestamp) -> Vec<ObjectKey> {
+    /// recovery wakes.
+    pub fn woken_by(&self, account: AccountId, recovered: Timestamp) -> Vec<ObjectKey> {
         self.claims
             .values()
             .filter(|c| c.account == Some(account))
@@ -477,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recovery_releases_its_accounts_waiters_only() {
+    fn a_recovery_wakes_its_accounts_waiters_only() {
         let (one, two) = (AccountId(1), AccountId(2));
         let mut index = Index::default();
         let mut waiting = claim("n", "waiting", "a.example.com", 0);
@@ -509,13 +509,13 @@ mod tests {
         }
         assert!(index.any_waiting_on(one) && index.any_waiting_on(two));
         assert!(!index.any_waiting_on(AccountId(3)));
-        assert_eq!(index.released_by(one, at(20)), vec![waiting.key.clone()]);
-        let mut both = index.released_by(one, at(40));
+        assert_eq!(index.woken_by(one, at(20)), vec![waiting.key.clone()]);
+        let mut both = index.woken_by(one, at(40));
         both.sort();
         assert_eq!(both, vec![late.key.clone(), waiting.key.clone()]);
-        assert_eq!(index.released_by(two, at(20)), vec![other.key.clone()]);
+        assert_eq!(index.woken_by(two, at(20)), vec![other.key.clone()]);
         assert!(
-            index.released_by(one, at(9)).is_empty(),
+            index.woken_by(one, at(9)).is_empty(),
             "not after the failure"
         );
     }

@@ -297,7 +297,7 @@ impl Account {
         };
         self.note_rate_limit(&result);
         let result = self.keep_list(journaling, started, result);
-        // after the list is kept: the objects a recovery releases read it
+        // after the list is kept: the objects a recovery wakes read it
         self.note_health(sent, result.as_ref().err());
         result
     }

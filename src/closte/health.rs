@@ -1,11 +1,11 @@
 //! Whether Closte answers an account, and when it answers again after
-//! trouble: a recovery, which releases the objects that wait out a backoff.
-//! Two kinds, so that a fault here and there does not release everyone on
+//! trouble: a recovery, which wakes the objects that wait out a backoff.
+//! Two kinds, so that a fault here and there does not wake everyone on
 //! every success:
 //!
 //! - the end of an outage: at least [`OUTAGE_FAILURES`] transient failures
 //!   (unreachable, 5xx, timeouts, unreadable answers) over [`OUTAGE_AFTER`]
-//!   or longer with no success between, then a success: released at once;
+//!   or longer with no success between, then a success: woken at once;
 //! - the end of scattered faults: a success after a quiet period (the resync
 //!   period) with no failure since the last one, so objects whose backoff
 //!   grew past it go within about one resync of Closte healing.
@@ -80,7 +80,7 @@ impl Streak {
 
 impl Health {
     /// Nothing seen yet: as if in an outage of unknown length, so that the
-    /// first answer releases the objects that failed before this process.
+    /// first answer wakes the objects that failed before this process.
     pub fn new(quiet: Duration) -> Health {
         Health {
             streak: Some(Streak {

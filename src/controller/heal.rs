@@ -32,9 +32,9 @@ pub async fn run(
 ) {
     let mut recoveries = accounts.recoveries();
     recoveries.mark_unchanged();
-    // recoveries from before this run release nothing: every object gets a
+    // recoveries from before this run wake nothing: every object gets a
     // pass when the Controller starts
-    let mut released: HashMap<AccountId, SystemTime> = accounts
+    let mut woken: HashMap<AccountId, SystemTime> = accounts
         .all()
         .iter()
         .filter_map(|a| Some((a.id(), a.recovered_at()?)))
@@ -47,7 +47,7 @@ pub async fn run(
                 if changed.is_err() {
                     return; // the accounts are gone
                 }
-                release(&accounts, &index, &nudge, &mut released);
+                wake(&accounts, &index, &nudge, &mut woken);
             }
             tick = probes.tick() => probe(&accounts, &index, tick),
         }
@@ -56,30 +56,30 @@ pub async fn run(
 
 /// Nudges the waiting objects of every account that recovered since the last
 /// look.
-fn release(
+fn wake(
     accounts: &Accounts,
     index: &RwLock<Index>,
     nudge: &UnboundedSender<ObjectRef<Name>>,
-    released: &mut HashMap<AccountId, SystemTime>,
+    woken: &mut HashMap<AccountId, SystemTime>,
 ) {
     for account in accounts.all() {
         let Some(at) = account.recovered_at() else {
             continue;
         };
-        if released.insert(account.id(), at) == Some(at) {
+        if woken.insert(account.id(), at) == Some(at) {
             continue;
         }
         let Ok(recovered) = Timestamp::try_from(at) else {
             continue;
         };
-        let waiting = index.read().unwrap().released_by(account.id(), recovered);
+        let waiting = index.read().unwrap().woken_by(account.id(), recovered);
         if waiting.is_empty() {
             continue;
         }
         tracing::info!(
             account = %account.label(),
             objects = waiting.len(),
-            "Closte answers again: releasing the objects waiting out its failure"
+            "Closte answers again: waking the objects waiting out its failure"
         );
         for key in &waiting {
             let _ = nudge.send(name_ref(key));

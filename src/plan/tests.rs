@@ -549,7 +549,7 @@ fn a_rate_limit_waits_for_closte_s_pause_not_the_backoff() {
 }
 
 #[test]
-fn an_account_that_answers_again_releases_closte_failures() {
+fn an_account_that_answers_again_wakes_closte_failures() {
     let spec = spec("shop.example.com");
     // six failures: the next try is 128 s after the last at the earliest
     let status = failed_status(&spec, transient(), 6);
@@ -560,11 +560,11 @@ fn an_account_that_answers_again_releases_closte_failures() {
         waiting
     );
     // the account answered after the failure: due now, and the add runs
-    let mut released = thirty_seconds_on(&spec, &status, Some(at(20)));
-    assert_eq!(retry_wait(&released), None);
-    assert!(observes(&released));
-    released.observation = Observation::Absent;
-    assert_eq!(action_of(&released), Action::Add);
+    let mut woken = thirty_seconds_on(&spec, &status, Some(at(20)));
+    assert_eq!(retry_wait(&woken), None);
+    assert!(observes(&woken));
+    woken.observation = Observation::Absent;
+    assert_eq!(action_of(&woken), Action::Add);
     // status keeps whole seconds: a recovery within the failure's own second
     // counts, so the last objects to fail in an outage are not left behind
     let same_second = at(0).checked_add(Duration::from_millis(900)).unwrap();
@@ -587,7 +587,7 @@ fn an_account_that_answers_again_releases_closte_failures() {
 }
 
 #[test]
-fn a_recovery_before_the_failure_releases_nothing() {
+fn a_recovery_before_the_failure_wakes_nothing() {
     let spec = spec("shop.example.com");
     let status = failed_status(&spec, transient(), 6);
     let waiting = Duration::from_secs(128 - 30);
@@ -600,7 +600,7 @@ fn a_recovery_before_the_failure_releases_nothing() {
 }
 
 #[test]
-fn failures_that_need_a_person_are_not_released() {
+fn failures_that_need_a_person_are_not_woken() {
     let spec = spec("shop.example.com");
     let rejected_key = Failure {
         reason: Reason::CredentialsRejected,
@@ -625,7 +625,7 @@ fn failures_that_need_a_person_are_not_released() {
     let mut f = thirty_seconds_on(&spec, &c.status, Some(at(20)));
     f.credentials = missing.credentials.clone();
     assert_eq!(retry_wait(&f), slow);
-    // a conflict is not a failure: nothing to release, nothing to wait for
+    // a conflict is not a failure: nothing to wake, nothing to wait for
     let mut lost = facts(&spec, None, Observation::NotObserved);
     lost.conflict = Some(ConflictWinner {
         namespace: "a".into(),
