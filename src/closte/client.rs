@@ -102,7 +102,7 @@ impl ClosteClient {
 
     /// Ultimate Multisite's "test connection": an add with the key and nothing
     /// else. Closte answers `Invalid or empty domain: ` when it accepts the key.
-    pub async fn probe(&self, key: &ApiKey) -> Result<(), ClosteError> {
+    pub async fn test_key(&self, key: &ApiKey) -> Result<(), ClosteError> {
         self.call(Endpoint::AddDomainAlias, key, None)
             .await
             .map(drop)

@@ -4,7 +4,7 @@
 pub mod account;
 pub mod client;
 pub mod error;
-pub mod health;
+pub mod reachability;
 pub mod key;
 pub mod limiter;
 pub mod wire;

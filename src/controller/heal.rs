@@ -1,10 +1,10 @@
 //! Ends the waits Closte's trouble leaves behind. When an account recovers
 //! (answers after an outage, or after a resync period without failures; see
-//! [`crate::closte::health`]), the objects of that account that wait out a
+//! [`crate::closte::reachability`]), the objects of that account that wait out a
 //! failure of Closte's are nudged, and their retry gate
 //! ([`crate::plan::retry_wait`]) lets them through; the account's write
 //! limiter paces what they then send. While objects wait on an account in
-//! trouble, it is probed, so that the recovery is seen however long their
+//! trouble, it is pinged, so that the recovery is seen however long their
 //! backoff has grown.
 
 use std::collections::HashMap;
@@ -20,9 +20,9 @@ use super::watch::{Name, name_ref};
 use crate::closte::{AccountId, Accounts};
 use crate::index::Index;
 
-/// How often accounts are looked at for a due probe; each account spaces its
-/// own probes ([`crate::closte::health::PROBE_EVERY`]).
-const PROBE_LOOK: Duration = Duration::from_secs(1);
+/// How often accounts are looked at for a due ping; each account spaces its
+/// own pings ([`crate::closte::reachability::PING_EVERY`]).
+const PING_TICK: Duration = Duration::from_secs(1);
 
 /// Runs for as long as the controller does.
 pub async fn run(
@@ -39,8 +39,8 @@ pub async fn run(
         .iter()
         .filter_map(|a| Some((a.id(), a.recovered_at()?)))
         .collect();
-    let mut probes = tokio::time::interval(PROBE_LOOK);
-    probes.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pings = tokio::time::interval(PING_TICK);
+    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             changed = recoveries.changed() => {
@@ -49,7 +49,7 @@ pub async fn run(
                 }
                 wake(&accounts, &index, &nudge, &mut woken);
             }
-            tick = probes.tick() => probe(&accounts, &index, tick),
+            tick = pings.tick() => ping(&accounts, &index, tick),
         }
     }
 }
@@ -87,12 +87,12 @@ fn wake(
     }
 }
 
-/// Sends a probe for every account in trouble that objects wait on.
-fn probe(accounts: &Accounts, index: &RwLock<Index>, tick: Instant) {
+/// Sends a ping for every account in trouble that objects wait on.
+fn ping(accounts: &Accounts, index: &RwLock<Index>, tick: Instant) {
     for account in accounts.all() {
-        if account.probe_due(tick) && index.read().unwrap().any_waiting_on(account.id()) {
-            // a probe may take the whole request timeout: not in this loop
-            tokio::spawn(async move { account.probe(tick).await });
+        if account.ping_due(tick) && index.read().unwrap().any_waiting_on(account.id()) {
+            // a ping may take the whole request timeout: not in this loop
+            tokio::spawn(async move { account.ping(tick).await });
         }
     }
 }
