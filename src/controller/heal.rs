@@ -16,7 +16,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::watch::{Name, name_ref};
+use super::watch::{Stub, stub_ref};
 use crate::closte::{AccountId, Accounts};
 use crate::index::Index;
 
@@ -28,7 +28,7 @@ const PING_TICK: Duration = Duration::from_secs(1);
 pub async fn run(
     accounts: Arc<Accounts>,
     index: Arc<RwLock<Index>>,
-    nudge: UnboundedSender<ObjectRef<Name>>,
+    nudge: UnboundedSender<ObjectRef<Stub>>,
 ) {
     let mut recoveries = accounts.recoveries();
     recoveries.mark_unchanged();
@@ -59,7 +59,7 @@ pub async fn run(
 fn wake(
     accounts: &Accounts,
     index: &RwLock<Index>,
-    nudge: &UnboundedSender<ObjectRef<Name>>,
+    nudge: &UnboundedSender<ObjectRef<Stub>>,
     woken: &mut HashMap<AccountId, SystemTime>,
 ) {
     for account in accounts.all() {
@@ -82,7 +82,7 @@ fn wake(
             "Closte answers again: waking the objects waiting out its failure"
         );
         for key in &waiting {
-            let _ = nudge.send(name_ref(key));
+            let _ = nudge.send(stub_ref(key));
         }
     }
 }

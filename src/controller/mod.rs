@@ -109,7 +109,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         Fence::unfenced()
     };
     let accounts = Accounts::new(closte, flow, args.resync_period).with_fence(fence.clone());
-    let work = watch::Work {
+    let reconciler = watch::Reconciler {
         client: client.clone(),
         accounts: Arc::new(accounts),
         default_key,
@@ -130,7 +130,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     }
     let controllers = async {
         if !args.leader_elect {
-            work.run().await;
+            reconciler.run().await;
             return Ok(());
         }
         let election = leader::Election {
@@ -142,7 +142,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             identity,
             timing: leader::Timing::from_lease(args.lease_duration),
         };
-        leader::lead_then_work(election, fence, work).await
+        leader::lead_then_reconcile(election, fence, reconciler).await
     };
     tokio::select! {
         result = controllers => result,
