@@ -20,10 +20,10 @@ use kube::Client;
 
 pub use args::ControllerArgs;
 
-use crate::closte::{Accounts, ApiKey, ClosteClient, FlowSettings};
+use crate::closte::{Accounts, ApiKey, ClosteClient};
 use crate::fence::Fence;
 use crate::metrics::Metrics;
-use crate::plan::{DefaultKeyScope, ProbeSettings, Settings};
+use crate::plan::DefaultKeyScope;
 use crate::probe::Prober;
 
 /// The field manager of every write the controller makes.
@@ -88,10 +88,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             observer_metrics.closte_request(endpoint.path(), outcome, took)
         },
     ));
-    let flow = FlowSettings {
-        write_rate: args.closte_write_rate,
-        max_in_flight: args.closte_max_in_flight,
-    };
+    let flow = args.flow();
     let health = Arc::new(health::Health {
         metrics: metrics.clone(),
         ..health::Health::default()
@@ -114,7 +111,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         accounts: Arc::new(accounts),
         default_key,
         default_key_scope: default_key_scope(&args),
-        settings: settings(&args),
+        settings: args.settings(),
         metrics,
         prober: Arc::new(Prober::from_args(&args.probe)?),
         health,
@@ -184,16 +181,4 @@ fn default_key_scope(args: &ControllerArgs) -> DefaultKeyScope {
         ),
     }
     scope
-}
-
-fn settings(args: &ControllerArgs) -> Settings {
-    Settings {
-        dry_run: args.dry_run,
-        resync: args.resync_period,
-        probe: ProbeSettings {
-            max_attempts: args.max_attempts.max(1),
-            renew_warning: args.renew_warning,
-            done_recheck: args.done_recheck,
-        },
-    }
 }
