@@ -9,7 +9,7 @@ pub mod key;
 pub mod limiter;
 pub mod wire;
 
-pub use account::{Account, AccountId, Accounts, AddOutcome, DeleteOutcome, DomainSet};
+pub use account::{Account, AccountId, Accounts, AddOutcome, DeleteOutcome};
 pub use client::{ClientConfig, ClosteClient};
 pub use error::{ClosteError, Disposition};
 pub use key::{ApiKey, KeyArgs};

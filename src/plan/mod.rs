@@ -25,7 +25,7 @@ mod registration;
 
 use std::time::Duration;
 
-pub use checks::{ProbeSettings, check_due};
+pub use checks::ProbeSettings;
 pub use conclude::{Acted, Conclusion, conclude};
 pub use decide::{Action, Plan, answered_since, decide, observes, retry_wait, waiting_on_closte};
 pub use default_key::DefaultKeyScope;

@@ -979,11 +979,11 @@ mod stages {
         let spec = spec("shop.example.com");
         let mut f = facts(&spec, Some(&done), Observation::Present);
         f.now = at(700);
-        assert!(!check_due(Some(&done), f.now));
+        assert!(!checks::check_due(Some(&done), f.now));
         let (_, c) = pass(&f, Outcome::Idle);
         assert_eq!(c.status, done, "nothing changes between checks");
         assert!(c.events.is_empty());
-        assert!(check_due(Some(&done), at(600 + 12 * 3600)));
+        assert!(checks::check_due(Some(&done), at(600 + 12 * 3600)));
     }
 }
 
