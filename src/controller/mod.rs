@@ -14,7 +14,7 @@ mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kube::Client;
 
@@ -22,6 +22,7 @@ pub use args::ControllerArgs;
 
 use crate::closte::{Accounts, ApiKey, ClosteClient};
 use crate::fence::Fence;
+use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::plan::DefaultKeyScope;
 use crate::probe::Prober;
@@ -93,7 +94,12 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         metrics: metrics.clone(),
         ..health::Health::default()
     });
-    let server = tokio::spawn(health::serve(args.metrics_addr, health.clone()));
+    let index = Arc::new(RwLock::new(Index::default()));
+    let server = tokio::spawn(health::serve(
+        args.metrics_addr,
+        health.clone(),
+        index.clone(),
+    ));
     tokio::spawn(crate::memory::trim_periodically());
     let identity = format!(
         "{}-{:08x}",
@@ -115,6 +121,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         metrics,
         prober: Arc::new(Prober::from_args(&args.probe)?),
         health,
+        index,
         namespace: args.namespace.clone(),
         selector: args.selector.clone(),
         watch_secrets: args.watch_secrets,

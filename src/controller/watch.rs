@@ -55,6 +55,8 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     pub prober: Arc<Prober>,
     pub health: Arc<Health>,
+    /// The claims the watch keeps; passes, the heal loop and /metrics read it.
+    pub index: Arc<RwLock<Index>>,
     pub namespace: Option<String>,
     /// Label selector of the MappedDomains this controller serves.
     pub selector: Option<String>,
@@ -80,7 +82,7 @@ impl Reconciler {
     /// Runs the Controller until the watch ends (it does not, but for errors
     /// it cannot recover from).
     pub async fn run(&self) {
-        let index = self.health.index.clone();
+        let index = self.index.clone();
         let (reader, writer) = reflector::store::<Stub>();
         let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Stub>>();
         let health = self.health.clone();
