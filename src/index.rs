@@ -323,7 +323,10 @@ impl Index {
 /// Adds the claim to its account's waiters, if it waits on Closte.
 fn await_recovery(waiting: &mut HashMap<AccountId, HashSet<ObjectKey>>, claim: &Claim) {
     if let (Some(account), Some(_)) = (claim.account, claim.closte_failure) {
-        waiting.entry(account).or_default().insert(claim.key.clone());
+        waiting
+            .entry(account)
+            .or_default()
+            .insert(claim.key.clone());
     }
 }
 

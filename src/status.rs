@@ -15,9 +15,7 @@ use crate::api::{MappedDomain, Stage};
 use crate::closte::{Accounts, ClosteArgs, ClosteClient, FlowSettings, KeyArgs};
 use crate::controller::gather::{self, Observe, Sources};
 use crate::index::{Claim, Index};
-use crate::plan::{
-    Check, Credentials, DefaultKeyScope, Facts, Observation, Settings,
-};
+use crate::plan::{Check, Credentials, DefaultKeyScope, Facts, Observation, Settings};
 use crate::probe::{ProbeArgs, Prober};
 
 #[derive(Debug, clap::Args)]

@@ -69,7 +69,12 @@ mod tests {
 
     #[test]
     fn flag_defaults_read_back() {
-        for (d, flag) in [(300, "300s"), (12 * 3600, "12h"), (336 * 3600, "336h"), (0, "0s")] {
+        for (d, flag) in [
+            (300, "300s"),
+            (12 * 3600, "12h"),
+            (336 * 3600, "336h"),
+            (0, "0s"),
+        ] {
             assert_eq!(flag_default(Duration::from_secs(d)), flag);
             assert_eq!(parse(flag), Ok(Duration::from_secs(d)));
         }

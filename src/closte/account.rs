@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::client::ClosteClient;
 use super::error::{ClosteError, Disposition};
-use super::reachability::{Reachability, Recovery};
 use super::key::ApiKey;
 use super::limiter::{FlowControl, FlowSettings};
+use super::reachability::{Reachability, Recovery};
 use crate::domain::{Domain, fold_name};
 use crate::fence::Fence;
 

@@ -4,9 +4,9 @@
 pub mod account;
 pub mod client;
 pub mod error;
-pub mod reachability;
 pub mod key;
 pub mod limiter;
+pub mod reachability;
 pub mod wire;
 
 pub use account::{Account, AccountId, Accounts, AddOutcome, DeleteOutcome};

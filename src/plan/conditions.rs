@@ -100,7 +100,11 @@ fn progress(set: &mut ConditionSet<'_>, stalled_by: Option<&Verdict>, ready: &Ve
             verdict(Status::True, why.reason, why.message.clone()),
         ),
         None if ready.is_true() => (
-            verdict(Status::False, Reason::Ready, "nothing left to do".to_owned()),
+            verdict(
+                Status::False,
+                Reason::Ready,
+                "nothing left to do".to_owned(),
+            ),
             verdict(Status::False, Reason::Ready, no_problem()),
         ),
         None => (
