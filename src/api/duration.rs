@@ -1,5 +1,7 @@
 //! `checkInterval` and similar fields hold Kubernetes-style durations
-//! (`90s`, `5m`, `1h30m`), the syntax CEL's `duration()` accepts. Pure.
+//! (`90s`, `5m`, `1h30m`), the syntax CEL's `duration()` accepts; so do
+//! the command-line flags, whose defaults are written here from the
+//! settings' constants. Pure.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The flags of `closte-operator controller`.
+//! The flags of `closte-operator controller`, and the settings they give.
 
 use std::net::SocketAddr;
 use std::time::Duration;
