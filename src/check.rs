@@ -25,54 +25,54 @@ pub enum CheckError {
 
 /// The verdict on a key, with the exit code each maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum KeyVerdict {
     Accepted,
     Rejected(String),
     Unreachable(String),
 }
 
-impl Verdict {
+impl KeyVerdict {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Verdict::Accepted => 0,
-            Verdict::Rejected(_) => 2,
-            Verdict::Unreachable(_) => 3,
+            KeyVerdict::Accepted => 0,
+            KeyVerdict::Rejected(_) => 2,
+            KeyVerdict::Unreachable(_) => 3,
         }
     }
 }
 
-impl std::fmt::Display for Verdict {
+impl std::fmt::Display for KeyVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Accepted => f.write_str("accepted: Closte accepted the API key"),
-            Verdict::Rejected(why) => write!(f, "rejected: {why}"),
-            Verdict::Unreachable(why) => write!(f, "unreachable: {why}"),
+            KeyVerdict::Accepted => f.write_str("accepted: Closte accepted the API key"),
+            KeyVerdict::Rejected(why) => write!(f, "rejected: {why}"),
+            KeyVerdict::Unreachable(why) => write!(f, "unreachable: {why}"),
         }
     }
 }
 
-/// Reads the probe's outcome as Ultimate Multisite does: only the exact
+/// Reads the key test's outcome as Ultimate Multisite does: only the exact
 /// "Invalid or empty domain: " answer proves the key is accepted.
-pub fn verdict(result: Result<(), ClosteError>) -> Verdict {
+pub fn verdict(result: Result<(), ClosteError>) -> KeyVerdict {
     match result {
         Err(ClosteError::DomainRejected { message, .. }) if message == INVALID_DOMAIN_PREFIX => {
-            Verdict::Accepted
+            KeyVerdict::Accepted
         }
         Err(e @ (ClosteError::Transient { .. } | ClosteError::RateLimited { .. })) => {
-            Verdict::Unreachable(e.to_string())
+            KeyVerdict::Unreachable(e.to_string())
         }
-        Err(e) => Verdict::Rejected(e.to_string()),
-        Ok(()) => Verdict::Rejected(
+        Err(e) => KeyVerdict::Rejected(e.to_string()),
+        Ok(()) => KeyVerdict::Rejected(
             "Closte accepted an empty domain, which a real Closte does not".into(),
         ),
     }
 }
 
 /// Runs the check; `Err` when no key could be read or no client built.
-pub async fn run(args: CheckArgs) -> Result<Verdict, CheckError> {
+pub async fn run(args: CheckArgs) -> Result<KeyVerdict, CheckError> {
     let key = args.key.load()?;
     let client = ClosteClient::new(&args.closte.client_config())?;
-    Ok(verdict(client.probe(&key).await))
+    Ok(verdict(client.test_key(&key).await))
 }
 
 #[cfg(test)]
@@ -89,7 +89,7 @@ mod tests {
         };
         assert_eq!(
             verdict(rejected("Invalid or empty domain: ")),
-            Verdict::Accepted
+            KeyVerdict::Accepted
         );
         assert_eq!(
             verdict(rejected("Invalid or empty domain: ")).exit_code(),
@@ -115,10 +115,10 @@ mod tests {
         assert_eq!(verdict(Ok(())).exit_code(), 2);
     }
 
-    /// The answer every Closte-compatible server gives to the probe is the one
+    /// The answer every Closte-compatible server gives to the key test is the one
     /// the check accepts.
     #[test]
-    fn the_encoded_probe_answer_is_accepted() {
+    fn the_encoded_key_test_answer_is_accepted() {
         use crate::closte::wire::{self, Endpoint, Response};
         let answer = |body: &str| {
             let response = Response {
@@ -130,7 +130,7 @@ mod tests {
         };
         assert_eq!(
             verdict(answer(&wire::invalid_domain_body(""))),
-            Verdict::Accepted
+            KeyVerdict::Accepted
         );
         assert_eq!(
             verdict(answer(&wire::invalid_domain_body("x"))).exit_code(),

@@ -232,6 +232,12 @@ pub fn normalize(input: &str) -> Result<Domain, DomainError> {
     Domain::parse(&format!("{wildcard}{ascii}"))
 }
 
+/// The form of a domain that claims compare: normalised, so that two
+/// spellings of one name conflict (as written when it breaks the rules).
+pub fn claimed_domain(domain: &str) -> String {
+    normalize(domain).map_or_else(|_| domain.to_owned(), |d| d.as_str().to_owned())
+}
+
 /// A name as Closte may echo it, folded for comparison: trimmed, lowercase,
 /// without a trailing dot.
 pub fn fold_name(name: &str) -> String {

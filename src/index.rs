@@ -14,7 +14,8 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::conditions::ConditionType;
 use crate::api::{MappedDomain, RECONCILE_REQUESTED_AT, Stage};
 use crate::closte::AccountId;
-use crate::{domain, plan};
+use crate::domain::claimed_domain;
+use crate::plan;
 
 /// A namespaced object's name. Shared strings: the index holds each key in
 /// several maps.
@@ -110,19 +111,16 @@ fn trigger(md: &MappedDomain) -> u64 {
     hasher.finish()
 }
 
-/// The form of a domain that claims compare: normalised, so that two
-/// spellings of one name conflict.
-pub fn claimed_domain(domain: &str) -> String {
-    domain::normalize(domain).map_or_else(|_| domain.to_owned(), |d| d.as_str().to_owned())
-}
-
-/// Every claim, by object, by domain and by Secret.
+/// Every claim, by object, by domain, by Secret and by account.
 #[derive(Debug, Default)]
 pub struct Index {
     claims: HashMap<ObjectKey, Claim>,
     /// Claimants per domain, oldest first (a sorted Vec: nearly always one).
     by_domain: HashMap<Box<str>, Vec<ObjectKey>>,
     by_secret: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    /// Per account, the objects that wait on a failure of Closte's (a known
+    /// account and a `closte_failure`); no empty sets.
+    waiting: HashMap<AccountId, HashSet<ObjectKey>>,
     /// The keys seen since a re-list began.
     relisted: Option<HashSet<ObjectKey>>,
 }
@@ -151,6 +149,10 @@ impl Index {
             let key = claim.key.clone();
             self.unlink(&key);
         }
+        if let Some(old) = self.claims.get(&claim.key) {
+            unwait(&mut self.waiting, old);
+        }
+        await_recovery(&mut self.waiting, &claim);
         let key = claim.key.clone();
         let claimants = self
             .by_domain
@@ -210,6 +212,7 @@ impl Index {
 
     fn unlink(&mut self, key: &ObjectKey) -> Option<Claim> {
         let claim = self.claims.remove(key)?;
+        unwait(&mut self.waiting, &claim);
         if let Some(claimants) = self.by_domain.get_mut(&claim.domain) {
             claimants.retain(|k| k != key);
             if claimants.is_empty() {
@@ -252,7 +255,9 @@ impl Index {
     /// Records the account a pass found for the object's key.
     pub fn set_account(&mut self, key: &ObjectKey, account: AccountId) {
         if let Some(claim) = self.claims.get_mut(key) {
+            unwait(&mut self.waiting, claim);
             claim.account = Some(account);
+            await_recovery(&mut self.waiting, claim);
         }
     }
 
@@ -263,23 +268,24 @@ impl Index {
 
     /// Whether any object of `account` waits on a failure that was Closte's.
     pub fn any_waiting_on(&self, account: AccountId) -> bool {
-        self.claims
-            .values()
-            .any(|c| c.account == Some(account) && c.closte_failure.is_some())
+        self.waiting.contains_key(&account)
     }
 
     /// The objects of `account` that wait on a failure of Closte's from
     /// before `recovered`, when the account answered again: the ones its
-    /// recovery releases.
-    pub fn released_by(&self, account: AccountId, recovered: Timestamp) -> Vec<ObjectKey> {
-        self.claims
-            .values()
-            .filter(|c| c.account == Some(account))
-            .filter(|c| {
-                c.closte_failure
+    /// recovery wakes.
+    pub fn woken_by(&self, account: AccountId, recovered: Timestamp) -> Vec<ObjectKey> {
+        self.waiting
+            .get(&account)
+            .into_iter()
+            .flatten()
+            .filter(|key| {
+                self.claims
+                    .get(*key)
+                    .and_then(|c| c.closte_failure)
                     .is_some_and(|failed| plan::answered_since(failed, recovered))
             })
-            .map(|c| c.key.clone())
+            .cloned()
             .collect()
     }
 
@@ -311,6 +317,29 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.claims.is_empty()
+    }
+}
+
+/// Adds the claim to its account's waiters, if it waits on Closte.
+fn await_recovery(waiting: &mut HashMap<AccountId, HashSet<ObjectKey>>, claim: &Claim) {
+    if let (Some(account), Some(_)) = (claim.account, claim.closte_failure) {
+        waiting
+            .entry(account)
+            .or_default()
+            .insert(claim.key.clone());
+    }
+}
+
+/// Takes the claim out of its account's waiters.
+fn unwait(waiting: &mut HashMap<AccountId, HashSet<ObjectKey>>, claim: &Claim) {
+    let Some(account) = claim.account else {
+        return;
+    };
+    if let Some(keys) = waiting.get_mut(&account) {
+        keys.remove(&claim.key);
+        if keys.is_empty() {
+            waiting.remove(&account);
+        }
     }
 }
 
@@ -477,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recovery_releases_its_accounts_waiters_only() {
+    fn a_recovery_wakes_its_accounts_waiters_only() {
         let (one, two) = (AccountId(1), AccountId(2));
         let mut index = Index::default();
         let mut waiting = claim("n", "waiting", "a.example.com", 0);
@@ -509,15 +538,69 @@ mod tests {
         }
         assert!(index.any_waiting_on(one) && index.any_waiting_on(two));
         assert!(!index.any_waiting_on(AccountId(3)));
-        assert_eq!(index.released_by(one, at(20)), vec![waiting.key.clone()]);
-        let mut both = index.released_by(one, at(40));
+        assert_eq!(index.woken_by(one, at(20)), vec![waiting.key.clone()]);
+        let mut both = index.woken_by(one, at(40));
         both.sort();
         assert_eq!(both, vec![late.key.clone(), waiting.key.clone()]);
-        assert_eq!(index.released_by(two, at(20)), vec![other.key.clone()]);
+        assert_eq!(index.woken_by(two, at(20)), vec![other.key.clone()]);
         assert!(
-            index.released_by(one, at(9)).is_empty(),
+            index.woken_by(one, at(9)).is_empty(),
             "not after the failure"
         );
+    }
+
+    /// The by-account view after random changes is what a scan of every
+    /// claim says.
+    #[test]
+    fn the_waiting_view_matches_a_full_scan() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut index = Index::default();
+        for step in 0..5_000 {
+            let name = format!("o{}", rng.u8(..24));
+            match rng.u8(..10) {
+                0..=4 => {
+                    let mut c = claim("n", &name, &format!("{}.example.com", rng.u8(..8)), 0);
+                    c.credentials_secret = rng.bool().then(|| format!("s{}", rng.u8(..2)).into());
+                    c.closte_failure = rng.bool().then(|| at(rng.i64(0..20)));
+                    index.apply(c);
+                }
+                5..=6 => index.set_account(&key("n", &name), AccountId(rng.u32(..3))),
+                7 => {
+                    index.delete(&key("n", &name));
+                }
+                8 => index.reset_begin(),
+                _ => {
+                    index.reset_done();
+                }
+            }
+            let mut scanned: HashMap<AccountId, HashSet<ObjectKey>> = HashMap::new();
+            for c in index.claims() {
+                if let (Some(account), Some(_)) = (c.account, c.closte_failure) {
+                    scanned.entry(account).or_default().insert(c.key.clone());
+                }
+            }
+            assert_eq!(index.waiting, scanned, "step {step}");
+            for account in (0..4).map(AccountId) {
+                let recovered = at(rng.i64(0..20));
+                let mut woken = index.woken_by(account, recovered);
+                woken.sort();
+                let mut expected: Vec<ObjectKey> = index
+                    .claims()
+                    .filter(|c| c.account == Some(account))
+                    .filter(|c| {
+                        c.closte_failure
+                            .is_some_and(|f| plan::answered_since(f, recovered))
+                    })
+                    .map(|c| c.key.clone())
+                    .collect();
+                expected.sort();
+                assert_eq!(woken, expected, "step {step}");
+                assert_eq!(
+                    index.any_waiting_on(account),
+                    scanned.contains_key(&account)
+                );
+            }
+        }
     }
 
     #[test]

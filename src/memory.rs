@@ -26,7 +26,7 @@ pub async fn trim_periodically() {
     loop {
         every.tick().await;
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim is thread-safe and only releases free memory.
+        // SAFETY: malloc_trim is thread-safe and only hands free memory back to the system.
         unsafe {
             libc::malloc_trim(0);
         }

@@ -5,7 +5,6 @@
 //! pass reads, plus a live DNS/TLS check. The diagnosis itself is pure.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -16,9 +15,7 @@ use crate::api::{MappedDomain, Stage};
 use crate::closte::{Accounts, ClosteArgs, ClosteClient, FlowSettings, KeyArgs};
 use crate::controller::gather::{self, Observe, Sources};
 use crate::index::{Claim, Index};
-use crate::plan::{
-    Check, Credentials, DefaultKeyScope, Facts, Observation, ProbeSettings, Settings,
-};
+use crate::plan::{Check, Credentials, DefaultKeyScope, Facts, Observation, Settings};
 use crate::probe::{ProbeArgs, Prober};
 
 #[derive(Debug, clap::Args)]
@@ -130,17 +127,13 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
         accounts: Arc::new(Accounts::new(
             closte,
             FlowSettings::default(),
-            Duration::from_secs(300),
+            Settings::RESYNC,
         )),
         default_key: args.key.load().ok(),
         default_key_scope: default_key_scope(&md),
         namespaces: None,
         prober: prober.clone(),
-        settings: Settings {
-            dry_run: false,
-            resync: Duration::from_secs(300),
-            probe: ProbeSettings::default(),
-        },
+        settings: Settings::default(),
         index: Arc::new(RwLock::new(claims(&client, &namespace).await?)),
     };
     let gathered = gather::gather(&md, &sources, None, Observe::Always).await?;
@@ -451,7 +444,6 @@ pub fn render(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use k8s_openapi::jiff::Timestamp;
 
@@ -483,11 +475,7 @@ mod tests {
             invalid_domain: None,
             observation: Observation::NotObserved,
             account_recovered: None,
-            settings: Settings {
-                dry_run: false,
-                resync: Duration::from_secs(300),
-                probe: ProbeSettings::default(),
-            },
+            settings: Settings::default(),
         };
         // the status the controller wrote
         let Plan::Act { action, .. } = crate::plan::decide(&facts) else {

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use closte_operator::closte::health::OUTAGE_AFTER;
+use closte_operator::closte::reachability::OUTAGE_AFTER;
 use closte_operator::closte::{
     Account, Accounts, AddOutcome, ApiKey, ClientConfig, ClosteClient, ClosteError, DeleteOutcome,
     FlowSettings,
@@ -257,8 +257,8 @@ async fn an_account_announces_the_end_of_an_outage_only() {
     let mut recoveries = accounts.recoveries();
     let account = accounts.get(&ApiKey::new(KEY).unwrap());
     // objects may wait on a failure a previous process saw: the first answer counts
-    assert!(account.probe_due(tick()), "nothing seen yet");
-    account.probe(tick()).await;
+    assert!(account.ping_due(tick()), "nothing seen yet");
+    account.ping(tick()).await;
     assert!(recoveries.has_changed().unwrap());
     recoveries.mark_unchanged();
     let first = account.recovered_at().unwrap();
@@ -284,21 +284,21 @@ async fn an_account_announces_the_end_of_an_outage_only() {
     for _ in 0..3 {
         assert!(account.refresh().await.is_err());
     }
-    assert!(!account.probe_due(tick()), "failing for too short a time");
+    assert!(!account.ping_due(tick()), "failing for too short a time");
     eventually(10, "a probe to be due", || async {
-        account.probe_due(tick()).then_some(())
+        account.ping_due(tick()).then_some(())
     })
     .await;
-    account.probe(tick()).await;
+    account.ping(tick()).await;
     assert!(!recoveries.has_changed().unwrap(), "still failing");
     sim.set_faults(json!({})).await;
     eventually(10, "a probe to see Closte answer", || async {
-        account.probe(tick()).await;
+        account.ping(tick()).await;
         recoveries.has_changed().unwrap().then_some(())
     })
     .await;
     assert!(account.recovered_at().unwrap() > first);
-    assert!(!account.probe_due(tick()), "Closte answers: no more probes");
+    assert!(!account.ping_due(tick()), "Closte answers: no more probes");
     assert_eq!(accounts.all().len(), 1);
 }
 

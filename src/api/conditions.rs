@@ -5,7 +5,7 @@
 //! `Ready`, `Reconciling` and `Stalled` follow kstatus, so Flux, `helm --wait`
 //! and Argo CD health checks read a MappedDomain without custom scripts.
 //! Reason strings are API (alerts, `kubectl wait`, tools read them): a
-//! released [`Reason::as_str`] never changes.
+//! published [`Reason::as_str`] never changes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -317,7 +317,7 @@ mod tests {
             assert!(seen.insert(reason.as_str()), "{reason} twice");
         }
         assert_eq!(Reason::parse("SomethingNew"), None);
-        // released names, byte for byte
+        // published names, byte for byte
         assert_eq!(Reason::NoApiKey.as_str(), "NoAPIKey");
         assert_eq!(Reason::NxDomain.as_str(), "NXDOMAIN");
         assert_eq!(Reason::DnsNotReady.as_str(), "DNSNotReady");

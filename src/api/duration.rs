@@ -1,5 +1,7 @@
 //! `checkInterval` and similar fields hold Kubernetes-style durations
-//! (`90s`, `5m`, `1h30m`), the syntax CEL's `duration()` accepts. Pure.
+//! (`90s`, `5m`, `1h30m`), the syntax CEL's `duration()` accepts; so do
+//! the command-line flags, whose defaults are written here from the
+//! settings' constants. Pure.
 
 use std::time::Duration;
 
@@ -54,9 +56,31 @@ pub fn parse_flag(s: &str) -> Result<Duration, String> {
     parse(s).map_err(|e| e.to_string())
 }
 
+/// A whole-second duration as a flag's default: whole hours in `h`, else
+/// seconds (`300s`, `12h`); [`parse`] reads it back.
+pub fn flag_default(d: Duration) -> String {
+    match d.as_secs() {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_defaults_read_back() {
+        for (d, flag) in [
+            (300, "300s"),
+            (12 * 3600, "12h"),
+            (336 * 3600, "336h"),
+            (0, "0s"),
+        ] {
+            assert_eq!(flag_default(Duration::from_secs(d)), flag);
+            assert_eq!(parse(flag), Ok(Duration::from_secs(d)));
+        }
+    }
 
     #[test]
     fn parses_go_style_durations() {

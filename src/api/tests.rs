@@ -1,4 +1,5 @@
 use super::*;
+use kube::Resource;
 use serde_json::Value;
 
 #[test]
@@ -46,14 +47,24 @@ fn every_field_has_a_description() {
 }
 
 #[test]
+fn the_derive_uses_group_and_version() {
+    assert_eq!(MappedDomain::group(&()), GROUP);
+    assert_eq!(MappedDomain::version(&()), VERSION);
+    assert_eq!(MappedDomain::api_version(&()), format!("{GROUP}/{VERSION}"));
+    for name in [FINALIZER, RECONCILE_REQUESTED_AT] {
+        assert!(name.starts_with(&format!("{GROUP}/")), "{name}");
+    }
+}
+
+#[test]
 fn crd_shape() {
     let crd = serde_json::to_value(MappedDomain::crd()).unwrap();
-    assert_eq!(crd["metadata"]["name"], "mappeddomains.closte-operator.io");
+    assert_eq!(crd["metadata"]["name"], format!("mappeddomains.{GROUP}"));
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "md");
     assert_eq!(crd["spec"]["names"]["categories"][0], "closte");
     let version = &crd["spec"]["versions"][0];
-    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["name"], VERSION);
     assert!(version["subresources"]["status"].is_object());
     let columns: Vec<&str> = version["additionalPrinterColumns"]
         .as_array()

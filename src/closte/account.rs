@@ -1,7 +1,7 @@
 //! The shared view of one Closte account: its alias list, fetched at most once
 //! per resync period however many objects ask, kept current after each write,
 //! and refetched early when a write's answer disagrees with it or leaves an
-//! alias's presence unknown; and whether Closte answers it ([`Health`]), so
+//! alias's presence unknown; and whether Closte answers it ([`Reachability`]), so
 //! that the end of an outage is seen and announced.
 
 use std::collections::{BTreeSet, HashMap};
@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::client::ClosteClient;
 use super::error::{ClosteError, Disposition};
-use super::health::{Health, Recovery};
 use super::key::ApiKey;
 use super::limiter::{FlowControl, FlowSettings};
+use super::reachability::{Reachability, Recovery};
 use crate::domain::{Domain, fold_name};
 use crate::fence::Fence;
 
@@ -60,7 +60,7 @@ struct View {
     /// have been served before the write was applied.)
     uncertain: HashMap<String, Instant>,
     /// Whether Closte answers, from every request's outcome.
-    health: Health,
+    reachability: Reachability,
 }
 
 impl View {
@@ -73,7 +73,7 @@ impl View {
             journal: Vec::new(),
             fetching: false,
             uncertain: HashMap::new(),
-            health: Health::new(quiet),
+            reachability: Reachability::new(quiet),
         }
     }
 }
@@ -154,33 +154,33 @@ impl Account {
     }
 
     /// When the request of the account's latest recovery was sent (see
-    /// [`super::health`]; the first answer this process saw counts as one).
+    /// [`super::reachability`]; the first answer this process saw counts as one).
     pub fn recovered_at(&self) -> Option<SystemTime> {
-        self.view.lock().unwrap().health.recovered()
+        self.view.lock().unwrap().reachability.recovered()
     }
 
     /// Whether the account is in trouble (or not asked yet) such that a
-    /// [`Account::probe`] is due at `now`.
-    pub fn probe_due(&self, now: Instant) -> bool {
-        self.view.lock().unwrap().health.probe_due(now)
+    /// [`Account::ping`] is due at `now`.
+    pub fn ping_due(&self, now: Instant) -> bool {
+        self.view.lock().unwrap().reachability.ping_due(now)
     }
 
-    /// Asks Closte for the list when a probe is due and no fetch is on its
+    /// Asks Closte for the list when a ping is due and no fetch is on its
     /// way, so a recovery is seen while every object waits out its backoff.
     /// A read, so not paced as writes are.
-    /// `now` is the caller's clock tick, so probes keep its period exactly.
-    pub async fn probe(&self, now: Instant) {
+    /// `now` is the caller's clock tick, so pings keep its period exactly.
+    pub async fn ping(&self, now: Instant) {
         {
             let mut view = self.view.lock().unwrap();
-            if view.fetching || !view.health.probe_due(now) {
+            if view.fetching || !view.reachability.ping_due(now) {
                 return;
             }
-            view.health.probing(now);
+            view.reachability.pinging(now);
         }
         match self.refresh().await {
-            Ok(_) => tracing::debug!(account = %self.key.label(), "probe: Closte answers"),
+            Ok(_) => tracing::debug!(account = %self.key.label(), "ping: Closte answers"),
             Err(error) => {
-                tracing::debug!(account = %self.key.label(), %error, "probe: Closte still fails")
+                tracing::debug!(account = %self.key.label(), %error, "ping: Closte still fails")
             }
         }
     }
@@ -189,13 +189,13 @@ impl Account {
     /// error, `None` for a success), and announces a recovery. A rate limit,
     /// a refusal or an answer not understood are answers but no success: they
     /// say nothing about an outage.
-    fn note_health(&self, sent: Sent, error: Option<&ClosteError>) {
+    fn note_reachability(&self, sent: Sent, error: Option<&ClosteError>) {
         let recovery = {
             let mut view = self.view.lock().unwrap();
             match error {
-                None => view.health.answered(sent.at, sent.wall),
+                None => view.reachability.answered(sent.at, sent.wall),
                 Some(ClosteError::Transient { .. }) => {
-                    view.health.failed(sent.at);
+                    view.reachability.failed(sent.at);
                     None
                 }
                 Some(_) => None,
@@ -297,8 +297,8 @@ impl Account {
         };
         self.note_rate_limit(&result);
         let result = self.keep_list(journaling, started, result);
-        // after the list is kept: the objects a recovery releases read it
-        self.note_health(sent, result.as_ref().err());
+        // after the list is kept: the objects a recovery wakes read it
+        self.note_reachability(sent, result.as_ref().err());
         result
     }
 
@@ -421,7 +421,7 @@ impl Account {
         match result {
             Ok(()) => {
                 self.record_write(domain, present);
-                self.note_health(sent, None);
+                self.note_reachability(sent, None);
                 Ok(Written::ByUs)
             }
             Err(error @ (ClosteError::Unexpected { .. } | ClosteError::DomainRejected { .. })) => {
@@ -434,7 +434,7 @@ impl Account {
                 }
             }
             Err(error @ ClosteError::Transient { .. }) => {
-                self.note_health(sent, Some(&error));
+                self.note_reachability(sent, Some(&error));
                 // Closte may have applied it; only a later list can say
                 let name = fold_name(domain.as_str());
                 tracing::debug!(

@@ -18,12 +18,19 @@ pub struct ClientConfig {
     pub timeout: Duration,
 }
 
+impl ClientConfig {
+    /// The default of `--closte-connect-timeout`.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default of `--closte-timeout`.
+    pub const TIMEOUT: Duration = Duration::from_secs(30);
+}
+
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             base_url: DEFAULT_BASE_URL.into(),
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(30),
+            connect_timeout: Self::CONNECT_TIMEOUT,
+            timeout: Self::TIMEOUT,
         }
     }
 }
@@ -102,7 +109,7 @@ impl ClosteClient {
 
     /// Ultimate Multisite's "test connection": an add with the key and nothing
     /// else. Closte answers `Invalid or empty domain: ` when it accepts the key.
-    pub async fn probe(&self, key: &ApiKey) -> Result<(), ClosteError> {
+    pub async fn test_key(&self, key: &ApiKey) -> Result<(), ClosteError> {
         self.call(Endpoint::AddDomainAlias, key, None)
             .await
             .map(drop)

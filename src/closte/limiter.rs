@@ -60,7 +60,7 @@ impl TokenBucket {
 }
 
 /// Limits for one Closte account.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FlowSettings {
     /// Writes (add, delete) per second, evenly paced.
     pub write_rate: f64,
@@ -68,11 +68,18 @@ pub struct FlowSettings {
     pub max_in_flight: usize,
 }
 
+impl FlowSettings {
+    /// The default of `--closte-write-rate`.
+    pub const WRITE_RATE: f64 = 10.0;
+    /// The default of `--closte-max-in-flight`.
+    pub const MAX_IN_FLIGHT: usize = 4;
+}
+
 impl Default for FlowSettings {
     fn default() -> Self {
         FlowSettings {
-            write_rate: 10.0,
-            max_in_flight: 4,
+            write_rate: Self::WRITE_RATE,
+            max_in_flight: Self::MAX_IN_FLIGHT,
         }
     }
 }

@@ -1,10 +1,11 @@
-//! The flags of `closte-operator controller`.
+//! The flags of `closte-operator controller`, and the settings they give.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::closte::{ClosteArgs, KeyArgs};
-use crate::plan::DefaultKeyScope;
+use crate::api::duration::flag_default;
+use crate::closte::{ClosteArgs, FlowSettings, KeyArgs};
+use crate::plan::{DefaultKeyScope, ProbeSettings, Settings};
 use crate::probe::ProbeArgs;
 
 #[derive(Debug, clap::Args)]
@@ -30,13 +31,13 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub watch_secrets: bool,
     /// How often each account's alias list is re-read and settled objects are looked at again.
-    #[arg(long, default_value = "300s", value_parser = crate::api::duration::parse_flag)]
+    #[arg(long, default_value = flag_default(Settings::RESYNC), value_parser = crate::api::duration::parse_flag)]
     pub resync_period: Duration,
     /// Closte writes per second, per account.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = FlowSettings::WRITE_RATE)]
     pub closte_write_rate: f64,
     /// Closte requests in flight at once, per account.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = FlowSettings::MAX_IN_FLIGHT)]
     pub closte_max_in_flight: usize,
     /// Decide and report Closte writes without doing them.
     #[arg(long)]
@@ -59,13 +60,13 @@ pub struct ControllerArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
     /// Checks in one stage before it is reported failed (stage failed or ssl-failed); checking goes on, slower.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = ProbeSettings::MAX_ATTEMPTS)]
     pub max_attempts: u32,
     /// Warn (CertificateExpiringSoon) when the certificate expires within this and no renewed one has appeared.
-    #[arg(long, default_value = "336h", value_parser = crate::api::duration::parse_flag)]
+    #[arg(long, default_value = flag_default(ProbeSettings::RENEW_WARNING), value_parser = crate::api::duration::parse_flag)]
     pub renew_warning: Duration,
     /// How often a done domain is checked again.
-    #[arg(long, default_value = "12h", value_parser = crate::api::duration::parse_flag)]
+    #[arg(long, default_value = flag_default(ProbeSettings::DONE_RECHECK), value_parser = crate::api::duration::parse_flag)]
     pub done_recheck: Duration,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -73,6 +74,27 @@ pub struct ControllerArgs {
 }
 
 impl ControllerArgs {
+    /// The decisions' settings, from the flags.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            dry_run: self.dry_run,
+            resync: self.resync_period,
+            probe: ProbeSettings {
+                max_attempts: self.max_attempts.max(1),
+                renew_warning: self.renew_warning,
+                done_recheck: self.done_recheck,
+            },
+        }
+    }
+
+    /// Each account's flow control, from the flags.
+    pub fn flow(&self) -> FlowSettings {
+        FlowSettings {
+            write_rate: self.closte_write_rate,
+            max_in_flight: self.closte_max_in_flight,
+        }
+    }
+
     /// Where the controller's own key may be used, from the two flags.
     pub fn default_key_scope(&self) -> DefaultKeyScope {
         DefaultKeyScope::from_flags(
@@ -104,6 +126,13 @@ mod tests {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
             selector: selector.map(|s| crate::selector::parse(s).unwrap()),
         }
+    }
+
+    #[test]
+    fn flag_defaults_are_the_settings_defaults() {
+        let args = Cli::try_parse_from(["controller"]).unwrap().args;
+        assert_eq!(args.settings(), Settings::default());
+        assert_eq!(args.flow(), FlowSettings::default());
     }
 
     #[test]

@@ -17,8 +17,8 @@ use super::Error;
 use crate::api::conditions::Reason;
 use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT};
 use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
-use crate::domain::Domain;
-use crate::index::{Index, ObjectKey, claimed_domain};
+use crate::domain::{Domain, claimed_domain};
+use crate::index::{Index, ObjectKey};
 use crate::plan::{
     self, Check, ConflictWinner, Credentials, DefaultKeyScope, DnsCheck, Facts, Failure,
     Observation, Retry, Settings, TlsCheck,

@@ -1,10 +1,10 @@
 //! Ends the waits Closte's trouble leaves behind. When an account recovers
 //! (answers after an outage, or after a resync period without failures; see
-//! [`crate::closte::health`]), the objects of that account that wait out a
+//! [`crate::closte::reachability`]), the objects of that account that wait out a
 //! failure of Closte's are nudged, and their retry gate
 //! ([`crate::plan::retry_wait`]) lets them through; the account's write
 //! limiter paces what they then send. While objects wait on an account in
-//! trouble, it is probed, so that the recovery is seen however long their
+//! trouble, it is pinged, so that the recovery is seen however long their
 //! backoff has grown.
 
 use std::collections::HashMap;
@@ -16,83 +16,83 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::watch::{Name, name_ref};
+use super::watch::{Stub, stub_ref};
 use crate::closte::{AccountId, Accounts};
 use crate::index::Index;
 
-/// How often accounts are looked at for a due probe; each account spaces its
-/// own probes ([`crate::closte::health::PROBE_EVERY`]).
-const PROBE_LOOK: Duration = Duration::from_secs(1);
+/// How often accounts are looked at for a due ping; each account spaces its
+/// own pings ([`crate::closte::reachability::PING_EVERY`]).
+const PING_TICK: Duration = Duration::from_secs(1);
 
 /// Runs for as long as the controller does.
 pub async fn run(
     accounts: Arc<Accounts>,
     index: Arc<RwLock<Index>>,
-    nudge: UnboundedSender<ObjectRef<Name>>,
+    nudge: UnboundedSender<ObjectRef<Stub>>,
 ) {
     let mut recoveries = accounts.recoveries();
     recoveries.mark_unchanged();
-    // recoveries from before this run release nothing: every object gets a
+    // recoveries from before this run wake nothing: every object gets a
     // pass when the Controller starts
-    let mut released: HashMap<AccountId, SystemTime> = accounts
+    let mut woken: HashMap<AccountId, SystemTime> = accounts
         .all()
         .iter()
         .filter_map(|a| Some((a.id(), a.recovered_at()?)))
         .collect();
-    let mut probes = tokio::time::interval(PROBE_LOOK);
-    probes.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pings = tokio::time::interval(PING_TICK);
+    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             changed = recoveries.changed() => {
                 if changed.is_err() {
                     return; // the accounts are gone
                 }
-                release(&accounts, &index, &nudge, &mut released);
+                wake(&accounts, &index, &nudge, &mut woken);
             }
-            tick = probes.tick() => probe(&accounts, &index, tick),
+            tick = pings.tick() => ping(&accounts, &index, tick),
         }
     }
 }
 
 /// Nudges the waiting objects of every account that recovered since the last
 /// look.
-fn release(
+fn wake(
     accounts: &Accounts,
     index: &RwLock<Index>,
-    nudge: &UnboundedSender<ObjectRef<Name>>,
-    released: &mut HashMap<AccountId, SystemTime>,
+    nudge: &UnboundedSender<ObjectRef<Stub>>,
+    woken: &mut HashMap<AccountId, SystemTime>,
 ) {
     for account in accounts.all() {
         let Some(at) = account.recovered_at() else {
             continue;
         };
-        if released.insert(account.id(), at) == Some(at) {
+        if woken.insert(account.id(), at) == Some(at) {
             continue;
         }
         let Ok(recovered) = Timestamp::try_from(at) else {
             continue;
         };
-        let waiting = index.read().unwrap().released_by(account.id(), recovered);
+        let waiting = index.read().unwrap().woken_by(account.id(), recovered);
         if waiting.is_empty() {
             continue;
         }
         tracing::info!(
             account = %account.label(),
             objects = waiting.len(),
-            "Closte answers again: releasing the objects waiting out its failure"
+            "Closte answers again: waking the objects waiting out its failure"
         );
         for key in &waiting {
-            let _ = nudge.send(name_ref(key));
+            let _ = nudge.send(stub_ref(key));
         }
     }
 }
 
-/// Sends a probe for every account in trouble that objects wait on.
-fn probe(accounts: &Accounts, index: &RwLock<Index>, tick: Instant) {
+/// Sends a ping for every account in trouble that objects wait on.
+fn ping(accounts: &Accounts, index: &RwLock<Index>, tick: Instant) {
     for account in accounts.all() {
-        if account.probe_due(tick) && index.read().unwrap().any_waiting_on(account.id()) {
-            // a probe may take the whole request timeout: not in this loop
-            tokio::spawn(async move { account.probe(tick).await });
+        if account.ping_due(tick) && index.read().unwrap().any_waiting_on(account.id()) {
+            // a ping may take the whole request timeout: not in this loop
+            tokio::spawn(async move { account.ping(tick).await });
         }
     }
 }

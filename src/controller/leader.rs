@@ -30,7 +30,7 @@ use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
 use super::ControllerError;
-use super::watch::Work;
+use super::watch::Reconciler;
 use crate::fence::{Fence, Term};
 
 /// The Lease and the times of the election.
@@ -267,12 +267,12 @@ fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 + 0.2 * fastrand::f64())
 }
 
-/// Waits for the lease, works while holding it, and stops as soon as the
+/// Waits for the lease, reconciles while holding it, and stops as soon as the
 /// fence closes; then waits for the lease again.
-pub async fn lead_then_work(
+pub async fn lead_then_reconcile(
     election: Election,
     fence: Fence,
-    work: Work,
+    reconciler: Reconciler,
 ) -> Result<(), ControllerError> {
     let timing = election.timing;
     let identity = election.identity.clone();
@@ -285,22 +285,22 @@ pub async fn lead_then_work(
         "waiting for the leader lease"
     );
     let mut elector = Elector {
-        api: Api::namespaced(work.client.clone(), &election.namespace),
+        api: Api::namespaced(reconciler.client.clone(), &election.namespace),
         election,
         observed: None,
     };
-    let health = work.health.clone();
-    let metrics = work.metrics.clone();
+    let health = reconciler.health.clone();
+    let metrics = reconciler.metrics.clone();
     loop {
         health.following.store(true, Ordering::Relaxed);
         let sent = elector.acquire().await;
         fence.extend(timing.term(sent));
-        work.accounts.invalidate_all();
+        reconciler.accounts.invalidate_all();
         tracing::info!(%identity, "became leader");
         health.following.store(false, Ordering::Relaxed);
         metrics.leader.set(1);
         let why = tokio::select! {
-            () = work.run() => "the controller stopped",
+            () = reconciler.run() => "the controller stopped",
             why = elector.keep(&fence) => why,
         };
         fence.close();

@@ -14,16 +14,17 @@ mod watch;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use kube::Client;
 
 pub use args::ControllerArgs;
 
-use crate::closte::{Accounts, ApiKey, ClosteClient, FlowSettings};
+use crate::closte::{Accounts, ApiKey, ClosteClient};
 use crate::fence::Fence;
+use crate::index::Index;
 use crate::metrics::Metrics;
-use crate::plan::{DefaultKeyScope, ProbeSettings, Settings};
+use crate::plan::DefaultKeyScope;
 use crate::probe::Prober;
 
 /// The field manager of every write the controller makes.
@@ -88,15 +89,17 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             observer_metrics.closte_request(endpoint.path(), outcome, took)
         },
     ));
-    let flow = FlowSettings {
-        write_rate: args.closte_write_rate,
-        max_in_flight: args.closte_max_in_flight,
-    };
+    let flow = args.flow();
     let health = Arc::new(health::Health {
         metrics: metrics.clone(),
         ..health::Health::default()
     });
-    let server = tokio::spawn(health::serve(args.metrics_addr, health.clone()));
+    let index = Arc::new(RwLock::new(Index::default()));
+    let server = tokio::spawn(health::serve(
+        args.metrics_addr,
+        health.clone(),
+        index.clone(),
+    ));
     tokio::spawn(crate::memory::trim_periodically());
     let identity = format!(
         "{}-{:08x}",
@@ -109,15 +112,16 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
         Fence::unfenced()
     };
     let accounts = Accounts::new(closte, flow, args.resync_period).with_fence(fence.clone());
-    let work = watch::Work {
+    let reconciler = watch::Reconciler {
         client: client.clone(),
         accounts: Arc::new(accounts),
         default_key,
         default_key_scope: default_key_scope(&args),
-        settings: settings(&args),
+        settings: args.settings(),
         metrics,
         prober: Arc::new(Prober::from_args(&args.probe)?),
         health,
+        index,
         namespace: args.namespace.clone(),
         selector: args.selector.clone(),
         watch_secrets: args.watch_secrets,
@@ -130,7 +134,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     }
     let controllers = async {
         if !args.leader_elect {
-            work.run().await;
+            reconciler.run().await;
             return Ok(());
         }
         let election = leader::Election {
@@ -142,7 +146,7 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             identity,
             timing: leader::Timing::from_lease(args.lease_duration),
         };
-        leader::lead_then_work(election, fence, work).await
+        leader::lead_then_reconcile(election, fence, reconciler).await
     };
     tokio::select! {
         result = controllers => result,
@@ -184,16 +188,4 @@ fn default_key_scope(args: &ControllerArgs) -> DefaultKeyScope {
         ),
     }
     scope
-}
-
-fn settings(args: &ControllerArgs) -> Settings {
-    Settings {
-        dry_run: args.dry_run,
-        resync: args.resync_period,
-        probe: ProbeSettings {
-            max_attempts: args.max_attempts.max(1),
-            renew_warning: args.renew_warning,
-            done_recheck: args.done_recheck,
-        },
-    }
 }

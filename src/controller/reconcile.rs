@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::conditions::Reason;
-use crate::api::{FINALIZER, MappedDomain, MappedDomainStatus};
+use crate::api::{FINALIZER, GROUP, MappedDomain, MappedDomainStatus, VERSION};
 use crate::closte::{AddOutcome, ClosteError, DeleteOutcome};
 use crate::plan::{self, Acted, Action, Conclusion, Outcome, Plan};
 
@@ -167,8 +167,8 @@ async fn write_status(
     status: &MappedDomainStatus,
 ) -> Result<(), Error> {
     let patch = json!({
-        "apiVersion": "closte-operator.io/v1alpha1",
-        "kind": "MappedDomain",
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": MappedDomain::kind(&()),
         "status": status,
     });
     let params = PatchParams::apply(super::FIELD_MANAGER).force();

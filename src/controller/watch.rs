@@ -1,6 +1,6 @@
 //! What the controller watches and keeps: one watch of MappedDomains that
-//! feeds the [`Index`] (a compact claim per object) and a store of bare names
-//! for the kube-runtime Controller, plus (opt-in) a watch of Secrets'
+//! feeds the [`Index`] (a compact claim per object) and a store of bare stubs (name
+//! and namespace) for the kube-runtime Controller, plus (opt-in) a watch of Secrets'
 //! metadata mapped to their users through the index, and (with
 //! `--default-key-namespace-selector`) a watch of Namespaces' labels. Whole
 //! objects are never cached: a pass reads its object fresh.
@@ -32,8 +32,9 @@ use crate::metrics::Metrics;
 use crate::plan::{DefaultKeyScope, Settings};
 use crate::probe::Prober;
 
-/// What the Controller caches per object: its name, nothing else.
-pub(super) type Name = PartialObjectMeta<MappedDomain>;
+/// What the Controller caches per object: a stub with its name and
+/// namespace, nothing else.
+pub(super) type Stub = PartialObjectMeta<MappedDomain>;
 
 /// Objects per page of the initial list: bounds the memory a (re-)list takes.
 const LIST_PAGE: u32 = 250;
@@ -44,7 +45,7 @@ const LIST_PAGE: u32 = 250;
 const NAMESPACES_LIST_WAIT: Duration = Duration::from_secs(10);
 
 /// Everything needed to start the controller, as often as leadership comes back.
-pub struct Work {
+pub struct Reconciler {
     pub client: Client,
     pub accounts: Arc<Accounts>,
     pub default_key: Option<ApiKey>,
@@ -54,6 +55,8 @@ pub struct Work {
     pub metrics: Arc<Metrics>,
     pub prober: Arc<Prober>,
     pub health: Arc<Health>,
+    /// The claims the watch keeps; passes, the heal loop and /metrics read it.
+    pub index: Arc<RwLock<Index>>,
     pub namespace: Option<String>,
     /// Label selector of the MappedDomains this controller serves.
     pub selector: Option<String>,
@@ -65,7 +68,7 @@ pub struct Work {
     pub fence: Fence,
 }
 
-impl Work {
+impl Reconciler {
     fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -79,9 +82,9 @@ impl Work {
     /// Runs the Controller until the watch ends (it does not, but for errors
     /// it cannot recover from).
     pub async fn run(&self) {
-        let index = self.health.index.clone();
-        let (reader, writer) = reflector::store::<Name>();
-        let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Name>>();
+        let index = self.index.clone();
+        let (reader, writer) = reflector::store::<Stub>();
+        let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Stub>>();
         let health = self.health.clone();
         let feed = index.clone();
         // its own task: sharing the Controller's (select!) slowed the passes,
@@ -124,7 +127,7 @@ impl Work {
             .try_filter_map(move |event| {
                 futures::future::ready(Ok(index_event(&feed, &nudge, &health, event)))
             });
-        let names = reflector::reflector(writer, events).applied_objects();
+        let stubs = reflector::reflector(writer, events).applied_objects();
         // Watching Secrets needs list/watch on all of them, which many cluster
         // owners refuse; without it a pass reads its Secret by name, so a new
         // key is seen on the next pass rather than at once.
@@ -161,7 +164,7 @@ impl Work {
                 nudged,
                 |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
             );
-        let controller = Controller::for_stream(names, reader)
+        let controller = Controller::for_stream(stubs, reader)
             .with_config(kube::runtime::controller::Config::default().concurrency(self.concurrency))
             .reconcile_on(nudges)
             .watches_stream(secrets, move |secret| {
@@ -172,7 +175,7 @@ impl Work {
                     .users_of_secret(&ns, &secret.name_any());
                 users
                     .into_iter()
-                    .map(|key| name_ref(&key))
+                    .map(|key| stub_ref(&key))
                     .collect::<Vec<_>>()
             })
             .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -193,7 +196,7 @@ async fn watch_namespaces(
     client: Client,
     store: reflector::store::Writer<PartialObjectMeta<Namespace>>,
     index: Arc<RwLock<Index>>,
-    nudge: UnboundedSender<ObjectRef<Name>>,
+    nudge: UnboundedSender<ObjectRef<Stub>>,
 ) {
     let changed = watcher::watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client),
@@ -222,7 +225,7 @@ async fn watch_namespaces(
             tracing::debug!(%namespace, objects = users.len(), "namespace labels changed: deciding the default key again");
         }
         for key in users {
-            let _ = nudge.send(name_ref(&key));
+            let _ = nudge.send(stub_ref(&key));
         }
     }
 }
@@ -239,15 +242,15 @@ impl Drop for AbortOnDrop {
 
 /// Applies a watch event to the index, nudges the rivals of a claim that
 /// went (after the index has forgotten it), and passes the event on with
-/// only the object's name, unless it changed nothing a pass reacts to (this
+/// only the object's stub, unless it changed nothing a pass reacts to (this
 /// controller's own status and finalizer writes): those would only cost a
 /// pass and a read.
 fn index_event(
     index: &RwLock<Index>,
-    nudge: &UnboundedSender<ObjectRef<Name>>,
+    nudge: &UnboundedSender<ObjectRef<Stub>>,
     health: &Health,
     event: Event<MappedDomain>,
-) -> Option<Event<Name>> {
+) -> Option<Event<Stub>> {
     let mut rivals = Vec::new();
     let event = {
         let mut index = index.write().unwrap();
@@ -258,7 +261,7 @@ fn index_event(
             }
             Event::InitApply(md) => {
                 index.apply(Claim::from_resource(&md));
-                Event::InitApply(name_of(&md))
+                Event::InitApply(stub_of(&md))
             }
             Event::InitDone => {
                 rivals = index.reset_done();
@@ -268,12 +271,12 @@ fn index_event(
                 if !index.apply(Claim::from_resource(&md)) {
                     return None;
                 }
-                Event::Apply(name_of(&md))
+                Event::Apply(stub_of(&md))
             }
             Event::Delete(md) => {
                 let claim = Claim::from_resource(&md);
                 rivals = index.delete(&claim.key);
-                Event::Delete(name_of(&md))
+                Event::Delete(stub_of(&md))
             }
         }
     };
@@ -282,12 +285,12 @@ fn index_event(
     }
     for rival in rivals {
         // a claim that went may free its domain for another
-        let _ = nudge.send(name_ref(&rival));
+        let _ = nudge.send(stub_ref(&rival));
     }
     Some(event)
 }
 
-fn name_of(md: &MappedDomain) -> Name {
+fn stub_of(md: &MappedDomain) -> Stub {
     PartialObjectMeta {
         types: None,
         metadata: ObjectMeta {
@@ -299,6 +302,6 @@ fn name_of(md: &MappedDomain) -> Name {
     }
 }
 
-pub(super) fn name_ref(key: &ObjectKey) -> ObjectRef<Name> {
+pub(super) fn stub_ref(key: &ObjectKey) -> ObjectRef<Stub> {
     ObjectRef::new(&key.name).within(&key.namespace)
 }

@@ -23,12 +23,21 @@ pub struct ProbeSettings {
     pub done_recheck: Duration,
 }
 
+impl ProbeSettings {
+    /// The default of `--max-attempts`.
+    pub const MAX_ATTEMPTS: u32 = 6;
+    /// The default of `--renew-warning`: two weeks.
+    pub const RENEW_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+    /// The default of `--done-recheck`.
+    pub const DONE_RECHECK: Duration = Duration::from_secs(12 * 3600);
+}
+
 impl Default for ProbeSettings {
     fn default() -> Self {
         ProbeSettings {
-            max_attempts: 6,
-            renew_warning: Duration::from_secs(14 * 24 * 3600),
-            done_recheck: Duration::from_secs(12 * 3600),
+            max_attempts: Self::MAX_ATTEMPTS,
+            renew_warning: Self::RENEW_WARNING,
+            done_recheck: Self::DONE_RECHECK,
         }
     }
 }

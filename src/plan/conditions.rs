@@ -84,36 +84,36 @@ fn put(set: &mut ConditionSet<'_>, type_: ConditionType, verdict: &Verdict) {
 /// Reconciling and Stalled (kstatus): stalled by a problem that needs a
 /// person, done, or still working on the Ready condition's reason.
 fn progress(set: &mut ConditionSet<'_>, stalled_by: Option<&Verdict>, ready: &Verdict) {
+    let verdict = |status, reason, message: String| Verdict {
+        status,
+        reason,
+        message,
+    };
     let no_problem = || "no problem that needs a person".to_owned();
     let (reconciling, stalled) = match stalled_by {
         Some(why) => (
-            (
+            verdict(
                 Status::False,
                 why.reason,
                 "stalled; see the Stalled condition".to_owned(),
             ),
-            (Status::True, why.reason, why.message.clone()),
+            verdict(Status::True, why.reason, why.message.clone()),
         ),
         None if ready.is_true() => (
-            (
+            verdict(
                 Status::False,
                 Reason::Ready,
                 "nothing left to do".to_owned(),
             ),
-            (Status::False, Reason::Ready, no_problem()),
+            verdict(Status::False, Reason::Ready, no_problem()),
         ),
         None => (
-            (Status::True, ready.reason, ready.message.clone()),
-            (Status::False, Reason::Progressing, no_problem()),
+            verdict(Status::True, ready.reason, ready.message.clone()),
+            verdict(Status::False, Reason::Progressing, no_problem()),
         ),
     };
-    set.set(
-        ConditionType::Reconciling,
-        reconciling.0,
-        reconciling.1,
-        reconciling.2,
-    );
-    set.set(ConditionType::Stalled, stalled.0, stalled.1, stalled.2);
+    put(set, ConditionType::Reconciling, &reconciling);
+    put(set, ConditionType::Stalled, &stalled);
 }
 
 /// Ready when DNS and the certificate are, else the first of Registered,

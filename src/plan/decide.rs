@@ -116,7 +116,7 @@ fn credentials_changed(facts: &Facts<'_>) -> bool {
 }
 
 /// When the object last failed on Closte's trouble (not its own), while it
-/// waits on that failure: what an account's recovery can release.
+/// waits on that failure: what an account's recovery can wake.
 pub fn waiting_on_closte(status: &MappedDomainStatus) -> Option<Timestamp> {
     status.failed_attempts.filter(|n| *n > 0)?;
     let reason = Reason::parse(&status.condition(ConditionType::Registered)?.reason)?;
@@ -136,7 +136,7 @@ pub fn answered_since(failed: Timestamp, recovered: Timestamp) -> bool {
 
 /// Whether the account has recovered since the object's failure on Closte's
 /// trouble: the backoff is for trouble that is over.
-fn released(facts: &Facts<'_>) -> bool {
+fn woken(facts: &Facts<'_>) -> bool {
     let failed = facts.previous.and_then(waiting_on_closte);
     matches!((failed, facts.account_recovered), (Some(f), Some(r)) if answered_since(f, r))
 }
@@ -158,7 +158,7 @@ pub fn retry_wait(facts: &Facts<'_>) -> Option<Duration> {
     if registered.observed_generation != facts.generation
         || reconcile_requested
         || credentials_changed(facts)
-        || released(facts)
+        || woken(facts)
     {
         return None;
     }

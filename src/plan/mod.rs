@@ -25,7 +25,7 @@ mod registration;
 
 use std::time::Duration;
 
-pub use checks::{ProbeSettings, check_due};
+pub use checks::ProbeSettings;
 pub use conclude::{Acted, Conclusion, conclude};
 pub use decide::{Action, Plan, answered_since, decide, observes, retry_wait, waiting_on_closte};
 pub use default_key::DefaultKeyScope;
@@ -37,7 +37,7 @@ pub use facts::{
 pub use registration::Registration;
 
 /// How the controller is configured, as far as decisions go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     /// Log and report Closte writes instead of doing them.
     pub dry_run: bool,
@@ -45,6 +45,22 @@ pub struct Settings {
     pub resync: Duration,
     /// How DNS/TLS checks are paced.
     pub probe: ProbeSettings,
+}
+
+impl Settings {
+    /// The default of `--resync-period`.
+    pub const RESYNC: Duration = Duration::from_secs(300);
+}
+
+/// The controller's flag defaults (the flags take them from here).
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dry_run: false,
+            resync: Self::RESYNC,
+            probe: ProbeSettings::default(),
+        }
+    }
 }
 
 /// Requeue for errors that need a person (rejected key or domain, missing Secret).

@@ -1,6 +1,6 @@
 //! Whether the alias is on Closte after a pass, and why (not): an ordered
-//! chain of small checks, each owning its reasons; the first that speaks
-//! names the Registered condition.
+//! chain of small links, each owning its reasons; the first that speaks
+//! names the Registered condition. (Not a DNS/TLS [`super::Check`].)
 
 use super::facts::{Facts, Failure, Observation, Outcome, Retry};
 use crate::api::conditions::{ConditionType, Reason};
@@ -69,11 +69,12 @@ impl Registration {
     }
 }
 
-type Check = fn(&Facts<'_>, &Outcome) -> Option<Registration>;
+/// One link of the chain: the registration it names, if it speaks.
+type Link = fn(&Facts<'_>, &Outcome) -> Option<Registration>;
 
 /// The chain, in order: who may touch Closte at all, then what the action
 /// did, then what the list showed, then why nothing was written.
-const CHAIN: [Check; 6] = [
+const CHAIN: [Link; 6] = [
     conflict,
     credentials,
     domain,
@@ -86,7 +87,7 @@ const CHAIN: [Check; 6] = [
 pub fn registration(facts: &Facts<'_>, outcome: &Outcome) -> Registration {
     CHAIN
         .iter()
-        .find_map(|check| check(facts, outcome))
+        .find_map(|link| link(facts, outcome))
         .unwrap_or_else(|| {
             let domain = &facts.spec.domain;
             Registration::no(Reason::Pending, format!("{domain} is not on Closte yet"))

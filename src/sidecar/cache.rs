@@ -37,7 +37,7 @@ impl Contents {
     fn insert(&mut self, object: MappedDomain) {
         let name = object.name_any();
         self.remove(&name);
-        let claimed = crate::index::claimed_domain(&object.spec.domain);
+        let claimed = crate::domain::claimed_domain(&object.spec.domain);
         self.by_domain
             .entry(claimed.clone())
             .or_default()

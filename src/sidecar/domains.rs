@@ -127,7 +127,7 @@ pub struct Domains {
 
 /// The normalised domain an object claims (as written when it breaks the rules).
 fn claimed(md: &MappedDomain) -> String {
-    crate::index::claimed_domain(&md.spec.domain)
+    crate::domain::claimed_domain(&md.spec.domain)
 }
 
 /// Whether the object carries the sidecar's managed-by label: only such

@@ -1,11 +1,11 @@
 //! Whether Closte answers an account, and when it answers again after
-//! trouble: a recovery, which releases the objects that wait out a backoff.
-//! Two kinds, so that a fault here and there does not release everyone on
+//! trouble: a recovery, which wakes the objects that wait out a backoff.
+//! Two kinds, so that a fault here and there does not wake everyone on
 //! every success:
 //!
 //! - the end of an outage: at least [`OUTAGE_FAILURES`] transient failures
 //!   (unreachable, 5xx, timeouts, unreadable answers) over [`OUTAGE_AFTER`]
-//!   or longer with no success between, then a success: released at once;
+//!   or longer with no success between, then a success: woken at once;
 //! - the end of scattered faults: a success after a quiet period (the resync
 //!   period) with no failure since the last one, so objects whose backoff
 //!   grew past it go within about one resync of Closte healing.
@@ -14,6 +14,9 @@
 //! came (a timeout comes long after): an outcome older than the newest one of
 //! the other kind says nothing about Closte now. Pure: callers pass the
 //! instants.
+//!
+//! A *ping* is a fetch of the account's alias list (`getdomains`) sent only
+//! to learn whether Closte answers again (not a DNS/TLS probe of a domain).
 
 use std::time::{Duration, SystemTime};
 
@@ -27,7 +30,7 @@ pub const OUTAGE_FAILURES: u32 = 3;
 
 /// How often an account in trouble is asked again, so that the recovery is
 /// seen even when every object waits out a long backoff.
-pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+pub const PING_EVERY: Duration = Duration::from_secs(5);
 
 /// A success that ends trouble.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +44,7 @@ pub enum Recovery {
 }
 
 #[derive(Debug, Clone)]
-pub struct Health {
+pub struct Reachability {
     /// Failures with no success since; `None` while Closte answers.
     streak: Option<Streak>,
     /// The latest failure no recovery has followed yet.
@@ -52,8 +55,8 @@ pub struct Health {
     quiet: Duration,
     /// When the request of the latest recovery was sent.
     recovered: Option<SystemTime>,
-    /// When the last probe was sent.
-    probed: Option<Instant>,
+    /// When the last ping was sent.
+    pinged: Option<Instant>,
 }
 
 /// Failures with no success between, by when their requests were sent.
@@ -78,11 +81,11 @@ impl Streak {
     }
 }
 
-impl Health {
+impl Reachability {
     /// Nothing seen yet: as if in an outage of unknown length, so that the
-    /// first answer releases the objects that failed before this process.
-    pub fn new(quiet: Duration) -> Health {
-        Health {
+    /// first answer wakes the objects that failed before this process.
+    pub fn new(quiet: Duration) -> Reachability {
+        Reachability {
             streak: Some(Streak {
                 since: None,
                 last: None,
@@ -92,7 +95,7 @@ impl Health {
             answered: None,
             quiet,
             recovered: None,
-            probed: None,
+            pinged: None,
         }
     }
 
@@ -142,10 +145,10 @@ impl Health {
     }
 
     /// Whether to ask Closte now whether it answers again (at most once per
-    /// [`PROBE_EVERY`]): requests have failed for [`OUTAGE_AFTER`] (or since
+    /// [`PING_EVERY`]): requests have failed for [`OUTAGE_AFTER`] (or since
     /// before anything was seen), or a quiet period has passed since the last
     /// failure with no success to end it.
-    pub fn probe_due(&self, now: Instant) -> bool {
+    pub fn ping_due(&self, now: Instant) -> bool {
         let failing = self.streak.is_some_and(|s| {
             s.since
                 .is_none_or(|since| now.duration_since(since) >= OUTAGE_AFTER)
@@ -155,13 +158,13 @@ impl Health {
             .is_some_and(|last| now.duration_since(last) >= self.quiet);
         (failing || calm)
             && self
-                .probed
-                .is_none_or(|probed| now.duration_since(probed) >= PROBE_EVERY)
+                .pinged
+                .is_none_or(|pinged| now.duration_since(pinged) >= PING_EVERY)
     }
 
-    /// A probe goes out now.
-    pub fn probing(&mut self, now: Instant) {
-        self.probed = Some(now);
+    /// A ping goes out now.
+    pub fn pinging(&mut self, now: Instant) {
+        self.pinged = Some(now);
     }
 }
 
@@ -179,121 +182,121 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + n)
     }
 
-    /// A health that has seen one success: Closte answers.
-    fn answering(t0: Instant) -> Health {
-        let mut health = Health::new(QUIET);
-        let first = health.answered(t0, wall(0));
+    /// A reachability that has seen one success: Closte answers.
+    fn answering(t0: Instant) -> Reachability {
+        let mut reach = Reachability::new(QUIET);
+        let first = reach.answered(t0, wall(0));
         assert_eq!(first, Some(Recovery::First), "the first answer recovers");
-        health
+        reach
     }
 
     #[test]
     fn an_outage_then_a_success_is_a_recovery() {
         let t0 = Instant::now();
-        let mut health = answering(t0);
-        health.failed(secs(t0, 1));
-        assert!(!health.probe_due(secs(t0, 3)), "not failing long enough");
-        health.failed(secs(t0, 4));
-        assert!(health.probe_due(secs(t0, 6)));
-        health.probing(secs(t0, 6));
-        assert!(!health.probe_due(secs(t0, 8)), "one probe per period");
-        health.failed(secs(t0, 7)); // the probe failed
-        assert!(health.probe_due(secs(t0, 11)));
-        let recovery = health.answered(secs(t0, 11), wall(11));
+        let mut reach = answering(t0);
+        reach.failed(secs(t0, 1));
+        assert!(!reach.ping_due(secs(t0, 3)), "not failing long enough");
+        reach.failed(secs(t0, 4));
+        assert!(reach.ping_due(secs(t0, 6)));
+        reach.pinging(secs(t0, 6));
+        assert!(!reach.ping_due(secs(t0, 8)), "one ping per period");
+        reach.failed(secs(t0, 7)); // the ping failed
+        assert!(reach.ping_due(secs(t0, 11)));
+        let recovery = reach.answered(secs(t0, 11), wall(11));
         assert_eq!(recovery, Some(Recovery::Outage(Duration::from_secs(6))));
-        assert_eq!(health.recovered(), Some(wall(11)));
-        assert!(!health.probe_due(secs(t0, 100)), "Closte answers");
-        assert_eq!(health.answered(secs(t0, 200), wall(200)), None, "only once");
-        assert_eq!(health.recovered(), Some(wall(11)));
+        assert_eq!(reach.recovered(), Some(wall(11)));
+        assert!(!reach.ping_due(secs(t0, 100)), "Closte answers");
+        assert_eq!(reach.answered(secs(t0, 200), wall(200)), None, "only once");
+        assert_eq!(reach.recovered(), Some(wall(11)));
     }
 
     #[test]
     fn scattered_failures_are_no_outage() {
         let t0 = Instant::now();
-        let mut health = answering(t0);
+        let mut reach = answering(t0);
         for n in 1..10 {
-            health.failed(secs(t0, n));
-            assert_eq!(health.answered(secs(t0, n), wall(n)), None, "second {n}");
+            reach.failed(secs(t0, n));
+            assert_eq!(reach.answered(secs(t0, n), wall(n)), None, "second {n}");
         }
         // two failures over longer than an outage takes: not enough of them
-        health.failed(secs(t0, 20));
-        health.failed(secs(t0, 30));
-        assert_eq!(health.answered(secs(t0, 31), wall(31)), None);
+        reach.failed(secs(t0, 20));
+        reach.failed(secs(t0, 30));
+        assert_eq!(reach.answered(secs(t0, 31), wall(31)), None);
         // three close together: not long enough
         for n in [40, 41, 42] {
-            health.failed(secs(t0, n));
+            reach.failed(secs(t0, n));
         }
-        assert_eq!(health.answered(secs(t0, 43), wall(43)), None);
-        assert_eq!(health.recovered(), Some(wall(0)));
+        assert_eq!(reach.answered(secs(t0, 43), wall(43)), None);
+        assert_eq!(reach.recovered(), Some(wall(0)));
     }
 
     #[test]
     fn a_quiet_period_after_scattered_failures_is_a_recovery() {
         let t0 = Instant::now();
-        let mut health = answering(t0);
-        health.failed(secs(t0, 10));
-        assert_eq!(health.answered(secs(t0, 11), wall(11)), None);
-        assert!(!health.probe_due(secs(t0, 69)), "Closte answers");
+        let mut reach = answering(t0);
+        reach.failed(secs(t0, 10));
+        assert_eq!(reach.answered(secs(t0, 11), wall(11)), None);
+        assert!(!reach.ping_due(secs(t0, 69)), "Closte answers");
         assert!(
-            health.probe_due(secs(t0, 70)),
+            reach.ping_due(secs(t0, 70)),
             "a quiet period with nobody asking"
         );
-        health.failed(secs(t0, 50)); // the quiet period starts again
-        assert_eq!(health.answered(secs(t0, 100), wall(100)), None);
-        let recovery = health.answered(secs(t0, 110), wall(110));
+        reach.failed(secs(t0, 50)); // the quiet period starts again
+        assert_eq!(reach.answered(secs(t0, 100), wall(100)), None);
+        let recovery = reach.answered(secs(t0, 110), wall(110));
         assert_eq!(recovery, Some(Recovery::Quiet(QUIET)));
-        assert_eq!(health.recovered(), Some(wall(110)));
-        assert_eq!(health.answered(secs(t0, 500), wall(500)), None, "only once");
-        assert!(!health.probe_due(secs(t0, 500)));
+        assert_eq!(reach.recovered(), Some(wall(110)));
+        assert_eq!(reach.answered(secs(t0, 500), wall(500)), None, "only once");
+        assert!(!reach.ping_due(secs(t0, 500)));
     }
 
     #[test]
     fn an_answer_sent_before_the_latest_failure_says_nothing() {
         let t0 = Instant::now();
-        let mut health = answering(t0);
+        let mut reach = answering(t0);
         for n in [1, 5, 10] {
-            health.failed(secs(t0, n));
+            reach.failed(secs(t0, n));
         }
-        assert_eq!(health.answered(secs(t0, 9), wall(9)), None);
-        assert!(health.probe_due(secs(t0, 11)), "still failing");
-        let recovery = health.answered(secs(t0, 10), wall(10));
+        assert_eq!(reach.answered(secs(t0, 9), wall(9)), None);
+        assert!(reach.ping_due(secs(t0, 11)), "still failing");
+        let recovery = reach.answered(secs(t0, 10), wall(10));
         assert_eq!(recovery, Some(Recovery::Outage(Duration::from_secs(9))));
-        assert_eq!(health.recovered(), Some(wall(10)));
+        assert_eq!(reach.recovered(), Some(wall(10)));
     }
 
     #[test]
     fn outcomes_count_by_when_their_requests_were_sent() {
         let t0 = Instant::now();
-        let mut health = answering(t0);
+        let mut reach = answering(t0);
         for n in [1, 5] {
-            health.failed(secs(t0, n));
+            reach.failed(secs(t0, n));
         }
-        // a request sent at 2 hung; a probe sent at 8 fails, one at 12 succeeds
-        health.failed(secs(t0, 8));
-        let recovery = health.answered(secs(t0, 12), wall(12));
+        // a request sent at 2 hung; a ping sent at 8 fails, one at 12 succeeds
+        reach.failed(secs(t0, 8));
+        let recovery = reach.answered(secs(t0, 12), wall(12));
         assert_eq!(recovery, Some(Recovery::Outage(Duration::from_secs(7))));
         // the hung request times out now: older than the success, no news
-        health.failed(secs(t0, 2));
-        assert!(!health.probe_due(secs(t0, 100)));
-        assert_eq!(health.answered(secs(t0, 20), wall(20)), None);
-        assert_eq!(health.recovered(), Some(wall(12)));
+        reach.failed(secs(t0, 2));
+        assert!(!reach.ping_due(secs(t0, 100)));
+        assert_eq!(reach.answered(secs(t0, 20), wall(20)), None);
+        assert_eq!(reach.recovered(), Some(wall(12)));
     }
 
     #[test]
-    fn a_new_process_probes_then_recovers_on_the_first_answer() {
+    fn a_new_process_pings_then_recovers_on_the_first_answer() {
         let t0 = Instant::now();
-        let fresh = Health::new(QUIET);
+        let fresh = Reachability::new(QUIET);
         assert!(
-            fresh.probe_due(t0),
+            fresh.ping_due(t0),
             "objects may wait on a previous process's failures"
         );
-        let mut health = fresh.clone();
-        assert_eq!(health.answered(t0, wall(0)), Some(Recovery::First));
-        assert!(!health.probe_due(secs(t0, 60)));
+        let mut reach = fresh.clone();
+        assert_eq!(reach.answered(t0, wall(0)), Some(Recovery::First));
+        assert!(!reach.ping_due(secs(t0, 60)));
         // failing since before this process: any later answer recovers
         let mut failing = fresh;
         failing.failed(secs(t0, 1));
-        assert!(failing.probe_due(secs(t0, 1)));
+        assert!(failing.ping_due(secs(t0, 1)));
         assert_eq!(
             failing.answered(secs(t0, 2), wall(2)),
             Some(Recovery::First)
