@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use closte_operator::api::MappedDomain;
-use common::operator::eventually;
 use common::sidecar::Sidecar;
 use common::sim::scratch;
 use common::succeeded as ok;
+use common::wait::eventually;
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Client;
 use kube::api::{

@@ -9,8 +9,8 @@ use std::time::Duration;
 use closte_operator::domain::Domain;
 use closte_operator::probe::dns::{self, DnsVerdict, HickoryResolve};
 use closte_operator::probe::tls::{TlsProber, TlsVerdict};
-use common::operator::eventually;
 use common::sim::{Simulator, scratch};
+use common::wait::eventually;
 
 const KEY: &str = "probe-key-51aa";
 

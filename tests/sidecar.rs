@@ -7,11 +7,12 @@ mod common;
 use std::path::PathBuf;
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
-use common::operator::{Operator, eventually};
+use common::operator::Operator;
 use common::proxy::Proxy;
 use common::setup::Namespace;
 use common::sidecar::Sidecar;
 use common::sim::{Simulator, scratch};
+use common::wait::eventually;
 use common::{create, spec};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

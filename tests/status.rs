@@ -7,9 +7,10 @@ mod common;
 use std::process::Command;
 
 use closte_operator::api::{MappedDomainSpec, SecretKeyRef, Stage};
-use common::operator::{eventually, wait_condition};
+use common::operator::wait_condition;
 use common::setup::Setup;
 use common::sim::Simulator;
+use common::wait::eventually;
 use common::{create, spec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};

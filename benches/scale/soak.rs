@@ -14,8 +14,11 @@ use closte_operator::api::MappedDomain;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::common::wait::eventually;
 use crate::report::Row;
-use crate::rig::{Cluster, KEY, Process, create_all, domain, folder, simulator, until};
+use crate::rig::{
+    Cluster, KEY, Process, controller_process, create_all, domain, folder, simulator,
+};
 
 /// Aliases made behind the operator's back, which it must never delete.
 const FOREIGN: usize = 20;
@@ -108,7 +111,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
     let start_replica = |n: usize, generation: usize| {
         let args = replica_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Process::controller(
+        controller_process(
             &cluster,
             &sim,
             dir.join(format!("controller-{n}-{generation}.log")),
@@ -199,7 +202,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
             .map(|md| md.spec.domain.clone())
             .collect()
     };
-    until(
+    eventually(
         heal_deadline(),
         "Closte holds exactly the desired set",
         || async {
@@ -221,7 +224,7 @@ pub async fn run(soak: Soak) -> Vec<Row> {
     .await;
     let exact_after = healed.elapsed().as_secs_f64();
     let wanted = api.list(&ListParams::default()).await.unwrap().items;
-    until(heal_deadline(), "every object done", || async {
+    eventually(heal_deadline(), "every object done", || async {
         api.list(&ListParams::default()).await.is_ok_and(|l| {
             l.items.iter().all(|md| {
                 md.status

@@ -4,10 +4,12 @@
 
 pub mod names;
 pub mod operator;
+pub mod process;
 pub mod proxy;
 pub mod setup;
 pub mod sidecar;
 pub mod sim;
+pub mod wait;
 pub mod wordpress;
 
 use std::path::{Path, PathBuf};
