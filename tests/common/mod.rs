@@ -91,7 +91,7 @@ pub fn start_control_plane_in(dir: &Path) -> PathBuf {
     assert!(
         out.status.success(),
         "could not start the local control plane (kube-apiserver + etcd).\n\
-         It is built from the Go module proxy on first use: it needs `go`, `openssl`, `python3`\n\
+         It is built from the Go module proxy on first use: it needs `go`, `openssl`, `curl`\n\
          and network access to the proxy; `make controlplane` builds it on its own.\n\
          --- controlplane.sh said ---\n{}",
         String::from_utf8_lossy(&out.stderr)
