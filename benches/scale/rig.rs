@@ -144,7 +144,7 @@ impl std::ops::Sub for ApiWrites {
 
 /// The simulator with DNS, HTTPS and `accounts` keys (`KEY` first, then
 /// `KEY-1`...), plus `args`.
-pub fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simulator {
+pub async fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simulator {
     let keys: Vec<String> = (0..accounts).map(account_key).collect();
     let mut all: Vec<&str> = Vec::new();
     for key in &keys {
@@ -152,7 +152,7 @@ pub fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simul
     }
     all.extend_from_slice(args);
     let name = dir.file_name().unwrap().to_str().unwrap();
-    Simulator::start_with_probes(&format!("bench-{name}"), &all)
+    Simulator::up_with_checks(&format!("bench-{name}"), &all).await
 }
 
 pub fn account_key(account: usize) -> String {

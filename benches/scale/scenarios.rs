@@ -49,7 +49,8 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
+    )
+    .await;
     let ctl = controller_process(
         &cluster,
         &sim,
@@ -219,7 +220,8 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
+    )
+    .await;
     let resync_flag = format!("{}s", resync.as_secs());
     let ctl = controller_process(
         &cluster,
@@ -326,7 +328,7 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
 pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
     let dir = folder("latency");
     let cluster = Cluster::up(&dir).await;
-    let sim = simulator(&dir, 1, &["--issue-delay", "1s"]);
+    let sim = simulator(&dir, 1, &["--issue-delay", "1s"]).await;
     let ctl = controller_process(
         &cluster,
         &sim,
@@ -490,7 +492,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     let busy = (n / 5).max(1);
     let dir = folder("sidecar");
     let cluster = Cluster::up(&dir).await;
-    let sim = simulator(&dir, 1, &["--issue-delay", "2s"]);
+    let sim = simulator(&dir, 1, &["--issue-delay", "2s"]).await;
     let progress = Progress::watch(&cluster.client);
     let token = "bench-sidecar-token-77a1-0123456789ab";
     std::fs::write(dir.join("token"), token).unwrap();
@@ -661,7 +663,8 @@ pub async fn accounts(accounts: usize, per: usize) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
+    )
+    .await;
     let ctl = controller_process(
         &cluster,
         &sim,
