@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use common::operator::controller;
+use common::process::Launch;
 use common::proxy::Proxy;
 use common::setup::Namespace;
 use common::sidecar::Sidecar;
@@ -24,6 +25,21 @@ async fn setup(name: &str, args: &[&str]) -> (Namespace, Sidecar) {
     let ns = Namespace::new(name).await;
     let sidecar = Sidecar::start(name, common::kubeconfig(), &ns.ns, TOKEN, args).await;
     (ns, sidecar)
+}
+
+/// The object's only writer is the sidecar, by update.
+fn assert_written_by_the_sidecar(md: &MappedDomain) {
+    let managers: Vec<_> = md
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| Some((f.manager.clone()?, f.operation.clone()?)))
+        .collect();
+    assert_eq!(
+        managers,
+        [("closte-operator-sidecar".into(), "Update".into())]
+    );
 }
 
 /// The namespace's MappedDomains as (name, domain, site id), sorted.
@@ -111,17 +127,7 @@ async fn closte_test_connection_and_add(ns: &Namespace, sidecar: &Sidecar) {
             .map(String::as_str),
         Some("closte-operator-sidecar")
     );
-    let managers: Vec<_> = md
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| Some((f.manager.clone()?, f.operation.clone()?)))
-        .collect();
-    assert_eq!(
-        managers,
-        [("closte-operator-sidecar".into(), "Update".into())]
-    );
+    assert_written_by_the_sidecar(&md);
 }
 
 /// An add of what is there is success (Ultimate Multisite logs anything else); the list and a delete.
@@ -393,6 +399,7 @@ type Case<'a> = (&'a str, &'a str, Option<Vec<u8>>, &'a str, u16);
 #[tokio::test]
 async fn bad_input_gets_a_reason_and_changes_nothing() {
     let (ns, sidecar) = setup("bad-input", &[]).await;
+    create(&ns.api, "kept", spec("kept.example.com")).await;
     let before = objects(&ns.api).await;
     native_door_refuses_bad_input(&ns, &sidecar).await;
     closte_door_refuses_bad_input(&sidecar).await;
@@ -403,7 +410,6 @@ async fn bad_input_gets_a_reason_and_changes_nothing() {
 
 /// The native door: every bad request refused with its reason, nothing written.
 async fn native_door_refuses_bad_input(ns: &Namespace, sidecar: &Sidecar) {
-    create(&ns.api, "kept", spec("kept.example.com")).await;
     let before = objects(&ns.api).await;
     let big = format!(r#"{{"siteId": 2, "pad": "{}"}}"#, "x".repeat(70 * 1024));
     let cases: Vec<Case> = vec![
@@ -979,22 +985,12 @@ async fn interval_created_then_changed(ns: &Namespace, sidecar: &Sidecar) {
         "{view}"
     );
     let md = ns.api.get("one-example-com").await.unwrap();
+    assert_written_by_the_sidecar(&md);
     assert_eq!(md.spec.check_interval.as_deref(), Some("2m"));
     assert_eq!(md.spec.site_id, Some(2), "the site id kept");
     assert_eq!(md.spec.credentials_ref.unwrap().name, "key");
     let labels = md.metadata.labels.unwrap();
     assert_eq!(labels["closte-operator.io/site-id"], "2");
-    let managers: Vec<_> = md
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| Some((f.manager.clone()?, f.operation.clone()?)))
-        .collect();
-    assert_eq!(
-        managers,
-        [("closte-operator-sidecar".into(), "Update".into())]
-    );
     shown_interval(&sidecar, "one.example.com", json!("2m")).await;
 }
 
@@ -1787,16 +1783,14 @@ fn a_short_token_is_refused_at_start() {
             "CLOSTE_SIDECAR_TOKEN".to_owned(),
         ),
     ] {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_closte-operator"));
-        command
-            .arg("sidecar")
+        let mut launch = Launch::run("sidecar")
             .args(&args)
-            .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+            .kubeconfig(&dir.join("no-such-kubeconfig"))
             .env_remove("CLOSTE_SIDECAR_TOKEN");
         if let Some(token) = env {
-            command.env("CLOSTE_SIDECAR_TOKEN", token);
+            launch = launch.env("CLOSTE_SIDECAR_TOKEN", token);
         }
-        let out = command.output().unwrap();
+        let out = launch.output();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         let length = if env.is_some() { 20 } else { 31 };

@@ -15,9 +15,32 @@ use crate::common::sim::Simulator;
 use crate::common::wait::eventually;
 use crate::report::Row;
 use crate::rig::{
-    Cluster, Progress, account_key, controller_process, create_all, delete_all, domain, folder,
-    percentile, sidecar_process, sim_counts, simulator,
+    ApiWrites, Cluster, Progress, account_key, controller_process, create_all, delete_all, domain,
+    folder, percentile, sidecar_process, sim_counts, simulator,
 };
+
+/// MappedDomain writes per domain, less the create of each.
+fn writes_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: usize) -> Row {
+    let per_domain = (writes.mapped_domains - n as f64) / n as f64;
+    Row::info(
+        scenario,
+        size,
+        "MappedDomain writes per domain",
+        per_domain,
+        "",
+    )
+}
+
+/// Events per domain.
+fn events_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: usize) -> Row {
+    Row::info(
+        scenario,
+        size,
+        "events per domain",
+        writes.events / n as f64,
+        "",
+    )
+}
 
 fn unix_ms() -> f64 {
     SystemTime::now()
@@ -114,20 +137,8 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             "",
         )
         .exactly(n as f64),
-        Row::info(
-            scenario,
-            &size,
-            "MappedDomain writes per domain",
-            (writes.mapped_domains - n as f64) / n as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "events per domain",
-            writes.events / n as f64,
-            "",
-        ),
+        writes_per_domain(scenario, &size, writes, n),
+        events_per_domain(scenario, &size, writes, n),
         Row::info(
             scenario,
             &size,
@@ -183,20 +194,8 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             delta("getdomains"),
             "",
         ),
-        Row::info(
-            scenario,
-            &size,
-            "MappedDomain writes per domain",
-            (writes.mapped_domains - n as f64) / n as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "events per domain",
-            writes.events / n as f64,
-            "",
-        ),
+        writes_per_domain(scenario, &size, writes, n),
+        events_per_domain(scenario, &size, writes, n),
     ]);
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
     rows

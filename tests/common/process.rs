@@ -70,18 +70,20 @@ impl Launch {
     /// machine's resolver), metrics on a port of its own choosing, the test
     /// control plane. Set its key with `.env("CLOSTE_CLIENT_API_KEY", key)`.
     pub fn controller(sim: &Simulator, log: impl Into<PathBuf>) -> Launch {
-        let mut launch = Launch::new("controller", log)
+        Launch::new("controller", log)
             .arg(format!("--closte-api-url={}", sim.api))
+            .args(sim.check_flags())
             .arg("--metrics-addr=127.0.0.1:0")
-            .tests_cluster();
-        if let (Some(dns), Some(https), Some(ca)) = (sim.dns, sim.https, &sim.ca) {
-            launch = launch
-                .arg(format!("--dns-server={dns}"))
-                .arg(format!("--https-port={}", https.port()))
-                .arg("--ca-file")
-                .arg(ca)
-                .arg("--expected-target=127.0.0.1");
-        }
+            .tests_cluster()
+    }
+
+    /// A subcommand that runs to its end (`crd`, `status`, a refused
+    /// start, ...), for [`Launch::output`]; no control plane unless
+    /// `.kubeconfig(..)` names one.
+    pub fn run(subcommand: &str) -> Launch {
+        let mut launch = Launch::new(subcommand, PathBuf::new());
+        launch.announcement = None;
+        launch.env.clear(); // its output is the test's to read: the caller's RUST_LOG
         launch
     }
 
@@ -210,6 +212,10 @@ impl Launch {
                 None => command.env_remove(name),
             };
         }
+        if self.log.as_os_str().is_empty() {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            return command;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -219,6 +225,18 @@ impl Launch {
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()));
         command.stdout(Stdio::null()).stderr(log);
         command
+    }
+
+    /// Runs it to its end (made with [`Launch::run`]): its status and both
+    /// outputs.
+    pub fn output(self) -> std::process::Output {
+        assert!(
+            self.log.as_os_str().is_empty(),
+            "output() is for Launch::run"
+        );
+        self.command()
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run closte-operator {}: {e}", self.subcommand))
     }
 
     /// Starts it and returns at once; [`Process::addr`] waits for the address.

@@ -100,6 +100,21 @@ impl Simulator {
         self.process.pid()
     }
 
+    /// The flags that send the controller's (or `status`'s) DNS and TLS
+    /// checks to this simulator, never to the machine's resolver; none when
+    /// it serves neither.
+    pub fn check_flags(&self) -> Vec<String> {
+        match (self.dns, self.https, &self.ca) {
+            (Some(dns), Some(https), Some(ca)) => vec![
+                format!("--dns-server={dns}"),
+                format!("--https-port={}", https.port()),
+                format!("--ca-file={}", ca.display()),
+                "--expected-target=127.0.0.1".into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     async fn admin(
         &self,
         method: reqwest::Method,
