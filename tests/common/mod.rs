@@ -1,5 +1,7 @@
 //! Shared harness of the integration tests: one real control plane per test
-//! binary, a client for it, a namespace per test, the CRD installed.
+//! binary, a client for it, a namespace per test, the CRD installed. The
+//! binary runs as a process through [`process::Launch`]; waiting is
+//! [`wait::eventually`].
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod names;

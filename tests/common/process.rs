@@ -15,13 +15,16 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::sim::Simulator;
-use super::wait::{self, eventually};
+use super::wait::{self, eventually_every};
 
 /// The binary under test, as cargo built it for this test or bench.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_closte-operator");
 
 /// How long a server may take to say where it listens, or to be ready.
 const STARTUP: Duration = Duration::from_secs(30);
+/// How often to look while it starts: often, as the benchmark reports the
+/// sidecar's start-up time.
+const STARTUP_POLL: Duration = Duration::from_millis(20);
 
 /// How to run the binary: one subcommand with its flags, environment and
 /// log file. Cloneable, so a stopped process can be started again as it was.
@@ -296,7 +299,7 @@ impl Process {
         if let Some(value) = self.announced.get() {
             return value;
         }
-        let value = eventually(STARTUP, &self.what_listens(), || async {
+        let value = eventually_every(STARTUP, STARTUP_POLL, &self.what_listens(), || async {
             self.announcement()
         })
         .await;
@@ -311,6 +314,11 @@ impl Process {
         }
         let value = wait::blocking(STARTUP, &self.what_listens(), || self.announcement());
         self.announced.get_or_init(|| value)
+    }
+
+    /// What it announced, if that has been read already.
+    pub fn announced_now(&self) -> Option<&str> {
+        self.announced.get().map(String::as_str)
     }
 
     fn what_listens(&self) -> String {
@@ -351,8 +359,7 @@ impl Process {
     /// ([`Launch::start`] waits for that).
     pub fn url(&self) -> String {
         let announced = self
-            .announced
-            .get()
+            .announced_now()
             .expect("the address is known once the process is started (Launch::start)");
         format!("http://{}", parse_addr(announced))
     }
@@ -535,7 +542,7 @@ where
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let what = format!("{what} ({})", process.log.display());
-    eventually(STARTUP, &what, || {
+    eventually_every(STARTUP, STARTUP_POLL, &what, || {
         assert!(
             process.running(),
             "{} exited:\n{}",

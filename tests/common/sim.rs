@@ -78,7 +78,8 @@ impl Simulator {
 
     /// A started simulator process, its addresses read from its announcement.
     fn from(process: Process) -> Simulator {
-        let ready: Value = serde_json::from_str(process.announced_blocking())
+        let announced = process.announced_now().expect("a started simulator");
+        let ready: Value = serde_json::from_str(announced)
             .unwrap_or_else(|e| panic!("the simulator's addresses: {e}"));
         let text = |k: &str| ready[k].as_str().map(str::to_owned);
         Simulator {
