@@ -162,7 +162,7 @@ async fn closte_add_again_and_list(ns: &Namespace, sidecar: &Sidecar) {
             "xn--bcher-kva.example"
         ]
     );
-    cached(&sidecar, "xn--bcher-kva.example", true).await;
+    cached(sidecar, "xn--bcher-kva.example", true).await;
     let (status, body) = sidecar
         .closte("GET", "getdomains", &[("apikey", TOKEN)])
         .await;
@@ -345,7 +345,7 @@ async fn whole_set_sync(ns: &Namespace, sidecar: &Sidecar) {
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["created"], json!(["a.example.com", "b.example.com"]));
-    cached(&sidecar, "b.example.com", true).await;
+    cached(sidecar, "b.example.com", true).await;
     let (_, report) = sidecar
         .native(
             "PUT",
@@ -991,7 +991,7 @@ async fn interval_created_then_changed(ns: &Namespace, sidecar: &Sidecar) {
     assert_eq!(md.spec.credentials_ref.unwrap().name, "key");
     let labels = md.metadata.labels.unwrap();
     assert_eq!(labels["closte-operator.io/site-id"], "2");
-    shown_interval(&sidecar, "one.example.com", json!("2m")).await;
+    shown_interval(sidecar, "one.example.com", json!("2m")).await;
 }
 
 /// The same again, or none: nothing written, not even the flag's 10s.
@@ -1167,8 +1167,8 @@ async fn hand_made_objects_keep_their_interval(ns: &Namespace, sidecar: &Sidecar
 /// Every read shows each domain's interval as written.
 async fn reads_show_each_interval(ns: &Namespace, sidecar: &Sidecar) {
     create(&ns.api, "bare-example-com", spec("bare.example.com")).await;
-    shown_interval(&sidecar, "bare.example.com", Value::Null).await;
-    shown_interval(&sidecar, "d.example.com", json!("90s")).await;
+    shown_interval(sidecar, "bare.example.com", Value::Null).await;
+    shown_interval(sidecar, "d.example.com", json!("90s")).await;
     let (_, list) = sidecar.native("GET", "/v1/domains", None).await;
     let intervals: Vec<(&str, &Value)> = list["domains"]
         .as_array()
