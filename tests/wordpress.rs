@@ -1138,7 +1138,22 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         .unwrap();
     assert_eq!(cron.status(), 200);
 
-    // the slow states first: ssl-failed takes its checks (10 s apart)
+    slow_states_first(env).await;
+    let held_site = a_held_domain_waits(env).await;
+    a_refused_change_is_rejected(env);
+    let admin = Admin::login(env).await;
+    the_check_interval_is_checked(&admin).await;
+    a_wrong_token_says_what_to_do(env).await;
+    a_stopped_sidecar_says_where_to_look(env).await;
+    let tls = every_state_reached(env).await;
+    every_state_on_the_screen(env, held_site, &tls).await;
+    site_health_through_rest(env, &admin).await;
+    retry_discard_clear(env, &admin).await;
+    back_to_a_healthy_network(env, &admin, held_site).await;
+}
+
+/// The slow states first: ssl-failed takes its checks (10 s apart); a domain pointing elsewhere, one whose certificate will be made to end soon, one the main site holds.
+async fn slow_states_first(env: &Env) {
     env.sim
         .set_certificate("tls.wp-e2e.example", "other-host")
         .await;
@@ -1165,8 +1180,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         ..Default::default()
     };
     direct_md(env, "e2e-held", "held.wp-e2e.example", held_by_main).await;
+}
 
-    // waiting: a new site's domain that the main site holds (409, retried)
+/// Waiting: a new site's domain that the main site holds (409, retried); returns the new site's id.
+async fn a_held_domain_waits(env: &Env) -> u64 {
     eventually(30, "the sidecar to list held.wp-e2e.example", || async {
         sidecar_lists(env, "held.wp-e2e.example")
             .await
@@ -1181,8 +1198,11 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         held["error"].as_str().unwrap().contains("HTTP 409"),
         "{queue}"
     );
+    held_site
+}
 
-    // rejected: a change the sidecar refuses for good (an invalid domain)
+/// Rejected: a change the sidecar refuses for good (an invalid domain).
+fn a_refused_change_is_rejected(env: &Env) {
     let burst = env.wp.tool(
         "queue-burst",
         json!({"at": 0, "domains": ["bad.wp-e2e.123"]}),
@@ -1194,10 +1214,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         failures.iter().any(|f| f["domain"] == "bad.wp-e2e.123"),
         "{queue}"
     );
+}
 
-    let admin = Admin::login(env).await;
-
-    // the DNS check interval: nonce checked, 10..300 s, nothing saved otherwise
+/// The DNS check interval: nonce checked, 10..300 s, nothing saved otherwise.
+async fn the_check_interval_is_checked(admin: &Admin) {
     assert_eq!(
         admin
             .forge(
@@ -1248,8 +1268,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         admin.screen().await.contains("step=\"1\" value=\"\""),
         "not cleared"
     );
+}
 
-    // a wrong token in WordPress: 401, and what to do about it
+/// A wrong token in WordPress: 401, and what to do about it.
+async fn a_wrong_token_says_what_to_do(env: &Env) {
     std::fs::write(&env.wp_token, "not-the-sidecar-token\n").unwrap();
     let (_, dom) = screenshot(env, "401", "").await;
     let step = dom
@@ -1278,15 +1300,19 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         "{health}"
     );
     std::fs::write(&env.wp_token, format!("{TOKEN}\n")).unwrap();
+}
 
-    // the sidecar stopped: where to look
+/// The sidecar stopped: where to look.
+async fn a_stopped_sidecar_says_where_to_look(env: &mut Env) {
     env.sidecar.stop();
     let dom = env.screen().await;
     assert!(dom.contains("data-status=\"0\""), "{dom}");
     assert!(dom.contains("kubectl logs POD -c closte-sidecar"), "{dom}");
     env.sidecar.resume().await;
+}
 
-    // every state reached
+/// Every state reached: checking-dns, done with a certificate made to end in 5 days, ssl-failed (returned).
+async fn every_state_reached(env: &Env) -> MappedDomain {
     let dns = eventually(60, "dns.wp-e2e.example to reach checking-dns", || async {
         let md = env.md("dns.wp-e2e.example").await?;
         (md.status.as_ref()?.stage == Some(Stage::CheckingDns)).then_some(md)
@@ -1327,7 +1353,11 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
         ends_second(&ends),
         "the controller replaced the certificate"
     );
+    tls
+}
 
+/// Every state on the screen, with what to do about it; the not-ready filter.
+async fn every_state_on_the_screen(env: &Env, held_site: u64, tls: &MappedDomain) {
     let (all, dom) = screenshot(env, "all", "").await;
     let row_of = |domain: &str| -> String {
         row(&dom, domain)
@@ -1422,8 +1452,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     );
     assert!(row(&not_ready, "expiring.wp-e2e.example").is_none());
     println!("look at {}", all.display());
+}
 
-    // Site Health: asynchronous, through its REST route, on the main site
+/// Site Health: asynchronous, through its REST route, on the main site.
+async fn site_health_through_rest(env: &Env, admin: &Admin) {
     let health_page = admin.get("/wp-admin/site-health.php").await;
     assert!(
         health_page.contains("closte-operator\\/v1\\/site-health"),
@@ -1469,8 +1501,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     ] {
         assert!(description.contains(expected), "{expected}: {result}");
     }
+}
 
-    // Retry (still held: it stays), Discard, Clear: nonces checked
+/// Retry (still held: it stays), Discard, Clear: nonces checked.
+async fn retry_discard_clear(env: &Env, admin: &Admin) {
     let key = "domain:held.wp-e2e.example";
     assert_eq!(
         admin
@@ -1513,8 +1547,10 @@ async fn the_screen_says_what_to_do(env: &mut Env) {
     assert!(text.starts_with("Cleared "), "{text}");
     assert!(env.queue()["failures"].as_array().unwrap().is_empty());
     assert!(!html.contains("id=\"closte-operator-failures\""));
+}
 
-    // back to a healthy network
+/// Back to a healthy network: the objects, the held site, the rejected domain and the lists gone.
+async fn back_to_a_healthy_network(env: &Env, admin: &Admin, held_site: u64) {
     for name in ["e2e-tls", "e2e-dns", "e2e-expiring", "e2e-held"] {
         env.api.delete(name, &Default::default()).await.unwrap();
     }
