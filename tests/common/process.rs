@@ -245,6 +245,11 @@ impl Launch {
     /// Starts it and returns at once; [`Process::addr`] waits for the address.
     pub fn spawn(self) -> Process {
         closte_operator::tls::install_crypto_provider(); // for every reqwest client of the test
+        // an earlier run's lines (an appended log) announce nothing of this one
+        let earlier = match self.append {
+            true => std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize),
+            false => 0,
+        };
         let child = self
             .command()
             .spawn()
@@ -253,6 +258,7 @@ impl Launch {
             child,
             log: self.log.clone(),
             launch: self,
+            earlier,
             announced: OnceLock::new(),
             started: Instant::now(),
             http: reqwest::Client::builder()
@@ -286,6 +292,8 @@ pub struct Process {
     child: Child,
     launch: Launch,
     pub log: PathBuf,
+    /// Bytes of the log written by earlier runs.
+    earlier: usize,
     announced: OnceLock<String>,
     started: Instant,
     http: reqwest::Client,
@@ -336,6 +344,8 @@ impl Process {
             .expect("this subcommand serves nothing");
         let log = self.log_text();
         if let Some(value) = log
+            .get(self.earlier..)
+            .unwrap_or_default()
             .lines()
             .filter(|l| l.contains(message))
             .find_map(|l| log_field(l, field))
