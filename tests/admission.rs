@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use closte_operator::api::MappedDomain;
-use common::operator::eventually;
 use common::sidecar::Sidecar;
 use common::sim::scratch;
 use common::succeeded as ok;
+use common::wait::eventually;
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Client;
 use kube::api::{
@@ -125,67 +125,120 @@ fn refused_by_policy<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
-    let admin = common::client().await;
-    common::install_crd(&admin).await;
-    let release_ns = common::namespace(&admin, "closte-system").await;
-    let wp = common::namespace(&admin, "wp").await;
+    let t = Stolen::install().await;
+    t.policy_in_force().await;
+    sidecar_would_never_make_these(&t).await;
+    as_the_sidecar_writes_it_is_allowed(&t).await;
+    the_real_sidecar_works_under_the_stolen_token(&t).await;
+    a_cluster_admin_is_not_affected(&t).await;
+    others_objects_are_left_alone(&t).await;
+    its_own_objects_stay_in_shape(&t).await;
+    the_quota_counts_the_sidecar_too(&t).await;
+    it_reaches_no_further_than_rbac(&t).await;
+}
 
-    // the chart's objects for one WordPress namespace, as `helm install`
-    // would create them (its CRD is the one just installed)
-    let rendered = render(
-        &release_ns,
-        &[
-            "crds.enabled=false",
-            &format!("sidecar.namespaces={{{wp}}}"),
-        ],
-    );
-    ok(
-        common::kubectl_stdin(&["apply", "-f", "-"], &rendered),
-        "kubectl apply of the chart",
-    );
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&rendered)
-        .map(|doc| Value::deserialize(doc).unwrap())
-        .filter(|doc| !doc.is_null())
-        .collect();
-    let policy = objects
-        .iter()
-        .find(|o| o["kind"] == "ValidatingAdmissionPolicy")
-        .expect("the chart renders a ValidatingAdmissionPolicy");
-    let policy_name = policy["metadata"]["name"].as_str().unwrap();
-    assert_eq!(policy_name, format!("{RELEASE}-closte-operator-sidecar"));
+/// The chart's objects for one WordPress namespace, as `helm install` would
+/// create them, and a token stolen from its sidecar's ServiceAccount.
+struct Stolen {
+    admin: Client,
+    /// The WordPress namespace, and the release's.
+    wp: String,
+    release_ns: String,
+    /// A kubeconfig, and a client, with the stolen token; its user name.
+    kubeconfig: PathBuf,
+    stolen: Client,
+    user: String,
+    /// The chart's ValidatingAdmissionPolicy, and its name.
+    policy: Value,
+    policy_name: String,
+    /// MappedDomains in `wp` as the stolen token sees them, and as the admin does.
+    as_sidecar: Api<DynamicObject>,
+    as_admin: Api<DynamicObject>,
+    resource: ApiResource,
+}
 
-    let (kubeconfig, stolen, user) = stolen_token(&admin, &wp).await;
-    let resource = ApiResource::erase::<MappedDomain>(&());
-    let as_sidecar: Api<DynamicObject> = Api::namespaced_with(stolen.clone(), &wp, &resource);
-    let as_admin: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &wp, &resource);
-    let credentials = message(policy, "spec.credentialsRef");
-    let create = PostParams::default();
-
-    // The API server loads policies in the background: wait until it refuses
-    // (a dry run stores nothing either way).
-    let mut no_key = as_the_sidecar_writes("no-key", "no-key.example.com", 7);
-    no_key["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("credentialsRef");
-    let dry_run = PostParams {
-        dry_run: true,
-        ..PostParams::default()
-    };
-    eventually(30, "the policy to be in force", || async {
-        match as_sidecar.create(&dry_run, &object(no_key.clone())).await {
-            Err(kube::Error::Api(status)) if status.code == 403 => Some(()),
-            _ => None,
+impl Stolen {
+    async fn install() -> Stolen {
+        let admin = common::client().await;
+        common::install_crd(&admin).await;
+        let release_ns = common::namespace(&admin, "closte-system").await;
+        let wp = common::namespace(&admin, "wp").await;
+        // its CRD is the one just installed
+        let rendered = render(
+            &release_ns,
+            &[
+                "crds.enabled=false",
+                &format!("sidecar.namespaces={{{wp}}}"),
+            ],
+        );
+        ok(
+            common::kubectl_stdin(&["apply", "-f", "-"], &rendered),
+            "kubectl apply of the chart",
+        );
+        let policy = serde_yaml::Deserializer::from_str(&rendered)
+            .map(|doc| Value::deserialize(doc).unwrap())
+            .find(|o| o["kind"] == "ValidatingAdmissionPolicy")
+            .expect("the chart renders a ValidatingAdmissionPolicy");
+        let policy_name = policy["metadata"]["name"].as_str().unwrap().to_owned();
+        assert_eq!(policy_name, format!("{RELEASE}-closte-operator-sidecar"));
+        let (kubeconfig, stolen, user) = stolen_token(&admin, &wp).await;
+        let resource = ApiResource::erase::<MappedDomain>(&());
+        Stolen {
+            as_sidecar: Api::namespaced_with(stolen.clone(), &wp, &resource),
+            as_admin: Api::namespaced_with(admin.clone(), &wp, &resource),
+            admin,
+            wp,
+            release_ns,
+            kubeconfig,
+            stolen,
+            user,
+            policy,
+            policy_name,
+            resource,
         }
-    })
-    .await;
+    }
 
-    // Creates the sidecar would never make, each refused with its message
-    // and nothing stored.
+    /// The API server loads policies in the background: waits until it
+    /// refuses (a dry run stores nothing either way).
+    async fn policy_in_force(&self) {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        eventually(30, "the policy to be in force", || async {
+            let no_key = object(without_credentials("no-key", "no-key.example.com"));
+            match self.as_sidecar.create(&dry_run, &no_key).await {
+                Err(kube::Error::Api(status)) if status.code == 403 => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+    }
+}
+
+/// A MappedDomain as the sidecar writes it but without its credentialsRef:
+/// the controller's own (platform) key.
+fn without_credentials(name: &str, domain: &str) -> Value {
+    let mut md = as_the_sidecar_writes(name, domain, 7);
+    md["spec"].as_object_mut().unwrap().remove("credentialsRef");
+    md
+}
+
+/// Creates the sidecar would never make, each refused with its message and nothing stored.
+async fn sidecar_would_never_make_these(t: &Stolen) {
+    let Stolen {
+        policy,
+        policy_name,
+        as_sidecar,
+        as_admin,
+        ..
+    } = t;
+    let policy_name = policy_name.as_str();
+    let create = PostParams::default();
     let mut attacks: Vec<(&str, Value, String)> = vec![(
         "no credentialsRef: the controller's own (platform) key",
-        no_key,
-        credentials.clone(),
+        without_credentials("no-key", "no-key.example.com"),
+        message(policy, "spec.credentialsRef"),
     )];
     let mut attack = |what: &'static str, change: &dyn Fn(&mut Value), start: &str| {
         let mut md = as_the_sidecar_writes("attack", "attack.example.com", 7);
@@ -273,9 +326,11 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
             "{what}: stored"
         );
     }
+}
 
-    // Exactly as the sidecar writes it (server-side apply under its field
-    // manager): allowed.
+/// Exactly as the sidecar writes it (server-side apply under its field manager): allowed.
+async fn as_the_sidecar_writes_it_is_allowed(t: &Stolen) {
+    let Stolen { as_sidecar, .. } = t;
     let apply = PatchParams::apply(SIDECAR);
     let well_formed = as_the_sidecar_writes("shop-example-com", "shop.example.com", 7);
     as_sidecar
@@ -286,13 +341,20 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         )
         .await
         .expect("a MappedDomain as the sidecar writes it");
+}
 
-    // The real sidecar under the stolen token, with the chart's
-    // --credentials-secret: creates, updates and deletes its own.
+/// The real sidecar under the stolen token, with the chart's --credentials-secret: creates, updates and deletes its own; an admin's suspend on its object stays.
+async fn the_real_sidecar_works_under_the_stolen_token(t: &Stolen) {
+    let Stolen {
+        wp,
+        kubeconfig,
+        as_admin,
+        ..
+    } = t;
     let sidecar = Sidecar::start(
         "admission",
-        &kubeconfig,
-        &wp,
+        kubeconfig,
+        wp,
         TOKEN,
         &["--credentials-secret", SECRET],
     )
@@ -340,8 +402,11 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         .native("DELETE", "/v1/domains/site.example.com", None)
         .await;
     assert_eq!(status, 204, "{answer}\n{}", sidecar.log_text());
+}
 
-    // A cluster admin, kubectl-style, in the same namespace: not affected.
+/// A cluster admin, kubectl-style, in the same namespace: not affected.
+async fn a_cluster_admin_is_not_affected(t: &Stolen) {
+    let Stolen { wp, .. } = t;
     let by_hand = json!({
         "apiVersion": "closte-operator.io/v1alpha1",
         "kind": "MappedDomain",
@@ -352,9 +417,18 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         common::kubectl_stdin(&["create", "-f", "-"], &by_hand.to_string()),
         "kubectl create without credentialsRef, as the cluster admin",
     );
+}
 
-    // Objects the sidecar did not make: neither changed nor deleted with
-    // the stolen token, not even to make them look like its own.
+/// Objects the sidecar did not make: neither changed nor deleted with the stolen token, not even to make them look like its own.
+async fn others_objects_are_left_alone(t: &Stolen) {
+    let Stolen {
+        policy,
+        policy_name,
+        as_sidecar,
+        as_admin,
+        ..
+    } = t;
+    let policy_name = policy_name.as_str();
     let foreign = message(policy, "the sidecar changes and deletes only");
     let adopt = json!({
         "metadata": {"labels": {"app.kubernetes.io/managed-by": SIDECAR}},
@@ -375,9 +449,17 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         "deleting an admin's object",
     );
     assert!(as_admin.get_opt("by-hand").await.unwrap().is_some());
+}
 
-    // Its own objects: no field it never sets, no other key, no foreign
-    // label; deleting them is its to do.
+/// Its own objects: no field it never sets, no other key, no foreign label; deleting them is its to do.
+async fn its_own_objects_stay_in_shape(t: &Stolen) {
+    let Stolen {
+        policy,
+        policy_name,
+        as_sidecar,
+        ..
+    } = t;
+    let policy_name = policy_name.as_str();
     for (what, patch, start) in [
         (
             "suspending its own",
@@ -422,12 +504,19 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         .delete("shop-example-com", &DeleteParams::default())
         .await
         .expect("the sidecar deletes its own");
+}
 
-    // The quota: one per WordPress namespace, counting everyone's
-    // MappedDomains, the sidecar's too. This control plane has no
-    // kube-controller-manager, so the test plays its quota controller: it
-    // fills in the status (hard and used) that admission then counts on.
-    let quotas: Api<ResourceQuota> = Api::namespaced(admin.clone(), &wp);
+/// The quota: one per WordPress namespace, counting everyone's MappedDomains, the sidecar's too. This control plane has no kube-controller-manager, so the test plays its quota controller: it fills in the status (hard and used) that admission then counts on.
+async fn the_quota_counts_the_sidecar_too(t: &Stolen) {
+    let Stolen {
+        admin,
+        wp,
+        as_sidecar,
+        as_admin,
+        ..
+    } = t;
+    let create = PostParams::default();
+    let quotas: Api<ResourceQuota> = Api::namespaced(admin.clone(), wp);
     let quota = quotas.get(QUOTA).await.expect("the chart's ResourceQuota");
     let hard = quota.spec.unwrap().hard.unwrap();
     // 5,000 by default, in the API server's canonical form
@@ -503,15 +592,24 @@ async fn a_stolen_sidecar_token_writes_only_what_the_sidecar_would() {
         }
         other => panic!("a create beyond the quota: {other:?}"),
     }
+}
 
-    // The sidecar's identity reaches no further than RBAC lets it; the
-    // policy names it exactly.
+/// The sidecar's identity reaches no further than RBAC lets it; the policy names it exactly.
+async fn it_reaches_no_further_than_rbac(t: &Stolen) {
+    let Stolen {
+        release_ns,
+        stolen,
+        user,
+        policy,
+        resource,
+        ..
+    } = t;
+    let create = PostParams::default();
     let users = policy["spec"]["matchConditions"][0]["expression"]
         .as_str()
         .unwrap();
     assert!(users.contains(&format!("'{user}'")), "{users}");
-    let elsewhere: Api<DynamicObject> =
-        Api::namespaced_with(stolen.clone(), &release_ns, &resource);
+    let elsewhere: Api<DynamicObject> = Api::namespaced_with(stolen.clone(), release_ns, resource);
     match elsewhere
         .create(
             &create,

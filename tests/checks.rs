@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use closte_operator::probe::tls::TlsProber;
-use common::operator::{Operator, condition, eventually, wait_condition};
+use common::operator::{Operator, condition, wait_condition};
 use common::setup::Setup;
 use common::sim::Simulator;
+use common::wait::eventually;
 use common::{create, spec};
 use kube::api::Api;
 

@@ -1,13 +1,14 @@
 //! The `closte-operator` binary itself: the `crd` output is the committed CRD,
 //! and every subcommand and flag explains itself in `--help`.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::process::Launch;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .args(args)
-        .output()
-        .expect("run closte-operator")
+    Launch::run(args[0]).args(&args[1..]).output()
 }
 
 #[test]
@@ -81,11 +82,9 @@ fn sidecar_explains_its_flags_and_wants_a_token() {
             "{flag} has no description:\n{help}"
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .arg("sidecar")
+    let out = Launch::run("sidecar")
         .env_remove("CLOSTE_SIDECAR_TOKEN")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)

@@ -5,7 +5,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+
+use common::wait::eventually;
 
 fn controlplane(args: &[&str]) {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
@@ -31,8 +32,8 @@ fn ready(dir: &Path) -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-#[test]
-fn a_watcher_stops_only_the_control_plane_its_own_run_started() {
+#[tokio::test]
+async fn a_watcher_stops_only_the_control_plane_its_own_run_started() {
     let dir = common::repo_root()
         .join("target/controlplane-tests")
         .join(format!("twice-{}", std::process::id()));
@@ -55,14 +56,10 @@ fn a_watcher_stops_only_the_control_plane_its_own_run_started() {
     assert_ne!(second_owner.trim(), first_owner);
 
     // the first run's watcher notices its process is gone, and finishes
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while running_with(first_owner) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run's watcher did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(60, "the first run's watcher to finish", || async {
+        !running_with(first_owner)
+    })
+    .await;
     assert!(
         ready(&dir),
         "the first run's watcher took down the second run's control plane"

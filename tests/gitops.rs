@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
-use common::operator::{eventually, wait_condition};
+use common::operator::wait_condition;
 use common::setup::Setup;
+use common::wait::eventually;
 use common::{create, spec};
 use serde_json::Value;
 

@@ -12,11 +12,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use closte_operator::api::MappedDomain;
-use common::operator::{Operator, eventually, wait_condition};
+use common::operator::{controller, wait_condition};
+use common::process::Process;
 use common::sim::Simulator;
+use common::wait::eventually;
 use common::{create, spec};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
@@ -49,7 +50,7 @@ impl Rig {
         common::install_crd(&client).await;
         let ns = common::namespace(&client, name).await;
         let api = Api::namespaced(client, &ns);
-        let sim = Simulator::start_with_probes(name, &["--api-key", KEY]);
+        let sim = Simulator::up_with_checks(name, &["--api-key", KEY]).await;
         Rig {
             dir,
             kubeconfig,
@@ -61,15 +62,12 @@ impl Rig {
 
     /// A leader-elected controller for the namespace; a long resync, so the
     /// alias list it fetched stays in its cache for the whole test.
-    fn replica(&self, name: &str) -> Operator {
-        Operator::start_on(
-            &self.kubeconfig,
-            name,
-            &self.sim,
-            KEY,
-            Some(&self.ns),
-            &["--lease-duration", LEASE, "--resync-period", "300s"],
-        )
+    async fn replica(&self, name: &str) -> Process {
+        controller(name, &self.sim, KEY, Some(&self.ns))
+            .kubeconfig(&self.kubeconfig)
+            .args(["--lease-duration", LEASE, "--resync-period", "300s"])
+            .start()
+            .await
     }
 
     fn controlplane(&self, command: &str) {
@@ -112,17 +110,12 @@ impl Rig {
 }
 
 /// Whether the replica says it leads (`None`: it does not answer).
-async fn leads(op: &Operator) -> Option<bool> {
-    let text = reqwest::get(format!("{}/metrics", op.metrics))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+async fn leads(op: &Process) -> Option<bool> {
+    let text = op.try_scrape(None).await?;
     Some(text.lines().any(|l| l == "closte_operator_leader 1"))
 }
 
-async fn until_leads(op: &Operator, want: bool, what: &str) {
+async fn until_leads(op: &Process, want: bool, what: &str) {
     eventually(60, what, || async {
         (leads(op).await == Some(want)).then_some(())
     })
@@ -130,7 +123,7 @@ async fn until_leads(op: &Operator, want: bool, what: &str) {
 }
 
 /// Waits until `text` is in the replica's log past its first `mark` bytes.
-async fn until_logged(op: &Operator, mark: usize, text: &str) {
+async fn until_logged(op: &Process, mark: usize, text: &str) {
     eventually(60, &format!("{text:?} in {}", op.log.display()), || async {
         op.log_text()
             .get(mark..)
@@ -138,14 +131,6 @@ async fn until_logged(op: &Operator, mark: usize, text: &str) {
             .then_some(())
     })
     .await;
-}
-
-fn signal(op: &Operator, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &op.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal}");
 }
 
 /// When a replica led, and when its passes ended, from its log.
@@ -185,7 +170,7 @@ fn acts(log: &Path) -> Acts {
 
 /// Every pass of each replica lies within one of its terms, and no two
 /// replicas' terms overlap.
-fn assert_never_both(a: &Operator, b: &Operator) {
+fn assert_never_both(a: &Process, b: &Process) {
     let (a, b) = (acts(&a.log), acts(&b.log));
     for (who, acts) in [("first", &a), ("second", &b)] {
         for pass in &acts.passes {
@@ -210,10 +195,10 @@ fn assert_never_both(a: &Operator, b: &Operator) {
 }
 
 /// The first replica leads and the second follows, both ready.
-async fn leader_and_follower(rig: &Rig, name: &str) -> (Operator, Operator) {
-    let first = rig.replica(&format!("{name}-a"));
+async fn leader_and_follower(rig: &Rig, name: &str) -> (Process, Process) {
+    let first = rig.replica(&format!("{name}-a")).await;
     until_leads(&first, true, "the first replica to lead").await;
-    let second = rig.replica(&format!("{name}-b"));
+    let second = rig.replica(&format!("{name}-b")).await;
     until_leads(&second, false, "the second replica to follow").await;
     (first, second)
 }
@@ -262,17 +247,20 @@ async fn a_leader_that_cannot_renew_stops_before_another_takes_over() {
 /// The second replica leads first and fetches the alias list (kept for
 /// 300 s), then the first takes over: the second now holds a list older
 /// than anything the first adds.
-async fn follower_with_an_old_list(rig: &Rig, name: &str) -> (Operator, Operator) {
-    let (old, new) = (rig.replica(&format!("{name}-old")), format!("{name}-new"));
+async fn follower_with_an_old_list(rig: &Rig, name: &str) -> (Process, Process) {
+    let (old, new) = (
+        rig.replica(&format!("{name}-old")).await,
+        format!("{name}-new"),
+    );
     until_leads(&old, true, "the replica with the old list to lead").await;
     create(&rig.api, "early", spec(&format!("early.{name}.example"))).await;
     wait_condition(&rig.api, "early", "Registered", "True", Some("Added")).await;
-    let new = rig.replica(&new);
+    let new = rig.replica(&new).await;
     until_leads(&new, false, "the second replica to follow").await;
     // frozen past its lease: the other takes over; thawed, it follows
-    signal(&old, "-STOP");
+    old.signal("STOP");
     until_leads(&new, true, "the second replica to take over").await;
-    signal(&old, "-CONT");
+    old.signal("CONT");
     until_leads(&old, false, "the thawed replica to follow").await;
     (new, old)
 }
@@ -289,7 +277,7 @@ async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
     until_logged(&leader, mark, "reconcile failed").await;
     // frozen, the leader can neither renew nor act; the API server comes
     // back and the replica with the old list takes over
-    signal(&leader, "-STOP");
+    leader.signal("STOP");
     rig.sim.set_faults(json!({})).await;
     rig.controlplane("start-apiserver");
     until_leads(
@@ -298,7 +286,7 @@ async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
         "the replica with the old list to take over",
     )
     .await;
-    signal(&leader, "-CONT");
+    leader.signal("CONT");
     let md = wait_condition(&rig.api, "x", "Registered", "True", None).await;
 
     assert_eq!(

@@ -9,28 +9,13 @@ use std::time::Duration;
 use closte_operator::domain::Domain;
 use closte_operator::probe::dns::{self, DnsVerdict, HickoryResolve};
 use closte_operator::probe::tls::{TlsProber, TlsVerdict};
-use common::operator::eventually;
-use common::sim::{Simulator, scratch};
+use common::sim::Simulator;
+use common::wait::eventually;
 
 const KEY: &str = "probe-key-51aa";
 
-fn start(name: &str) -> Simulator {
-    let ca = scratch(name).join("ca.pem");
-    Simulator::start(
-        name,
-        &[
-            "--api-key",
-            KEY,
-            "--dns-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "127.0.0.1:0",
-            "--issue-delay",
-            "1s",
-            "--ca-out",
-            ca.to_str().unwrap(),
-        ],
-    )
+async fn start(name: &str) -> Simulator {
+    Simulator::up_with_checks(name, &["--api-key", KEY, "--issue-delay", "1s"]).await
 }
 
 fn prober(sim: &Simulator, trust_sim: bool) -> TlsProber {
@@ -45,7 +30,7 @@ fn domain(name: &str) -> Domain {
 
 #[tokio::test]
 async fn dns_verdicts_against_the_simulator() {
-    let sim = start("probe-dns");
+    let sim = start("probe-dns").await;
     sim.add_alias("shop.probe.example", 0).await;
     sim.add_alias("*.wild.probe.example", 0).await;
     let resolver = HickoryResolve::new(sim.dns, Duration::from_secs(5)).unwrap();
@@ -69,13 +54,10 @@ async fn dns_verdicts_against_the_simulator() {
     );
     let missing = dns::observe(&resolver, &domain("absent.probe.example"), &local).await;
     assert_eq!(missing.verdict, DnsVerdict::NxDomain);
-    // a resolver that does not answer
-    let port = common::operator::free_port();
-    let dead = HickoryResolve::new(
-        Some(format!("127.0.0.1:{port}").parse().unwrap()),
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    // a resolver that does not answer: a UDP socket held, never read
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead =
+        HickoryResolve::new(Some(silent.local_addr().unwrap()), Duration::from_secs(1)).unwrap();
     let error = dns::observe(&dead, &domain("shop.probe.example"), &local).await;
     assert_eq!(
         error.verdict,
@@ -87,7 +69,7 @@ async fn dns_verdicts_against_the_simulator() {
 
 #[tokio::test]
 async fn tls_verdicts_and_the_recorded_certificate() {
-    let sim = start("probe-tls");
+    let sim = start("probe-tls").await;
     let local: IpAddr = "127.0.0.1".parse().unwrap();
     sim.add_alias("secure.probe.example", 0).await;
     sim.add_alias("*.wild.probe.example", 0).await;
@@ -177,9 +159,12 @@ async fn tls_verdicts_and_the_recorded_certificate() {
         other.message
     );
 
-    // nothing listening
-    let closed =
-        TlsProber::new(None, common::operator::free_port(), Duration::from_secs(2)).unwrap();
+    // nothing listening: a port held by a socket bound but not listening,
+    // so connections to it are refused and nobody else can take it meanwhile
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
+    let closed = TlsProber::new(None, port, Duration::from_secs(2)).unwrap();
     let refused = closed.probe(local, "secure.probe.example").await;
     assert_eq!(
         refused.verdict,

@@ -7,9 +7,11 @@ mod common;
 use std::process::Command;
 
 use closte_operator::api::{MappedDomainSpec, SecretKeyRef, Stage};
-use common::operator::{eventually, wait_condition};
+use common::operator::wait_condition;
+use common::process::Launch;
 use common::setup::Setup;
 use common::sim::Simulator;
+use common::wait::eventually;
 use common::{create, spec};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
@@ -19,17 +21,13 @@ const KEY: &str = "status-key-4be2";
 
 /// Runs `status` (text, or JSON with `-o json`) against the test cluster and `sim`.
 fn status(sim: &Simulator, ns: &str, name: &str, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .args(["status", name, "-n", ns, "--closte-api-url", &sim.api])
-        .args(["--dns-server", &sim.dns.unwrap().to_string()])
-        .args(["--https-port", &sim.https.unwrap().port().to_string()])
-        .args(["--ca-file", sim.ca.as_ref().unwrap().to_str().unwrap()])
-        .args(["--expected-target", "127.0.0.1"])
+    let out = Launch::run("status")
+        .args([name, "-n", ns, "--closte-api-url", &sim.api])
+        .args(sim.check_flags())
         .args(extra)
-        .env("KUBECONFIG", common::kubeconfig())
+        .kubeconfig(common::kubeconfig())
         .env("CLOSTE_CLIENT_API_KEY", KEY)
-        .output()
-        .unwrap();
+        .output();
     let text = String::from_utf8(out.stdout).unwrap();
     (out.status.code().unwrap(), text)
 }

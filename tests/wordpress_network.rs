@@ -11,10 +11,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use closte_operator::api::MappedDomain;
-use common::operator::{eventually, free_port};
 use common::setup::Namespace;
+use common::sidecar::Sidecar;
 use common::sim::scratch;
-use common::wordpress::{Config, MariaDb, Sidecar, WordPress, cookies, require, run};
+use common::wait::eventually;
+use common::wordpress::{MariaDb, Site, SiteOptions, WordPress, cookies, require, run};
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
@@ -68,30 +69,24 @@ struct Network {
 impl Network {
     async fn start() -> Network {
         let Namespace { ns, api, .. } = Namespace::new("wp-network").await;
-        let dir = scratch("wp-network-e2e");
-        let token_file = dir.join("sidecar-token");
-        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-        let port = free_port();
-        let db = MariaDb::start(&dir);
-        let mut wp = WordPress::install(
-            "wordpress-network",
-            &db,
-            &Config {
-                sidecar_url: &format!("http://127.0.0.1:{port}"),
-                token_file: &token_file,
+        let site = Site::start(
+            "wp-network-e2e",
+            &ns,
+            SiteOptions {
+                token: TOKEN,
+                client_key: PLACEHOLDER,
                 // no direct Closte calls here
                 direct_closte_url: "http://127.0.0.1:9/api/client",
                 direct_closte_key: "unused",
-                client_key: PLACEHOLDER,
+                sidecar_args: &[],
             },
-        );
-        wp.serve();
-        let sidecar = Sidecar::start(&dir, &ns, port, &token_file, &[]).await;
+        )
+        .await;
         Network {
             api,
-            sidecar,
-            wp,
-            _db: db,
+            sidecar: site.sidecar,
+            wp: site.wp,
+            _db: site.db,
         }
     }
 

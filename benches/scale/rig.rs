@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
@@ -19,7 +19,8 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, ResourceExt};
 
 use crate::common;
-use crate::common::operator::free_port;
+use crate::common::process::Launch;
+pub use crate::common::process::Process;
 use crate::common::sim::Simulator;
 
 /// The binary under test: the release build under `cargo bench`, the debug
@@ -143,7 +144,7 @@ impl std::ops::Sub for ApiWrites {
 
 /// The simulator with DNS, HTTPS and `accounts` keys (`KEY` first, then
 /// `KEY-1`...), plus `args`.
-pub fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simulator {
+pub async fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simulator {
     let keys: Vec<String> = (0..accounts).map(account_key).collect();
     let mut all: Vec<&str> = Vec::new();
     for key in &keys {
@@ -151,7 +152,7 @@ pub fn simulator(dir: &std::path::Path, accounts: usize, args: &[&str]) -> Simul
     }
     all.extend_from_slice(args);
     let name = dir.file_name().unwrap().to_str().unwrap();
-    Simulator::start_with_probes(&format!("bench-{name}"), &all)
+    Simulator::up_with_checks(&format!("bench-{name}"), &all).await
 }
 
 pub fn account_key(account: usize) -> String {
@@ -162,188 +163,45 @@ pub fn account_key(account: usize) -> String {
     }
 }
 
-/// A controller or sidecar process; killed on drop.
-pub struct Process {
-    child: Child,
-    pub log: PathBuf,
-    /// Its HTTP address: metrics and health for the controller, both doors
-    /// for the sidecar.
-    pub http: String,
-    started: Instant,
+/// The controller under test against `sim` with `KEY` as its own key,
+/// watching every namespace of `cluster`, DNS and TLS checked against the
+/// simulator, plus `args`; started, not yet ready.
+pub fn controller_process(
+    cluster: &Cluster,
+    sim: &Simulator,
+    log: PathBuf,
+    args: &[&str],
+) -> Process {
+    // BENCH_WRAPPER="heaptrack -o DIR/heap" profiles the controller (RSS is then the wrapper's)
+    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+    under_test(Launch::controller(sim, log), cluster)
+        .wrapper(&wrapper)
+        .env("CLOSTE_CLIENT_API_KEY", KEY)
+        .args(args)
+        .spawn()
 }
 
-impl Process {
-    /// The controller against `sim` with `KEY` as its own key, watching every
-    /// namespace, DNS and TLS checked against the simulator, plus `args`.
-    pub fn controller(cluster: &Cluster, sim: &Simulator, log: PathBuf, args: &[&str]) -> Process {
-        let port = free_port();
-        // BENCH_WRAPPER="heaptrack -o DIR/heap" profiles the controller (RSS is then the wrapper's)
-        let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
-        let mut words = wrapper.split_whitespace();
-        let mut command = match words.next() {
-            Some(program) => {
-                let mut command = Command::new(program);
-                command.args(words).arg(bin());
-                command
-            }
-            None => Command::new(bin()),
-        };
-        command
-            .arg("controller")
-            .args(["--closte-api-url", &sim.api])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .args(["--dns-server", &sim.dns.unwrap().to_string()])
-            .args(["--https-port", &sim.https.unwrap().port().to_string()])
-            .args(["--ca-file", sim.ca.as_ref().unwrap().to_str().unwrap()])
-            .args(["--expected-target", "127.0.0.1"])
-            .args(args)
-            .env("CLOSTE_CLIENT_API_KEY", KEY);
-        Process::spawn(command, cluster, log, port)
-    }
-
-    /// The sidecar for `namespace`, its token in `token_file`.
-    pub fn sidecar(
-        cluster: &Cluster,
-        namespace: &str,
-        token_file: &std::path::Path,
-        log: PathBuf,
-    ) -> Process {
-        let port = free_port();
-        let mut command = Command::new(bin());
-        command
-            .arg("sidecar")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--namespace", namespace])
-            .arg("--token-file")
-            .arg(token_file)
-            .args(["--check-interval", "10s"]);
-        Process::spawn(command, cluster, log, port)
-    }
-
-    fn spawn(mut command: Command, cluster: &Cluster, log: PathBuf, port: u16) -> Process {
-        let child = command
-            .env("KUBECONFIG", &cluster.kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start closte-operator");
-        Process {
-            child,
-            log,
-            http: format!("http://127.0.0.1:{port}"),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits until `/readyz` answers 200; how long it took since the start.
-    pub async fn ready(&mut self) -> Duration {
-        let http = reqwest::Client::new();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "{} exited ({status}):\n{}",
-                    self.log.display(),
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            let ok = http
-                .get(format!("{}/readyz", self.http))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return self.started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Resident and peak resident memory, in MiB.
-    pub fn memory(&self) -> Memory {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kib| kib.parse::<f64>().ok())
-                .unwrap_or(0.0)
-                / 1024.0
-        };
-        Memory {
-            rss: field("VmRSS:"),
-            peak: field("VmHWM:"),
-        }
-    }
-
-    /// User plus system CPU seconds so far.
-    pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        // fields after the command name, which is in parentheses
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        ticks / 100.0
-    }
-
-    /// The sum of every series of a metric (by name prefix, labels included),
-    /// e.g. `closte_operator_mapped_domains{stage="done"}`.
-    pub async fn metric(&self, series: &str) -> f64 {
-        self.try_metric(series).await.expect("metrics endpoint")
-    }
-
-    /// Like [`Process::metric`], None when the endpoint does not answer.
-    pub async fn try_metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.http))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        Some(
-            text.lines()
-                .filter(|l| l.starts_with(series))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum(),
-        )
-    }
-
-    /// Lines of its log that say it panicked.
-    pub fn panics(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("panicked"))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// SIGKILL, and wait.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The sidecar under test for `namespace`, its token in `token_file`;
+/// started, not yet ready.
+pub fn sidecar_process(
+    cluster: &Cluster,
+    namespace: &str,
+    token_file: &std::path::Path,
+    log: PathBuf,
+) -> Process {
+    under_test(Launch::sidecar(namespace, log), cluster)
+        .arg("--token-file")
+        .arg(token_file)
+        .args(["--check-interval", "10s"])
+        .spawn()
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Memory {
-    pub rss: f64,
-    pub peak: f64,
+/// The build under test, logging at `info` as a deployment does, against `cluster`.
+fn under_test(launch: Launch, cluster: &Cluster) -> Launch {
+    launch
+        .program(bin())
+        .kubeconfig(&cluster.kubeconfig)
+        .env("RUST_LOG", "info")
 }
 
 /// A MappedDomain for `domain` checked every 10 s (so `done` comes soon after
@@ -391,23 +249,6 @@ pub async fn delete_all(api: &Api<MappedDomain>, names: Vec<String>, writers: us
         .buffer_unordered(writers)
         .collect::<Vec<_>>()
         .await;
-}
-
-/// Polls `check` every 200 ms until it holds; panics with `what` after
-/// `limit`. Returns the time waited.
-pub async fn until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// How many MappedDomains (in every namespace) are `done`, kept by a watch of

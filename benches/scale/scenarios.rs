@@ -12,11 +12,35 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 
 use crate::common::sim::Simulator;
+use crate::common::wait::eventually;
 use crate::report::Row;
 use crate::rig::{
-    Cluster, Process, Progress, account_key, create_all, delete_all, domain, folder, percentile,
-    sim_counts, simulator, until,
+    ApiWrites, Cluster, Progress, account_key, controller_process, create_all, delete_all, domain,
+    folder, percentile, sidecar_process, sim_counts, simulator,
 };
+
+/// MappedDomain writes per domain, less the create of each.
+fn writes_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: usize) -> Row {
+    let per_domain = (writes.mapped_domains - n as f64) / n as f64;
+    Row::info(
+        scenario,
+        size,
+        "MappedDomain writes per domain",
+        per_domain,
+        "",
+    )
+}
+
+/// Events per domain.
+fn events_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: usize) -> Row {
+    Row::info(
+        scenario,
+        size,
+        "events per domain",
+        writes.events / n as f64,
+        "",
+    )
+}
 
 fn unix_ms() -> f64 {
     SystemTime::now()
@@ -48,8 +72,9 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
-    let mut ctl = Process::controller(
+    )
+    .await;
+    let ctl = controller_process(
         &cluster,
         &sim,
         dir.join("controller.log"),
@@ -66,12 +91,12 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
         .map(|i| domain(&format!("d{i}"), &format!("d{i}.bench.example")))
         .collect();
     let created = create_all(&api, objects, 16).await;
-    until(limit(bound), "every domain on Closte", || async {
+    eventually(limit(bound), "every domain on Closte", || async {
         sim.count("aliases").await >= n as u64
     })
     .await;
     let on_closte = start.elapsed().as_secs_f64();
-    until(limit(bound), "every domain done", || async {
+    eventually(limit(bound), "every domain done", || async {
         progress.done() >= n
     })
     .await;
@@ -112,20 +137,8 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             "",
         )
         .exactly(n as f64),
-        Row::info(
-            scenario,
-            &size,
-            "MappedDomain writes per domain",
-            (writes.mapped_domains - n as f64) / n as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "events per domain",
-            writes.events / n as f64,
-            "",
-        ),
+        writes_per_domain(scenario, &size, writes, n),
+        events_per_domain(scenario, &size, writes, n),
         Row::info(
             scenario,
             &size,
@@ -140,12 +153,12 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
     let calls_before = sim_counts(&sim).await;
     let start = Instant::now();
     delete_all(&api, (1..=n).map(|i| format!("d{i}")).collect(), 16).await;
-    until(limit(bound), "every alias removed", || async {
+    eventually(limit(bound), "every alias removed", || async {
         sim.count("aliases").await == 0
     })
     .await;
     let removed = start.elapsed().as_secs_f64();
-    until(limit(bound), "every object gone", || async {
+    eventually(limit(bound), "every object gone", || async {
         api.list_metadata(&ListParams::default())
             .await
             .is_ok_and(|l| l.items.is_empty())
@@ -181,20 +194,8 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
             delta("getdomains"),
             "",
         ),
-        Row::info(
-            scenario,
-            &size,
-            "MappedDomain writes per domain",
-            (writes.mapped_domains - n as f64) / n as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "events per domain",
-            writes.events / n as f64,
-            "",
-        ),
+        writes_per_domain(scenario, &size, writes, n),
+        events_per_domain(scenario, &size, writes, n),
     ]);
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
     rows
@@ -218,9 +219,10 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
+    )
+    .await;
     let resync_flag = format!("{}s", resync.as_secs());
-    let mut ctl = Process::controller(
+    let ctl = controller_process(
         &cluster,
         &sim,
         dir.join("controller.log"),
@@ -241,7 +243,7 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
         .map(|i| domain(&format!("m{i}"), &format!("m{i}.bench.example")))
         .collect();
     create_all(&api, objects, 16).await;
-    until(limit(bound + 60.0), "every domain done", || async {
+    eventually(limit(bound + 60.0), "every domain done", || async {
         progress.done() >= n
     })
     .await;
@@ -325,8 +327,8 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
 pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
     let dir = folder("latency");
     let cluster = Cluster::up(&dir).await;
-    let sim = simulator(&dir, 1, &["--issue-delay", "1s"]);
-    let mut ctl = Process::controller(
+    let sim = simulator(&dir, 1, &["--issue-delay", "1s"]).await;
+    let ctl = controller_process(
         &cluster,
         &sim,
         dir.join("controller.log"),
@@ -376,7 +378,7 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
                 .await;
             sent_burst.extend(stamps);
             created += burst;
-            until(
+            eventually(
                 limit(burst as f64 / 10_000.0),
                 "the burst's adds",
                 || async { sim.count("adddomainalias").await >= created as u64 },
@@ -489,11 +491,11 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     let busy = (n / 5).max(1);
     let dir = folder("sidecar");
     let cluster = Cluster::up(&dir).await;
-    let sim = simulator(&dir, 1, &["--issue-delay", "2s"]);
+    let sim = simulator(&dir, 1, &["--issue-delay", "2s"]).await;
     let progress = Progress::watch(&cluster.client);
     let token = "bench-sidecar-token-77a1-0123456789ab";
     std::fs::write(dir.join("token"), token).unwrap();
-    let mut side = Process::sidecar(
+    let side = sidecar_process(
         &cluster,
         "default",
         &dir.join("token"),
@@ -508,7 +510,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     let http = reqwest::Client::new();
     let put = |i: usize| {
         let request = http
-            .put(format!("{}/v1/domains/s{i}.bench.example", side.http))
+            .put(format!("{}/v1/domains/s{i}.bench.example", side.url()))
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(r#"{"siteId": 1}"#);
@@ -525,14 +527,14 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     for i in 0..n {
         stored.push(put(i).await);
     }
-    let mut ctl = Process::controller(
+    let ctl = controller_process(
         &cluster,
         &sim,
         dir.join("controller.log"),
         &["--closte-write-rate", "500", "--leader-elect=false"],
     );
     ctl.ready().await;
-    until(
+    eventually(
         limit(n as f64 / 500.0 + 30.0),
         "the first domains done",
         || async { progress.done() >= n },
@@ -544,7 +546,7 @@ pub async fn sidecar(n: usize, settle: Duration) -> Vec<Row> {
     for i in n..n + busy {
         stored_busy.push(put(i).await);
     }
-    until(
+    eventually(
         limit(n as f64 / 500.0 + 30.0),
         "every domain done",
         || async { progress.done() >= n + busy },
@@ -660,8 +662,9 @@ pub async fn accounts(accounts: usize, per: usize) -> Vec<Row> {
             "--issue-delay",
             "5s",
         ],
-    );
-    let mut ctl = Process::controller(
+    )
+    .await;
+    let ctl = controller_process(
         &cluster,
         &sim,
         dir.join("controller.log"),
@@ -732,7 +735,7 @@ pub async fn accounts(accounts: usize, per: usize) -> Vec<Row> {
         .collect::<Vec<_>>()
         .await;
     let bound = total as f64 / 25.0;
-    until(limit(bound), "every domain on Closte", || async {
+    eventually(limit(bound), "every domain on Closte", || async {
         sim.count("aliases").await >= total as u64
     })
     .await;

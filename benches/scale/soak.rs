@@ -14,8 +14,12 @@ use closte_operator::api::MappedDomain;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+use crate::common::sim::Simulator;
+use crate::common::wait::eventually;
 use crate::report::Row;
-use crate::rig::{Cluster, KEY, Process, create_all, domain, folder, simulator, until};
+use crate::rig::{
+    Cluster, KEY, Process, controller_process, create_all, domain, folder, simulator,
+};
 
 /// Aliases made behind the operator's back, which it must never delete.
 const FOREIGN: usize = 20;
@@ -40,287 +44,360 @@ pub struct Soak {
 }
 
 pub async fn run(soak: Soak) -> Vec<Row> {
-    let scenario = if soak.chaos { "chaos" } else { "soak" };
-    let size = format!("{}, {} s", soak.domains, soak.churn.as_secs());
-    let dir = folder(scenario);
-    let cluster = Cluster::up(&dir).await;
-    let sim = simulator(
-        &dir,
-        1,
-        &[
-            "--latency",
-            "20ms",
-            "--issue-delay",
-            "2s",
-            "--hang",
-            "3s",
-            "--failure-rate",
-            "0.3",
-            "--failures",
-            "500",
-            "--failures",
-            "502",
-            "--failures",
-            "429",
-            "--failures",
-            "hang",
-            "--failures",
-            "bad-json",
-            "--failures",
-            "lost-answer",
-        ],
-    );
-    for i in 0..FOREIGN {
-        sim.add_alias(&format!("f{i}.foreign.example"), 0).await;
+    let mut run = SoakRun::start(soak).await;
+    let churn = run.churn().await;
+    let healing = run.heal().await;
+    let audit = run.audit().await;
+    run.rows(&churn, &healing, &audit)
+}
+
+/// One soak: its control plane, the failing simulator, the controllers, and
+/// the objects it keeps alive.
+struct SoakRun {
+    soak: Soak,
+    scenario: &'static str,
+    size: String,
+    dir: std::path::PathBuf,
+    cluster: Cluster,
+    sim: Simulator,
+    api: Api<MappedDomain>,
+    controllers: Vec<Process>,
+    /// How many times each replica was started again.
+    generations: Vec<usize>,
+    /// The logs of replicas killed so far.
+    logs: Vec<std::path::PathBuf>,
+    /// Objects made so far, and those alive.
+    made: usize,
+    alive: Vec<String>,
+}
+
+/// What the churn did.
+struct Churn {
+    operations: u64,
+    kills: u64,
+    restarted: bool,
+}
+
+/// How long healing took, in seconds, and what was desired at the end.
+struct Healing {
+    exact_after: f64,
+    done_after: f64,
+    wanted: usize,
+}
+
+/// What the run checks once healed.
+struct Audit {
+    foreign_missing: usize,
+    duplicates: usize,
+    explained: usize,
+    faults: usize,
+    panics: usize,
+    leaks: usize,
+}
+
+impl SoakRun {
+    /// A control plane, the simulator failing 30 % of requests with aliases
+    /// someone else made, the replicas ready, and the first objects.
+    async fn start(soak: Soak) -> SoakRun {
+        let scenario = if soak.chaos { "chaos" } else { "soak" };
+        let size = format!("{}, {} s", soak.domains, soak.churn.as_secs());
+        let dir = folder(scenario);
+        let cluster = Cluster::up(&dir).await;
+        let sim = simulator(
+            &dir,
+            1,
+            &[
+                "--latency",
+                "20ms",
+                "--issue-delay",
+                "2s",
+                "--hang",
+                "3s",
+                "--failure-rate",
+                "0.3",
+                "--failures",
+                "500",
+                "--failures",
+                "502",
+                "--failures",
+                "429",
+                "--failures",
+                "hang",
+                "--failures",
+                "bad-json",
+                "--failures",
+                "lost-answer",
+            ],
+        )
+        .await;
+        for i in 0..FOREIGN {
+            sim.add_alias(&format!("f{i}.foreign.example"), 0).await;
+        }
+        let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
+        let replicas = if soak.chaos { 2 } else { 1 };
+        let mut run = SoakRun {
+            soak,
+            scenario,
+            size,
+            dir,
+            cluster,
+            sim,
+            api,
+            controllers: Vec::new(),
+            generations: vec![0; replicas],
+            logs: Vec::new(),
+            made: 0,
+            alive: Vec::new(),
+        };
+        run.controllers = (0..replicas).map(|n| run.replica(n)).collect();
+        for c in &run.controllers {
+            c.ready().await;
+        }
+        let initial: Vec<MappedDomain> = (0..run.soak.domains).map(|_| run.new_object()).collect();
+        create_all(&run.api, initial, 16).await;
+        run
     }
-    let resync = format!("{}s", RESYNC.as_secs());
-    let (lease, timeout) = (
-        format!("{}s", LEASE.as_secs()),
-        format!("{}s", CLOSTE_TIMEOUT.as_secs()),
-    );
-    let replica_args = || -> Vec<String> {
-        let mut args: Vec<String> = [
+
+    /// Replica `n` in its current generation, leader-elected in the chaos
+    /// variant.
+    fn replica(&self, n: usize) -> Process {
+        let resync = format!("{}s", RESYNC.as_secs());
+        let lease = format!("{}s", LEASE.as_secs());
+        let timeout = format!("{}s", CLOSTE_TIMEOUT.as_secs());
+        let mut args = vec![
             "--closte-write-rate",
             "100",
             "--closte-timeout",
             &timeout,
             "--resync-period",
             &resync,
-        ]
-        .map(String::from)
-        .to_vec();
-        if soak.chaos {
-            args.extend(
-                [
-                    "--leader-elect=true",
-                    "--lease-namespace",
-                    "default",
-                    "--lease-duration",
-                    &lease,
-                ]
-                .map(String::from),
-            );
+        ];
+        if self.soak.chaos {
+            args.extend([
+                "--leader-elect=true",
+                "--lease-namespace",
+                "default",
+                "--lease-duration",
+                &lease,
+            ]);
         } else {
-            args.push("--leader-elect=false".into());
+            args.push("--leader-elect=false");
         }
-        args
-    };
-    let start_replica = |n: usize, generation: usize| {
-        let args = replica_args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Process::controller(
-            &cluster,
-            &sim,
-            dir.join(format!("controller-{n}-{generation}.log")),
-            &args,
-        )
-    };
-    let replicas = if soak.chaos { 2 } else { 1 };
-    let mut controllers: Vec<Process> = (0..replicas).map(|n| start_replica(n, 0)).collect();
-    let mut generations = vec![0; replicas];
-    let mut logs = Vec::new();
-    for c in &mut controllers {
-        c.ready().await;
+        let log = format!("controller-{n}-{}.log", self.generations[n]);
+        controller_process(&self.cluster, &self.sim, self.dir.join(log), &args)
     }
 
-    let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
-    let mut next = 0usize;
-    let mut alive: Vec<String> = Vec::new();
-    let mut new_object = |alive: &mut Vec<String>| {
-        next += 1;
-        let name = format!("c{next}");
-        alive.push(name.clone());
+    /// A new object, counted alive.
+    fn new_object(&mut self) -> MappedDomain {
+        self.made += 1;
+        let name = format!("c{}", self.made);
+        self.alive.push(name.clone());
         domain(&name, &format!("{name}.soak.example"))
-    };
-    let initial: Vec<MappedDomain> = (0..soak.domains).map(|_| new_object(&mut alive)).collect();
-    create_all(&api, initial, 16).await;
+    }
 
-    // churn: about 20 changes a second, a third each of create, delete and
-    // spec change; in the chaos variant a replica dies every 5 s and the API
-    // server restarts once, halfway
-    let mut operations = 0u64;
-    let mut kills = 0u64;
-    let mut restarted = false;
-    let started = Instant::now();
-    let mut last_kill = Instant::now();
-    while started.elapsed() < soak.churn {
+    /// About 20 changes a second, a third each of create, delete and spec
+    /// change; in the chaos variant a replica dies every 5 s and the API
+    /// server restarts once, halfway.
+    async fn churn(&mut self) -> Churn {
+        let mut churn = Churn {
+            operations: 0,
+            kills: 0,
+            restarted: false,
+        };
+        let started = Instant::now();
+        let mut last_kill = Instant::now();
+        while started.elapsed() < self.soak.churn {
+            if self.change_something().await {
+                churn.operations += 1;
+            }
+            if self.soak.chaos && last_kill.elapsed() > Duration::from_secs(5) {
+                self.kill_a_replica().await;
+                churn.kills += 1;
+                last_kill = Instant::now();
+            }
+            if self.soak.chaos && !churn.restarted && started.elapsed() > self.soak.churn / 2 {
+                self.cluster.restart_apiserver();
+                churn.restarted = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // the churn's pace
+        }
+        churn
+    }
+
+    /// One create, delete or spec change; false when there was nothing to
+    /// delete or change.
+    async fn change_something(&mut self) -> bool {
         match fastrand::u8(0..3) {
             0 => {
-                let md = new_object(&mut alive);
+                let md = self.new_object();
                 // the API server may be restarting: a refused create is not made
-                if api.create(&PostParams::default(), &md).await.is_err() {
-                    alive.pop();
+                if self.api.create(&PostParams::default(), &md).await.is_err() {
+                    self.alive.pop();
                 }
             }
-            1 if !alive.is_empty() => {
-                let name = alive.swap_remove(fastrand::usize(..alive.len()));
-                if api.delete(&name, &DeleteParams::default()).await.is_err() {
-                    alive.push(name);
+            1 if !self.alive.is_empty() => {
+                let name = self.alive.swap_remove(fastrand::usize(..self.alive.len()));
+                if self
+                    .api
+                    .delete(&name, &DeleteParams::default())
+                    .await
+                    .is_err()
+                {
+                    self.alive.push(name);
                 }
             }
-            _ if !alive.is_empty() => {
-                let name = &alive[fastrand::usize(..alive.len())];
+            _ if !self.alive.is_empty() => {
+                let name = &self.alive[fastrand::usize(..self.alive.len())];
                 let interval = if fastrand::bool() { "10s" } else { "15s" };
                 let patch = json!({"spec": {"checkInterval": interval}});
-                let _ = api
+                let _ = self
+                    .api
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await;
             }
-            _ => continue,
+            _ => return false,
         }
-        operations += 1;
-        if soak.chaos && last_kill.elapsed() > Duration::from_secs(5) {
-            let victim = leader(&controllers)
-                .await
-                .unwrap_or_else(|| fastrand::usize(..replicas));
-            controllers[victim].kill();
-            generations[victim] += 1;
-            let fresh = start_replica(victim, generations[victim]);
-            let dead = std::mem::replace(&mut controllers[victim], fresh);
-            logs.push(dead.log.clone());
-            drop(dead);
-            kills += 1;
-            last_kill = Instant::now();
-        }
-        if soak.chaos && !restarted && started.elapsed() > soak.churn / 2 {
-            cluster.restart_apiserver();
-            restarted = true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        true
     }
 
-    // heal, and wait for the exact desired set
-    sim.set_faults(json!({"latencyMs": 20, "failureRate": 0.0, "hangMs": 3000}))
+    /// SIGKILL for the leader (any replica when none says so), and a fresh
+    /// one in its place.
+    async fn kill_a_replica(&mut self) {
+        let victim = leader(&self.controllers)
+            .await
+            .unwrap_or_else(|| fastrand::usize(..self.controllers.len()));
+        self.controllers[victim].kill();
+        self.generations[victim] += 1;
+        let fresh = self.replica(victim);
+        let dead = std::mem::replace(&mut self.controllers[victim], fresh);
+        self.logs.push(dead.log.clone());
+    }
+
+    /// Closte heals; waits for the exact desired set, then every object done.
+    async fn heal(&self) -> Healing {
+        let (api, sim) = (&self.api, &self.sim);
+        sim.set_faults(json!({"latencyMs": 20, "failureRate": 0.0, "hangMs": 3000}))
+            .await;
+        let healed = Instant::now();
+        eventually(
+            heal_deadline(),
+            "Closte holds exactly the desired set",
+            || async {
+                let Ok(list) = api.list(&ListParams::default()).await else {
+                    return false;
+                };
+                let ours: BTreeSet<String> = sim
+                    .aliases()
+                    .await
+                    .into_iter()
+                    .filter(|a| a.ends_with(".soak.example"))
+                    .collect();
+                let desired: BTreeSet<String> = list
+                    .items
+                    .iter()
+                    .filter(|md| md.metadata.deletion_timestamp.is_none())
+                    .map(|md| md.spec.domain.clone())
+                    .collect();
+                // no object still being deleted, and the sets equal
+                desired.len() == list.items.len() && ours == desired
+            },
+        )
         .await;
-    let healed = Instant::now();
-    let desired = |list: &[MappedDomain]| -> BTreeSet<String> {
-        list.iter()
-            .filter(|md| md.metadata.deletion_timestamp.is_none())
-            .map(|md| md.spec.domain.clone())
-            .collect()
-    };
-    until(
-        heal_deadline(),
-        "Closte holds exactly the desired set",
-        || async {
-            let Ok(list) = api.list(&ListParams::default()).await else {
-                return false;
-            };
-            let ours: BTreeSet<String> = sim
-                .aliases()
-                .await
-                .into_iter()
-                .filter(|a| a.ends_with(".soak.example"))
-                .collect();
-            list.items
-                .iter()
-                .all(|md| md.metadata.deletion_timestamp.is_none())
-                && ours == desired(&list.items)
-        },
-    )
-    .await;
-    let exact_after = healed.elapsed().as_secs_f64();
-    let wanted = api.list(&ListParams::default()).await.unwrap().items;
-    until(heal_deadline(), "every object done", || async {
-        api.list(&ListParams::default()).await.is_ok_and(|l| {
-            l.items.iter().all(|md| {
-                md.status
-                    .as_ref()
-                    .is_some_and(|s| s.stage == Some(closte_operator::api::Stage::Done))
+        let exact_after = healed.elapsed().as_secs_f64();
+        let wanted = api.list(&ListParams::default()).await.unwrap().items.len();
+        eventually(heal_deadline(), "every object done", || async {
+            api.list(&ListParams::default()).await.is_ok_and(|l| {
+                let done = l
+                    .items
+                    .iter()
+                    .filter(|md| {
+                        md.status
+                            .as_ref()
+                            .is_some_and(|s| s.stage == Some(closte_operator::api::Stage::Done))
+                    })
+                    .count();
+                l.items.len() == wanted && done == wanted
             })
         })
-    })
-    .await;
-    let done_after = healed.elapsed().as_secs_f64();
-
-    let aliases: BTreeSet<String> = sim.aliases().await.into_iter().collect();
-    let foreign_missing = (0..FOREIGN)
-        .filter(|i| !aliases.contains(&format!("f{i}.foreign.example")))
-        .count();
-    let (duplicates, explained, faults) = repeated_adds(&sim.requests().await);
-    for c in &controllers {
-        logs.push(c.log.clone());
+        .await;
+        Healing {
+            exact_after,
+            done_after: healed.elapsed().as_secs_f64(),
+            wanted,
+        }
     }
-    let mut panics = 0usize;
-    let mut leaks = 0usize;
-    for log in logs.iter().chain([&sim.stderr]) {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        panics += text.matches("panicked").count();
-        leaks += text.matches(KEY).count();
-    }
-    drop(controllers);
 
-    vec![
-        Row::info(
-            scenario,
-            &size,
-            "changes made (create/delete/spec)",
-            operations as f64,
-            "",
-        ),
-        Row::info(scenario, &size, "faults injected", faults as f64, ""),
-        Row::info(
-            scenario,
-            &size,
-            "controllers killed (SIGKILL)",
-            kills as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "API server restarts",
-            if restarted { 1.0 } else { 0.0 },
-            "",
-        ),
-        Row::info(scenario, &size, "healed -> exact set", exact_after, "s")
-            .at_most(2.0 * RESYNC.as_secs_f64()),
-        Row::info(
-            scenario,
-            &size,
-            "healed -> every object done",
-            done_after,
-            "s",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "domains desired at the end",
-            wanted.len() as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "foreign aliases deleted",
-            foreign_missing as f64,
-            "",
-        )
-        .exactly(0.0)
-        .must(),
-        Row::info(
-            scenario,
-            &size,
-            "adds repeated, a fault explains",
-            explained as f64,
-            "",
-        ),
-        Row::info(
-            scenario,
-            &size,
-            "adds repeated, no fault explains",
-            (duplicates - explained) as f64,
-            "",
-        )
-        .exactly(0.0)
-        .must(),
-        Row::info(scenario, &size, "panics", panics as f64, "")
+    /// Foreign aliases kept, adds not repeated without a fault to explain
+    /// it, no panic, the key in no log; the controllers stopped.
+    async fn audit(&mut self) -> Audit {
+        let aliases: BTreeSet<String> = self.sim.aliases().await.into_iter().collect();
+        let foreign_missing = (0..FOREIGN)
+            .filter(|i| !aliases.contains(&format!("f{i}.foreign.example")))
+            .count();
+        let (duplicates, explained, faults) = repeated_adds(&self.sim.requests().await);
+        for c in self.controllers.drain(..) {
+            self.logs.push(c.log.clone());
+        }
+        let mut panics = 0usize;
+        let mut leaks = 0usize;
+        for log in self.logs.iter().chain([&self.sim.stderr]) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panics += text.matches("panicked").count();
+            leaks += text.matches(KEY).count();
+        }
+        Audit {
+            foreign_missing,
+            duplicates,
+            explained,
+            faults,
+            panics,
+            leaks,
+        }
+    }
+
+    fn rows(&self, churn: &Churn, healing: &Healing, audit: &Audit) -> Vec<Row> {
+        let (scenario, size) = (self.scenario, self.size.as_str());
+        let info = |what: &str, value: f64, unit: &'static str| {
+            Row::info(scenario, size, what, value, unit)
+        };
+        vec![
+            info(
+                "changes made (create/delete/spec)",
+                churn.operations as f64,
+                "",
+            ),
+            info("faults injected", audit.faults as f64, ""),
+            info("controllers killed (SIGKILL)", churn.kills as f64, ""),
+            info(
+                "API server restarts",
+                if churn.restarted { 1.0 } else { 0.0 },
+                "",
+            ),
+            info("healed -> exact set", healing.exact_after, "s")
+                .at_most(2.0 * RESYNC.as_secs_f64()),
+            info("healed -> every object done", healing.done_after, "s"),
+            info("domains desired at the end", healing.wanted as f64, ""),
+            info("foreign aliases deleted", audit.foreign_missing as f64, "")
+                .exactly(0.0)
+                .must(),
+            info(
+                "adds repeated, a fault explains",
+                audit.explained as f64,
+                "",
+            ),
+            info(
+                "adds repeated, no fault explains",
+                (audit.duplicates - audit.explained) as f64,
+                "",
+            )
             .exactly(0.0)
             .must(),
-        Row::info(scenario, &size, "API key in any output", leaks as f64, "")
-            .exactly(0.0)
-            .must(),
-    ]
+            info("panics", audit.panics as f64, "").exactly(0.0).must(),
+            info("API key in any output", audit.leaks as f64, "")
+                .exactly(0.0)
+                .must(),
+        ]
+    }
 }
 
 /// The replica that holds the lease now, if one says so.

@@ -427,7 +427,14 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
             addr: args.listen,
             source,
         })?;
-    tracing::info!(addr = %args.listen, %namespace, "sidecar listening");
+    // the address bound, not the one asked for: with port 0 the caller learns it here
+    let bound = listener
+        .local_addr()
+        .map_err(|source| SidecarError::Listen {
+            addr: args.listen,
+            source,
+        })?;
+    tracing::info!(addr = %bound, %namespace, "sidecar listening");
     tokio::spawn(crate::memory::trim_periodically());
     if let Some(path) = args.token_file.clone() {
         tokio::spawn(follow_token_file(tokens, path, token_text));

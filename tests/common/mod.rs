@@ -1,13 +1,17 @@
 //! Shared harness of the integration tests: one real control plane per test
-//! binary, a client for it, a namespace per test, the CRD installed.
+//! binary, a client for it, a namespace per test, the CRD installed. The
+//! binary runs as a process through [`process::Launch`]; waiting is
+//! [`wait::eventually`].
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod names;
 pub mod operator;
+pub mod process;
 pub mod proxy;
 pub mod setup;
 pub mod sidecar;
 pub mod sim;
+pub mod wait;
 pub mod wordpress;
 
 use std::path::{Path, PathBuf};
@@ -89,7 +93,7 @@ pub fn start_control_plane_in(dir: &Path) -> PathBuf {
     assert!(
         out.status.success(),
         "could not start the local control plane (kube-apiserver + etcd).\n\
-         It is built from the Go module proxy on first use: it needs `go`, `openssl`, `python3`\n\
+         It is built from the Go module proxy on first use: it needs `go`, `openssl`, `curl`\n\
          and network access to the proxy; `make controlplane` builds it on its own.\n\
          --- controlplane.sh said ---\n{}",
         String::from_utf8_lossy(&out.stderr)

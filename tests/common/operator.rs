@@ -1,22 +1,25 @@
-//! Runs `closte-operator controller` as a real process against the test
-//! control plane and a simulator, and waits on what it writes.
+//! The controller's statuses as the tests wait on them, and the helpers kept
+//! for the files not yet moved to [`Launch`].
 
-use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
 
 use closte_operator::api::MappedDomain;
 use kube::Api;
 
+use super::process::{Launch, Process};
 use super::sim::{Simulator, scratch};
 
+// kept for the files not yet moved to Launch
+pub use super::wait::eventually;
+
+// kept for the files not yet moved to Launch: a controller process and its
+// metrics address; `Launch::controller(..).start()` is the way now.
 pub struct Operator {
-    child: Child,
-    pub log: PathBuf,
+    process: Process,
     pub metrics: String,
 }
 
+// kept for the files not yet moved to Launch
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -26,9 +29,7 @@ pub fn free_port() -> u16 {
 }
 
 impl Operator {
-    /// Starts a controller for `namespace` (all namespaces when None; the lease
-    /// lives in that namespace) with `key` as its own, plus `args`. `name`
-    /// names its scratch folder.
+    // kept for the files not yet moved to Launch
     pub fn start(
         name: &str,
         sim: &Simulator,
@@ -39,7 +40,7 @@ impl Operator {
         Operator::start_on(super::kubeconfig(), name, sim, key, namespace, args)
     }
 
-    /// [`Operator::start`] against the control plane of `kubeconfig`.
+    // kept for the files not yet moved to Launch
     pub fn start_on(
         kubeconfig: &std::path::Path,
         name: &str,
@@ -48,82 +49,46 @@ impl Operator {
         namespace: Option<&str>,
         args: &[&str],
     ) -> Operator {
-        let log = scratch(name).join("controller.log");
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_closte-operator"));
-        command
-            .arg("controller")
-            .args(["--closte-api-url", &sim.api])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        let process = controller(name, sim, key, namespace)
+            .kubeconfig(kubeconfig)
             .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env("CLOSTE_CLIENT_API_KEY", key)
-            .env("RUST_LOG", "info,closte_operator=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        // checks go to the simulator's DNS and HTTPS, never to the machine's resolver
-        if let (Some(dns), Some(https), Some(ca)) = (sim.dns, sim.https, &sim.ca) {
-            command
-                .args(["--dns-server", &dns.to_string()])
-                .args(["--https-port", &https.port().to_string()])
-                .args(["--ca-file", ca.to_str().unwrap()])
-                .args(["--expected-target", "127.0.0.1"]);
-        }
-        if let Some(ns) = namespace {
-            command.args(["--namespace", ns, "--lease-namespace", ns]);
-        }
+            .spawn();
+        // blocks the thread while it starts: the synchronous signature is kept
+        process.announced_blocking();
+        Operator::from(process)
+    }
+
+    /// A started controller process.
+    pub fn from(process: Process) -> Operator {
         Operator {
-            child: command.spawn().expect("start closte-operator controller"),
-            log,
-            metrics: format!("http://127.0.0.1:{port}"),
+            metrics: process.url(),
+            process,
         }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub async fn scrape(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.metrics))
-            .await
-            .expect("metrics endpoint")
-            .text()
-            .await
-            .unwrap()
     }
 }
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
+impl Deref for Operator {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
     }
 }
 
-/// Polls `check` every 100 ms until it returns Some, or panics after `secs`.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+impl DerefMut for Operator {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+/// The controller of test `name` (its log in its own scratch folder) against
+/// `sim` with `key` as its own key, for `namespace` (every namespace when
+/// None; the lease lives in that namespace).
+pub fn controller(name: &str, sim: &Simulator, key: &str, namespace: Option<&str>) -> Launch {
+    let launch = Launch::controller(sim, scratch(name).join("controller.log"))
+        .env("CLOSTE_CLIENT_API_KEY", key);
+    match namespace {
+        Some(ns) => launch.namespace(ns),
+        None => launch,
     }
 }
 

@@ -1,25 +1,27 @@
-//! Runs `closte-operator sidecar` as a real process and talks to its doors.
+//! `closte-operator sidecar` as a process, and its doors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::operator::{eventually, free_port};
+use super::process::{Launch, Process};
 use super::sim::scratch;
 
 pub struct Sidecar {
-    child: Child,
+    /// None while stopped.
+    process: Option<Process>,
+    launch: Launch,
     pub url: String,
     pub token: String,
-    pub log: PathBuf,
+    pub log: std::path::PathBuf,
     http: reqwest::Client,
 }
 
 impl Sidecar {
-    /// Starts a sidecar for `namespace` with `token`, against the cluster of
-    /// `kubeconfig`, plus `args`; waits until it is ready.
+    /// Starts a sidecar for `namespace` with `token` (in its environment),
+    /// against the cluster of `kubeconfig`, plus `args`; waits until it is ready.
     pub async fn start(
         name: &str,
         kubeconfig: &Path,
@@ -27,41 +29,76 @@ impl Sidecar {
         token: &str,
         args: &[&str],
     ) -> Sidecar {
-        closte_operator::tls::install_crypto_provider();
-        let log = scratch(name).join("sidecar.log");
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-            .arg("sidecar")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--namespace", namespace])
-            .args(args)
-            .env("KUBECONFIG", kubeconfig)
+        let launch = Launch::sidecar(namespace, scratch(name).join("sidecar.log"))
+            .kubeconfig(kubeconfig)
             .env("CLOSTE_SIDECAR_TOKEN", token)
-            .env("RUST_LOG", "info,closte_operator=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start closte-operator sidecar");
-        let sidecar = Sidecar {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+            .args(args);
+        Sidecar::launch(launch, token).await
+    }
+
+    /// Starts a sidecar for `namespace` that reads `token` from `token_file`
+    /// (as a pod mounting a Secret does), its log in `dir`, plus `args`; waits
+    /// until it is ready.
+    pub async fn with_token_file(
+        dir: &Path,
+        namespace: &str,
+        token: &str,
+        token_file: &Path,
+        args: &[&str],
+    ) -> Sidecar {
+        let launch = Launch::sidecar(namespace, dir.join("sidecar.log"))
+            .env_remove("CLOSTE_SIDECAR_TOKEN")
+            .arg("--token-file")
+            .arg(token_file)
+            .args(args);
+        Sidecar::launch(launch, token).await
+    }
+
+    /// Starts `launch` (from [`Launch::sidecar`]), whose token is `token`,
+    /// and waits until it is ready.
+    pub async fn launch(launch: Launch, token: &str) -> Sidecar {
+        let process = launch.start().await;
+        process.ready().await;
+        Sidecar {
+            url: process.url(),
             token: token.into(),
-            log,
+            log: process.log.clone(),
+            launch: process.launch(),
+            process: Some(process),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
-        };
-        eventually(30, "the sidecar to be ready", || async {
-            let ready = sidecar
-                .http
-                .get(format!("{}/readyz", sidecar.url))
-                .send()
-                .await;
-            ready.ok().filter(|r| r.status() == 200).map(drop)
-        })
-        .await;
-        sidecar
+        }
+    }
+
+    /// The running process.
+    pub fn process(&self) -> &Process {
+        self.process.as_ref().expect("the sidecar is stopped")
+    }
+
+    /// Stops it (SIGTERM, then waits).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Starts it again at the same address (it was its own; WordPress is
+    /// configured with it), its log following the first run's, and waits
+    /// until it is ready.
+    pub async fn resume(&mut self) {
+        assert!(self.process.is_none(), "the sidecar is already running");
+        let addr = self.url.trim_start_matches("http://");
+        let process = self
+            .launch
+            .clone()
+            .append_log()
+            .set("--listen", addr)
+            .start()
+            .await;
+        process.ready().await;
+        self.process = Some(process);
     }
 
     pub fn log_text(&self) -> String {
@@ -69,12 +106,52 @@ impl Sidecar {
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(process) = &mut self.process {
+            process.kill();
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process().pid()
+    }
+
+    /// Its `/metrics` (read with its token).
+    pub async fn metrics(&self) -> String {
+        self.process()
+            .try_scrape(Some(&self.token))
+            .await
+            .expect("the sidecar's /metrics")
+    }
+
+    /// Requests it answered at `door` (`closte` or `native`) by HTTP
+    /// status, from its own metrics.
+    pub async fn requests(&self, door: &str) -> BTreeMap<u16, u64> {
+        let text = self.metrics().await;
+        let mut counts = BTreeMap::new();
+        for line in text.lines() {
+            let Some(labels) = line.strip_prefix("closte_operator_sidecar_requests_total{") else {
+                continue;
+            };
+            if !labels.contains(&format!("door=\"{door}\"")) {
+                continue;
+            }
+            let status = labels
+                .split("status=\"")
+                .nth(1)
+                .and_then(|s| s.get(..3)?.parse().ok());
+            let count = line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok());
+            if let (Some(status), Some(count)) = (status, count) {
+                *counts.entry(status).or_default() += count as u64;
+            }
+        }
+        counts
+    }
+
+    /// Every request it answered at both doors, from its own metrics.
+    pub async fn requests_answered(&self) -> u64 {
+        let closte: u64 = self.requests("closte").await.values().sum();
+        let native: u64 = self.requests("native").await.values().sum();
+        closte + native
     }
 
     /// A request to the Closte door: `form` as the body of a POST (or the
@@ -146,11 +223,5 @@ impl Sidecar {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -1,16 +1,17 @@
-//! Runs `closte-operator simulate` as a real process for a test, and talks to
-//! its admin API.
+//! The Closte simulator (`closte-operator simulate`) as a process for a
+//! test, and its admin API.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::process::{Launch, Process};
+
 pub struct Simulator {
-    child: Child,
+    process: Process,
     pub api: String,
     pub admin: String,
     pub dns: Option<SocketAddr>,
@@ -30,59 +31,65 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The simulator of test `name` with `args` (`--api-key` at least); its
+/// log in the test's scratch folder.
+fn launch(name: &str, args: &[&str]) -> Launch {
+    Launch::simulator(scratch(name).join("simulator.log")).args(args)
+}
+
+/// [`launch`] with DNS and HTTPS, its CA in a scratch folder of its own.
+fn launch_with_checks(name: &str, args: &[&str]) -> Launch {
+    let ca = scratch(&format!("{name}-ca")).join("ca.pem");
+    launch(name, args).serving_checks(&ca)
+}
+
 impl Simulator {
-    /// Like [`Simulator::start`], with DNS and HTTPS on free ports and its CA
-    /// written to the test's scratch folder.
-    pub fn start_with_probes(name: &str, args: &[&str]) -> Simulator {
-        let ca = scratch(&format!("{name}-ca")).join("ca.pem");
-        let mut all = vec![
-            "--dns-listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "127.0.0.1:0",
-            "--ca-out",
-            ca.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        Simulator::start(name, &all)
+    /// Starts a simulator with `args` (`--api-key` at least) and waits until
+    /// it says where it listens.
+    pub async fn up(name: &str, args: &[&str]) -> Simulator {
+        Simulator::launch(launch(name, args)).await
     }
 
-    /// Starts a simulator on free loopback ports with `args` added
-    /// (`--api-key` at least), and waits for its ready line.
+    /// [`Simulator::up`] with DNS and HTTPS too, for the controller's checks.
+    pub async fn up_with_checks(name: &str, args: &[&str]) -> Simulator {
+        Simulator::launch(launch_with_checks(name, args)).await
+    }
+
+    /// Starts `launch` (from [`Launch::simulator`]) and waits until it says
+    /// where it listens.
+    pub async fn launch(launch: Launch) -> Simulator {
+        let process = launch.start().await;
+        Simulator::from(process)
+    }
+
+    // kept for the files not yet moved to Launch (blocks the thread while it starts)
     pub fn start(name: &str, args: &[&str]) -> Simulator {
-        closte_operator::tls::install_crypto_provider(); // for every reqwest client of the test
-        let dir = scratch(name);
-        let stderr = dir.join("simulator.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-            .args(["simulate", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "debug")
-            .env_remove("CLOSTE_CLIENT_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("start closte-operator simulate");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            panic!(
-                "simulator did not start: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
+        let process = launch(name, args).spawn();
+        process.announced_blocking();
+        Simulator::from(process)
+    }
+
+    // kept for the files not yet moved to Launch (blocks the thread while it starts)
+    pub fn start_with_probes(name: &str, args: &[&str]) -> Simulator {
+        let process = launch_with_checks(name, args).spawn();
+        process.announced_blocking();
+        Simulator::from(process)
+    }
+
+    /// A started simulator process, its addresses read from its announcement.
+    fn from(process: Process) -> Simulator {
+        let announced = process.announced_now().expect("a started simulator");
+        let ready: Value = serde_json::from_str(announced)
+            .unwrap_or_else(|e| panic!("the simulator's addresses: {e}"));
         let text = |k: &str| ready[k].as_str().map(str::to_owned);
         Simulator {
-            child,
             api: text("api").unwrap(),
             admin: text("admin").unwrap(),
             dns: text("dns").map(|a| a.parse().unwrap()),
             https: text("https").map(|a| a.parse().unwrap()),
             ca: text("ca").map(PathBuf::from),
-            stderr,
+            stderr: process.log.clone(),
+            process,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -91,7 +98,22 @@ impl Simulator {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
+    }
+
+    /// The flags that send the controller's (or `status`'s) DNS and TLS
+    /// checks to this simulator, never to the machine's resolver; none when
+    /// it serves neither.
+    pub fn check_flags(&self) -> Vec<String> {
+        match (self.dns, self.https, &self.ca) {
+            (Some(dns), Some(https), Some(ca)) => vec![
+                format!("--dns-server={dns}"),
+                format!("--https-port={}", https.port()),
+                format!("--ca-file={}", ca.display()),
+                "--expected-target=127.0.0.1".into(),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     async fn admin(
@@ -176,30 +198,15 @@ impl Simulator {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        self.stop_with("TERM")
+        self.process.stop()
     }
 
     /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
     pub fn interrupt(&mut self) -> ExitStatus {
-        self.stop_with("INT")
-    }
-
-    fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        self.child.wait().expect("wait for simulator")
+        self.process.stop_with("INT")
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log_text()
     }
 }

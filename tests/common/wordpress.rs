@@ -7,15 +7,15 @@
 //! that installs it (`bash .ci/run` installs them all).
 
 use std::io::Read;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
-use super::operator::free_port;
+use super::sidecar::Sidecar;
 use super::sim::scratch;
+use super::wait::eventually;
 
 /// Debian's packages that the WordPress tests need.
 pub const PACKAGES: &str = "wordpress php-cli php-mysql php-curl mariadb-server phpunit chromium";
@@ -46,19 +46,11 @@ pub fn run(command: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
 }
 
-/// Polls `check` every 50 ms until it returns Some, or panics after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// A name no other caller in this test process gets (unix sockets, profiles).
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
 }
 
 fn running_as_root() -> bool {
@@ -80,7 +72,7 @@ pub struct MariaDb {
 }
 
 impl MariaDb {
-    pub fn start(dir: &Path) -> MariaDb {
+    pub async fn start(dir: &Path) -> MariaDb {
         let install_db = require("mariadb-install-db");
         let server = require("mariadbd");
         let data = dir.join("mysql-data");
@@ -106,11 +98,7 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stderr)
         );
         // unix socket paths are limited to 107 bytes; the scratch dir may be deep
-        let socket = std::env::temp_dir().join(format!(
-            "closte-e2e-{}-{}.sock",
-            std::process::id(),
-            free_port()
-        ));
+        let socket = std::env::temp_dir().join(format!("{}.sock", unique("closte-e2e")));
         let init = dir.join("init.sql");
         std::fs::write(
             &init,
@@ -139,20 +127,18 @@ impl MariaDb {
             .spawn()
             .expect("start mariadbd");
         let mut db = MariaDb { child, socket, log };
-        wait_for(
-            Duration::from_secs(30),
-            "MariaDB to accept connections",
-            || {
-                if let Ok(Some(status)) = db.child.try_wait() {
-                    panic!(
-                        "mariadbd exited ({status}):\n{}",
-                        std::fs::read_to_string(&db.log).unwrap_or_default()
-                    );
-                }
-                let log = std::fs::read_to_string(&db.log).unwrap_or_default();
-                (db.socket.exists() && log.contains("ready for connections")).then_some(())
-            },
-        );
+        eventually(30, "MariaDB to accept connections", || {
+            if let Ok(Some(status)) = db.child.try_wait() {
+                panic!(
+                    "mariadbd exited ({status}):\n{}",
+                    std::fs::read_to_string(&db.log).unwrap_or_default()
+                );
+            }
+            let log = std::fs::read_to_string(&db.log).unwrap_or_default();
+            let ready = db.socket.exists() && log.contains("ready for connections");
+            async move { ready }
+        })
+        .await;
         db
     }
 }
@@ -185,17 +171,19 @@ pub struct WordPress {
     pub url: String,
     pub port: u16,
     pub admin_id: u64,
-    server: Option<Child>,
+    server: Child,
 }
 
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 
 impl WordPress {
-    /// Copies Debian's WordPress files into a scratch docroot, writes
+    /// Copies Debian's WordPress files into a scratch docroot, serves it
+    /// with PHP's built-in server (on a port of its own choosing: the site's
+    /// address is known before WordPress is installed for it), writes
     /// wp-config.php, installs a multisite network by script (there is no
     /// wp-cli), then puts the mu-plugin and the test helpers in place.
-    pub fn install(name: &str, db: &MariaDb, config: &Config) -> WordPress {
+    pub async fn install(name: &str, db: &MariaDb, config: &Config<'_>) -> WordPress {
         require("php");
         let files = Path::new(WORDPRESS_FILES);
         assert!(
@@ -210,7 +198,7 @@ impl WordPress {
         let out = run(Command::new("cp").arg("-a").arg(files).arg(&docroot));
         assert!(out.status.success(), "copy {WORDPRESS_FILES}: {out:?}");
         std::fs::remove_file(docroot.join("wp-config.php")).unwrap();
-        let port = free_port();
+        let (server, port) = serve(&dir, &docroot).await;
         let host = format!("127.0.0.1:{port}");
         std::fs::write(
             docroot.join("wp-config.php"),
@@ -225,7 +213,7 @@ impl WordPress {
             host,
             port,
             admin_id: 0,
-            server: None,
+            server,
         };
         // The test helpers (no mail, one-time login) are there from the start.
         let helpers = super::repo_root().join("tests/wordpress");
@@ -305,24 +293,6 @@ impl WordPress {
         answer
     }
 
-    /// Starts PHP's built-in server on the docroot and waits until it answers.
-    pub fn serve(&mut self) {
-        let log = std::fs::File::create(self.dir.join("php-server.log")).unwrap();
-        let child = Command::new(require("php"))
-            .arg("-S")
-            .arg(&self.host)
-            .arg("-t")
-            .arg(&self.docroot)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start php -S");
-        self.server = Some(child);
-        wait_for(Duration::from_secs(10), "php -S to listen", || {
-            TcpStream::connect(("127.0.0.1", self.port)).ok()
-        });
-    }
-
     /// The lines WordPress wrote to wp-content/debug.log (WP_DEBUG_LOG).
     pub fn debug_log(&self) -> String {
         std::fs::read_to_string(self.docroot.join("wp-content/debug.log")).unwrap_or_default()
@@ -346,10 +316,36 @@ impl WordPress {
 
 impl Drop for WordPress {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.server {
-            kill(child);
-        }
+        kill(&mut self.server);
     }
+}
+
+/// PHP's built-in server on `docroot` at `127.0.0.1:0`, its log in `dir`;
+/// returns it once it has said which port it got ("Development Server
+/// (http://127.0.0.1:PORT) started").
+async fn serve(dir: &Path, docroot: &Path) -> (Child, u16) {
+    let log_path = dir.join("php-server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(require("php"))
+        .args(["-S", "127.0.0.1:0", "-t"])
+        .arg(docroot)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start php -S");
+    let port = eventually(10, "php -S to say its port", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("php -S exited ({status})");
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let port = log
+            .split("Development Server (http://127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next()?.parse::<u16>().ok());
+        async move { port }
+    })
+    .await;
+    (child, port)
 }
 
 fn wp_config(host: &str, socket: &Path, config: &Config) -> String {
@@ -415,13 +411,13 @@ require_once ABSPATH . 'wp-settings.php';
 
 /// Loads `url` in headless Chromium (a fresh profile) and returns the DOM
 /// after the page's scripts ran.
-pub fn chromium_dom(url: &str, dir: &Path) -> String {
-    chromium(&["--dump-dom"], url, dir)
+pub async fn chromium_dom(url: &str, dir: &Path) -> String {
+    chromium(&["--dump-dom"], url, dir).await
 }
 
 /// Loads `url` in headless Chromium (a fresh profile, a 1280x2000 window)
 /// and saves a screenshot of it as `file` (PNG).
-pub fn chromium_screenshot(url: &str, dir: &Path, file: &Path) {
+pub async fn chromium_screenshot(url: &str, dir: &Path, file: &Path) {
     let _ = std::fs::remove_file(file);
     chromium(
         &[
@@ -431,7 +427,8 @@ pub fn chromium_screenshot(url: &str, dir: &Path, file: &Path) {
         ],
         url,
         dir,
-    );
+    )
+    .await;
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     assert!(
         size > 1000,
@@ -443,9 +440,9 @@ pub fn chromium_screenshot(url: &str, dir: &Path, file: &Path) {
 
 /// Runs headless Chromium on `url` with `extra` flags and a fresh profile,
 /// and returns what it printed on stdout.
-fn chromium(extra: &[&str], url: &str, dir: &Path) -> String {
+async fn chromium(extra: &[&str], url: &str, dir: &Path) -> String {
     let chromium = require("chromium");
-    let profile = dir.join(format!("chromium-profile-{}", free_port()));
+    let profile = dir.join(unique("chromium-profile"));
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -470,9 +467,11 @@ fn chromium(extra: &[&str], url: &str, dir: &Path) -> String {
         let _ = stdout.read_to_string(&mut out);
         out
     });
-    let status = wait_for(Duration::from_secs(60), "chromium", || {
-        child.try_wait().unwrap()
-    });
+    let status = eventually(60, "chromium to finish", || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
     let out = reader.join().unwrap();
     let _ = std::fs::remove_dir_all(&profile);
     assert!(
@@ -508,101 +507,63 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// `closte-operator sidecar` as a process, on a fixed port so that it can be
-/// stopped and started again at the same address.
-pub struct Sidecar {
-    child: Option<Child>,
-    args: Vec<String>,
-    pub url: String,
-    pub log: PathBuf,
+/// How a test's WordPress network is set up, besides its namespace.
+pub struct SiteOptions<'a> {
+    /// The sidecar's token (WordPress reads the same from a file of its own).
+    pub token: &'a str,
+    /// `CLOSTE_CLIENT_API_KEY` in WordPress: a placeholder, never a Closte key.
+    pub client_key: &'a str,
+    /// The simulator's client API and key, for the direct-call baseline.
+    pub direct_closte_url: &'a str,
+    pub direct_closte_key: &'a str,
+    /// The sidecar's flags besides its namespace, address and token file.
+    pub sidecar_args: &'a [&'a str],
 }
 
-impl Sidecar {
-    /// Starts the sidecar for `namespace` on `port` with the token in
-    /// `token_file`, plus `extra` flags, and waits until it is ready.
-    pub async fn start(
-        dir: &Path,
-        namespace: &str,
-        port: u16,
-        token_file: &Path,
-        extra: &[&str],
-    ) -> Sidecar {
-        let mut args: Vec<String> = vec![
-            "sidecar".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--namespace".into(),
-            namespace.into(),
-            "--token-file".into(),
-            token_file.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut sidecar = Sidecar {
-            child: None,
-            args,
-            url: format!("http://127.0.0.1:{port}"),
-            log: dir.join("sidecar.log"),
-        };
-        sidecar.resume().await;
-        sidecar
-    }
+/// A WordPress network (served by `php -S`, on MariaDB) whose mu-plugin
+/// talks to a sidecar for one namespace: what the WordPress tests stand on.
+pub struct Site {
+    pub dir: PathBuf,
+    /// The token file WordPress reads (the same token as the sidecar's, in a
+    /// file of its own, as two containers mounting one Secret have it).
+    pub wp_token: PathBuf,
+    pub sidecar: Sidecar,
+    pub wp: WordPress,
+    pub db: MariaDb,
+}
 
-    /// Starts it (again) and waits for `GET /readyz` to answer 200.
-    pub async fn resume(&mut self) {
-        assert!(self.child.is_none(), "the sidecar is already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-            .args(&self.args)
-            .env("KUBECONFIG", super::kubeconfig())
-            .env("RUST_LOG", "info,closte_operator=debug")
-            .env_remove("CLOSTE_SIDECAR_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start closte-operator sidecar");
-        self.child = Some(child);
-        let http = reqwest::Client::new();
-        let readyz = format!("{}/readyz", self.url);
-        super::operator::eventually(30, "the sidecar's /readyz", || {
-            let child = self.child.as_mut().unwrap();
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the sidecar exited ({status}):\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            let request = http.get(&readyz).timeout(Duration::from_secs(2)).send();
-            async move {
-                let response = request.await.ok()?;
-                (response.status() == 200).then_some(())
-            }
-        })
+impl Site {
+    /// The sidecar first (WordPress is configured with its address), then
+    /// MariaDB and WordPress; scratch folders named after `name`.
+    pub async fn start(name: &str, namespace: &str, options: SiteOptions<'_>) -> Site {
+        let dir = scratch(name);
+        let token_file = dir.join("sidecar-token");
+        std::fs::write(&token_file, format!("{}\n", options.token)).unwrap();
+        let wp_token = dir.join("wordpress-token");
+        std::fs::write(&wp_token, format!("{}\n", options.token)).unwrap();
+        let sidecar = Sidecar::with_token_file(
+            &dir,
+            namespace,
+            options.token,
+            &token_file,
+            options.sidecar_args,
+        )
         .await;
-    }
-
-    /// Stops it (SIGTERM, then waits).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            kill(child);
+        let db = MariaDb::start(&dir).await;
+        let config = Config {
+            sidecar_url: &sidecar.url,
+            token_file: &wp_token,
+            direct_closte_url: options.direct_closte_url,
+            direct_closte_key: options.direct_closte_key,
+            client_key: options.client_key,
+        };
+        let wp = WordPress::install(&format!("{name}-site"), &db, &config).await;
+        Site {
+            dir,
+            wp_token,
+            sidecar,
+            wp,
+            db,
         }
     }
 }

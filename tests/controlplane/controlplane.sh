@@ -6,7 +6,7 @@
 #
 #   controlplane.sh build              build (or reuse) the cached binaries; prints their folder
 #   controlplane.sh up DIR [--watch PID]
-#                                      start on free loopback ports, state in DIR; writes
+#                                      start on loopback ports, state in DIR; writes
 #                                      DIR/kubeconfig; with --watch, stops when PID exits
 #                                      (only the control plane this call started: a later
 #                                      `up` of the same DIR is left alone).
@@ -62,8 +62,75 @@ build() {
   echo "$bin_dir"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# Ports. Neither server can report a port it chose itself (etcd advertises
+# its URLs, and kube-apiserver's --secure-port 0 turns HTTPS off), and a port
+# picked by binding port 0 and releasing it may be taken again before the
+# server binds it. So each server is started on a random port below the
+# kernel's ephemeral range (where no port-0 bind of another program lands),
+# and, when it says "address already in use", started again on another one,
+# a bounded number of times.
+random_port() {
+  local low; low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  echo $((10000 + RANDOM % (low - 10000)))
+}
+ATTEMPTS=5
+
+port_taken() { # LOG
+  grep -q "address already in use" "$1" 2>/dev/null
+}
+
+# Starts etcd on fresh ports (again on others while they are taken) and waits
+# until it is healthy.
+start_etcd() { # DIR BINS
+  local dir=$1 bins=$2 attempt etcd_port peer_port deadline
+  for ((attempt = 1; attempt <= ATTEMPTS; attempt++)); do
+    etcd_port=$(random_port); peer_port=$(random_port)
+    [[ "$etcd_port" != "$peer_port" ]] || continue
+    rm -rf "$dir/etcd"
+    setsid "$bins/etcd" --name cp --data-dir "$dir/etcd" \
+      --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+      --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+      --initial-cluster "cp=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn \
+      </dev/null >"$dir/logs/etcd.log" 2>&1 &
+    echo $! >"$dir/etcd.pid"
+    echo "$etcd_port" >"$dir/etcd.port"
+    deadline=$((SECONDS + 60))
+    while :; do
+      if port_taken "$dir/logs/etcd.log"; then
+        kill -9 "$(cat "$dir/etcd.pid")" 2>/dev/null || true
+        log "etcd: port $etcd_port or $peer_port taken; again on others"
+        continue 2
+      fi
+      alive "$dir/etcd.pid" || return 1
+      curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && return 0
+      ((SECONDS < deadline)) || return 1
+      sleep 0.1
+    done
+  done
+  return 1
+}
+
+# Starts kube-apiserver on a fresh port (again on another while it is taken),
+# writes the kubeconfig, and waits until it is ready.
+start_apiserver_fresh() { # DIR BINS
+  local dir=$1 bins=$2 attempt deadline
+  for ((attempt = 1; attempt <= ATTEMPTS; attempt++)); do
+    random_port >"$dir/api.port"
+    start_apiserver "$dir" "$bins"
+    write_kubeconfig "$dir"
+    deadline=$((SECONDS + 90))
+    until api_get "$dir" /readyz && api_get "$dir" /api/v1/namespaces/default; do
+      if port_taken "$dir/logs/kube-apiserver.log"; then
+        kill -9 "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null || true
+        log "kube-apiserver: port $(cat "$dir/api.port") taken; again on another"
+        continue 2
+      fi
+      alive "$dir/etcd.pid" && alive "$dir/kube-apiserver.pid" && ((SECONDS < deadline)) || return 1
+      sleep 0.3
+    done
+    return 0
+  done
+  return 1
 }
 
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -169,37 +236,20 @@ up() { # DIR [--watch PID]
   echo "$owner" >"$dir/owner"
   local bins; bins=$(build)
   command -v openssl >/dev/null || die "openssl is needed to create the control plane's certificates (apt-get install openssl)"
-  command -v python3 >/dev/null || die "python3 is needed to pick free ports (apt-get install python3)"
+  command -v curl >/dev/null || die "curl is needed to see the servers ready (apt-get install curl)"
   gen_pki "$dir"
-  local etcd_port peer_port api_port
-  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
-  echo "$api_port" >"$dir/api.port"
-
-  setsid "$bins/etcd" --name cp --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "cp=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn \
-    </dev/null >"$dir/logs/etcd.log" 2>&1 &
-  echo $! >"$dir/etcd.pid"
-
-  echo "$etcd_port" >"$dir/etcd.port"
-  start_apiserver "$dir" "$bins"
 
   if [[ -n "$watch" ]]; then
     setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" down-if-owner "$3" "$4"' \
       _ "$watch" "$here/controlplane.sh" "$dir" "$owner" </dev/null >/dev/null 2>&1 &
   fi
 
-  write_kubeconfig "$dir"
-  local deadline=$((SECONDS + 90))
-  until api_get "$dir" /readyz && api_get "$dir" /api/v1/namespaces/default; do
-    if ! alive "$dir/etcd.pid" || ! alive "$dir/kube-apiserver.pid" || ((SECONDS > deadline)); then
-      tail -n 20 "$dir/logs/etcd.log" "$dir/logs/kube-apiserver.log" >&2 || true
-      down "$dir" quiet
-      die "control plane did not become ready (logs above)"
-    fi
-    sleep 0.3
-  done
+  if ! start_etcd "$dir" "$bins" || ! start_apiserver_fresh "$dir" "$bins"; then
+    tail -n 20 "$dir/logs/etcd.log" "$dir/logs/kube-apiserver.log" >&2 || true
+    down "$dir" quiet
+    die "control plane did not become ready (logs above)"
+  fi
+  local api_port; api_port=$(cat "$dir/api.port")
   log "ready at https://127.0.0.1:$api_port (kube-apiserver $k8s_version, etcd $etcd_version)"
   echo "export KUBECONFIG=$dir/kubeconfig"
 }
