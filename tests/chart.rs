@@ -9,13 +9,14 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use closte_operator::api::{MappedDomain, SecretKeyRef, Stage};
-use common::operator::{eventually, free_port};
+use closte_operator::api::{MappedDomain, MappedDomainSpec, SecretKeyRef, Stage};
+use common::operator::eventually;
 use common::sim::{Simulator, scratch};
 use common::{create, spec, succeeded as ok};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde::Deserialize;
 use serde_json::json;
@@ -366,311 +367,317 @@ fn can(account: &str, verb: &str, resource: &str, namespace: &str) -> bool {
     }
 }
 
-#[tokio::test]
-async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() {
-    let client = common::client().await;
-    let release_ns = common::namespace(&client, "closte-system").await;
-    let wp = common::namespace(&client, "wp").await;
-    let sim = Simulator::start_with_probes("chart", &["--api-key", KEY, "--issue-delay", "1s"]);
-    let chart = chart();
-    let wp_list = format!("sidecar.namespaces={{{wp}}}");
-    let dns = format!("checks.dnsServer={}", sim.dns.unwrap());
-    let https = format!("checks.httpsPort={}", sim.https.unwrap().port());
-    let api_url = format!("closte.apiUrl={}", sim.api);
-    let key = format!("closte.apiKey={KEY}");
-    let install = [
-        "install",
-        "rel",
-        chart.to_str().unwrap(),
-        "-n",
-        &release_ns,
-        "--set",
-        &key,
-        "--set",
-        &api_url,
-        "--set",
-        &dns,
-        "--set",
-        &https,
-        "--set",
-        "checks.expectedTargets={127.0.0.1}",
-        "--set",
-        &wp_list,
-    ];
-    ok(helm(&install), "helm install");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    eventually(30, "the CRD to be established", || async {
-        let crd = crds.get("mappeddomains.closte-operator.io").await.ok()?;
-        crd.status?
-            .conditions?
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+/// Who may do what once the chart is installed: the controller's
+/// ServiceAccount and a WordPress namespace's sidecar ServiceAccount. One
+/// line per check: identity, verb, resource (`resource/subresource`),
+/// namespace (`wp`: the WordPress namespace, `release`: the release's, `*`:
+/// cluster-wide), allowed (`yes` or `no`); `#` starts a comment.
+const RBAC: &str = "
+    controller list   mappeddomains.closte-operator.io            wp      yes
+    controller watch  mappeddomains.closte-operator.io            default yes
+    controller patch  mappeddomains.closte-operator.io            wp      yes
+    controller patch  mappeddomains.closte-operator.io/status     wp      yes
+    controller update mappeddomains.closte-operator.io/finalizers wp      yes
+    controller create events.events.k8s.io                        wp      yes
+    controller get    secrets                                     wp      yes
+    controller update leases.coordination.k8s.io                  release yes
+    controller create mappeddomains.closte-operator.io            wp      no
+    controller delete mappeddomains.closte-operator.io            wp      no
+    controller list   secrets                                     wp      no
+    controller watch  secrets                                     wp      no
+    controller get    configmaps                                  wp      no
+    controller update leases.coordination.k8s.io                  wp      no
+    controller create pods                                        release no
+    sidecar    create mappeddomains.closte-operator.io            wp      yes
+    sidecar    delete mappeddomains.closte-operator.io            wp      yes
+    sidecar    watch  mappeddomains.closte-operator.io            wp      yes
+    sidecar    create mappeddomains.closte-operator.io            default no
+    sidecar    list   mappeddomains.closte-operator.io            release no
+    sidecar    patch  mappeddomains.closte-operator.io/status     wp      no
+    sidecar    get    secrets                                     wp      no
+    sidecar    list   configmaps                                  wp      no
+    sidecar    get    serviceaccounts/token                       wp      no
+    sidecar    create serviceaccounts/token                       wp      no
+    controller list   namespaces                                  *       no  # only with controller.defaultKey.namespaceSelector
+";
 
-    // the RBAC matrix of both identities
-    let controller = format!("system:serviceaccount:{release_ns}:rel-closte-operator");
-    let sidecar = format!("system:serviceaccount:{wp}:closte-operator-sidecar");
-    for (who, verb, resource, namespace, allowed) in [
-        (
-            &controller,
-            "list",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &controller,
-            "watch",
-            "mappeddomains.closte-operator.io",
-            "default",
-            true,
-        ),
-        (
-            &controller,
-            "patch",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &controller,
-            "patch",
-            "mappeddomains.closte-operator.io/status",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &controller,
-            "update",
-            "mappeddomains.closte-operator.io/finalizers",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &controller,
-            "create",
-            "events.events.k8s.io",
-            wp.as_str(),
-            true,
-        ),
-        (&controller, "get", "secrets", wp.as_str(), true),
-        (
-            &controller,
-            "update",
-            "leases.coordination.k8s.io",
-            release_ns.as_str(),
-            true,
-        ),
-        (
-            &controller,
-            "create",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            false,
-        ),
-        (
-            &controller,
-            "delete",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            false,
-        ),
-        (&controller, "list", "secrets", wp.as_str(), false),
-        (&controller, "watch", "secrets", wp.as_str(), false),
-        (&controller, "get", "configmaps", wp.as_str(), false),
-        (
-            &controller,
-            "update",
-            "leases.coordination.k8s.io",
-            wp.as_str(),
-            false,
-        ),
-        (&controller, "create", "pods", release_ns.as_str(), false),
-        (
-            &sidecar,
-            "create",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &sidecar,
-            "delete",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &sidecar,
-            "watch",
-            "mappeddomains.closte-operator.io",
-            wp.as_str(),
-            true,
-        ),
-        (
-            &sidecar,
-            "create",
-            "mappeddomains.closte-operator.io",
-            "default",
-            false,
-        ),
-        (
-            &sidecar,
-            "list",
-            "mappeddomains.closte-operator.io",
-            release_ns.as_str(),
-            false,
-        ),
-        (
-            &sidecar,
-            "patch",
-            "mappeddomains.closte-operator.io/status",
-            wp.as_str(),
-            false,
-        ),
-        (&sidecar, "get", "secrets", wp.as_str(), false),
-        (&sidecar, "list", "configmaps", wp.as_str(), false),
-        (&sidecar, "get", "serviceaccounts/token", wp.as_str(), false),
-        (
-            &sidecar,
-            "create",
-            "serviceaccounts/token",
-            wp.as_str(),
-            false,
-        ),
-        // namespaces only with controller.defaultKey.namespaceSelector
-        (&controller, "list", "namespaces", "", false),
-    ] {
-        assert_eq!(
-            can(who, verb, resource, namespace),
-            allowed,
-            "{who} {verb} {resource} in {namespace}"
+const CRD: &str = "mappeddomains.closte-operator.io";
+const DEPLOYMENT: &str = "rel-closte-operator";
+
+/// A Helm release `rel` of the chart, in a namespace of its own, pointed at a
+/// simulator (its API, DNS and HTTPS) and serving one WordPress namespace.
+/// Each method is one step of its life.
+struct Release {
+    client: Client,
+    namespace: String,
+    wordpress: String,
+    sim: Simulator,
+    /// The `--set` arguments it was installed with.
+    values: Vec<String>,
+}
+
+impl Release {
+    /// `helm install`, then waits for the CRD it brings to be established.
+    async fn install() -> Release {
+        let client = common::client().await;
+        let namespace = common::namespace(&client, "closte-system").await;
+        let wordpress = common::namespace(&client, "wp").await;
+        let sim = Simulator::start_with_probes("chart", &["--api-key", KEY, "--issue-delay", "1s"]);
+        let values = [
+            format!("closte.apiKey={KEY}"),
+            format!("closte.apiUrl={}", sim.api),
+            format!("checks.dnsServer={}", sim.dns.unwrap()),
+            format!("checks.httpsPort={}", sim.https.unwrap().port()),
+            "checks.expectedTargets={127.0.0.1}".to_owned(),
+            format!("sidecar.namespaces={{{wordpress}}}"),
+        ]
+        .into_iter()
+        .flat_map(|value| ["--set".to_owned(), value])
+        .collect();
+        let release = Release {
+            client,
+            namespace,
+            wordpress,
+            sim,
+            values,
+        };
+        ok(release.helm("install", &[]), "helm install");
+        let crds = release.crds();
+        eventually(30, "the CRD to be established", || async {
+            let crd = crds.get(CRD).await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+        release
+    }
+
+    /// `helm VERB rel CHART` in the release namespace with the install's
+    /// values plus `extra`.
+    fn helm(&self, verb: &str, extra: &[&str]) -> Output {
+        let chart = chart();
+        let mut args = vec![verb, "rel", chart.to_str().unwrap(), "-n", &self.namespace];
+        args.extend(self.values.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        helm(&args)
+    }
+
+    fn crds(&self) -> Api<CustomResourceDefinition> {
+        Api::all(self.client.clone())
+    }
+
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn mapped_domains(&self) -> Api<MappedDomain> {
+        Api::namespaced(self.client.clone(), &self.wordpress)
+    }
+
+    /// The arguments of the controller container of the installed Deployment.
+    async fn controller_args(&self) -> Vec<String> {
+        let deployment = self.deployments().get(DEPLOYMENT).await.unwrap();
+        deployment.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap()
+    }
+
+    /// Every line of [`RBAC`], asked of the API server.
+    fn grants_each_identity_what_it_needs_and_no_more(&self) {
+        let controller = format!("system:serviceaccount:{}:{DEPLOYMENT}", self.namespace);
+        let sidecar = format!(
+            "system:serviceaccount:{}:closte-operator-sidecar",
+            self.wordpress
+        );
+        let lines = RBAC.lines().map(|l| l.split('#').next().unwrap().trim());
+        for line in lines.filter(|l| !l.is_empty()) {
+            let [who, verb, resource, namespace, allowed] = line
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap_or_else(|_| panic!("RBAC line: {line}"));
+            let who = match who {
+                "controller" => &controller,
+                "sidecar" => &sidecar,
+                other => panic!("RBAC line names {other}"),
+            };
+            let namespace = match namespace {
+                "wp" => &self.wordpress,
+                "release" => &self.namespace,
+                "*" => "",
+                named => named,
+            };
+            let allowed = match allowed {
+                "yes" => true,
+                "no" => false,
+                other => panic!("RBAC line says {other}, not yes or no"),
+            };
+            assert_eq!(
+                can(who, verb, resource, namespace),
+                allowed,
+                "{who} {verb} {resource} in {namespace}"
+            );
+        }
+    }
+
+    /// The controller as the installed Deployment would run it: with a token
+    /// of the chart's ServiceAccount and the container's own arguments (the
+    /// key file and the metrics address made local).
+    async fn controller_with_the_charts_identity(&self) -> ChartController {
+        let dir = scratch("chart-controller");
+        let kubeconfig = dir.join("kubeconfig");
+        common::service_account_kubeconfig(&self.client, &self.namespace, DEPLOYMENT, &kubeconfig)
+            .await;
+        let key_file = dir.join("api-key");
+        std::fs::write(&key_file, KEY).unwrap();
+        let args: Vec<String> = self
+            .controller_args()
+            .await
+            .into_iter()
+            .map(|arg| match arg.split_once('=') {
+                Some(("--api-key-file", _)) => format!("--api-key-file={}", key_file.display()),
+                Some(("--metrics-addr", _)) => "--metrics-addr=127.0.0.1:0".to_owned(),
+                _ => arg,
+            })
+            .collect();
+        assert_eq!(args[0], "controller");
+        // WordPress namespaces name their own key: the controller's own
+        // serves the release namespace only
+        assert!(
+            args.contains(&format!("--default-key-namespaces={}", self.namespace)),
+            "{args:?}"
+        );
+        let log = dir.join("controller.log");
+        let process = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
+            .args(&args)
+            .args(["--ca-file", self.sim.ca.as_ref().unwrap().to_str().unwrap()])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        ChartController { process, log }
+    }
+
+    /// A MappedDomain of the WordPress namespace, with that namespace's own
+    /// key, is registered, checked (certificate issued) and done; deleted, its
+    /// alias goes.
+    async fn takes_a_domain_through_its_life(&self) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.wordpress);
+        let secret: Secret = serde_json::from_value(
+            json!({"metadata": {"name": "closte-api-key"}, "stringData": {"apiKey": KEY}}),
+        )
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let mds = self.mapped_domains();
+        let domain = MappedDomainSpec {
+            check_interval: Some("10s".into()),
+            credentials_ref: Some(SecretKeyRef {
+                name: "closte-api-key".into(),
+                key: "apiKey".into(),
+            }),
+            ..spec("chart.example.com")
+        };
+        create(&mds, "chart", domain).await;
+        let done = eventually(
+            60,
+            "the domain to be done under the chart's identity",
+            || async {
+                let md = mds.get("chart").await.ok()?;
+                (md.status.as_ref()?.stage? == Stage::Done).then_some(md)
+            },
+        )
+        .await;
+        assert!(done.status.unwrap().certificate.is_some());
+        assert_eq!(self.sim.aliases().await, ["chart.example.com"]);
+        mds.delete("chart", &DeleteParams::default()).await.unwrap();
+        eventually(30, "the alias to be removed", || async {
+            self.sim.aliases().await.is_empty().then_some(())
+        })
+        .await;
+    }
+
+    /// `helm upgrade` with one value changed: the Deployment follows.
+    async fn upgrade_reaches_the_deployment(&self) {
+        ok(
+            self.helm("upgrade", &["--set", "controller.concurrency=8"]),
+            "helm upgrade",
+        );
+        let args = self.controller_args().await;
+        assert!(args.contains(&"--concurrency=8".to_string()), "{args:?}");
+    }
+
+    /// `helm uninstall` removes the Deployment and keeps the CRD, and with it
+    /// the MappedDomains.
+    async fn uninstall_keeps_the_crd_and_the_objects(&self) {
+        let mds = self.mapped_domains();
+        create(&mds, "survivor", spec("survivor.example.com")).await;
+        ok(
+            helm(&["uninstall", "rel", "-n", &self.namespace]),
+            "helm uninstall",
+        );
+        assert!(
+            self.crds().get_opt(CRD).await.unwrap().is_some(),
+            "the CRD was deleted"
+        );
+        assert!(mds.get_opt("survivor").await.unwrap().is_some());
+        assert!(
+            self.deployments()
+                .get_opt(DEPLOYMENT)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+/// The controller started by [`Release::controller_with_the_charts_identity`];
+/// killed when dropped.
+struct ChartController {
+    process: std::process::Child,
+    log: PathBuf,
+}
+
+impl ChartController {
+    /// Stops it; its log holds neither the key nor a refusal of the RBAC.
+    fn stop_with_a_clean_log(mut self) {
+        self.kill();
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        assert!(!log.contains(KEY), "the key is in the log");
+        assert!(
+            !log.contains("Forbidden") && !log.contains("forbidden"),
+            "RBAC refused the controller:\n{log}"
         );
     }
 
-    // the controller with the chart's identity and the chart's own arguments
-    let dir = scratch("chart-controller");
-    let kubeconfig = dir.join("kubeconfig");
-    common::service_account_kubeconfig(&client, &release_ns, "rel-closte-operator", &kubeconfig)
-        .await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &release_ns);
-    let deployment = deployments.get("rel-closte-operator").await.unwrap();
-    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
-    let key_file = dir.join("api-key");
-    std::fs::write(&key_file, KEY).unwrap();
-    let port = free_port();
-    let args: Vec<String> = container
-        .args
-        .clone()
-        .unwrap()
-        .into_iter()
-        .map(|arg| match arg.split_once('=') {
-            Some(("--api-key-file", _)) => format!("--api-key-file={}", key_file.display()),
-            Some(("--metrics-addr", _)) => format!("--metrics-addr=127.0.0.1:{port}"),
-            _ => arg,
-        })
-        .collect();
-    assert_eq!(args[0], "controller");
-    let log = dir.join("controller.log");
-    let mut controller_process = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-        .args(&args)
-        .args(["--ca-file", sim.ca.as_ref().unwrap().to_str().unwrap()])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    // WordPress namespaces name their own key: the controller's own serves
-    // the release namespace only
-    assert!(
-        args.contains(&format!("--default-key-namespaces={release_ns}")),
-        "{args:?}"
-    );
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &wp);
-    let secret: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "closte-api-key"}, "stringData": {"apiKey": KEY}}),
-    )
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let mds: Api<MappedDomain> = Api::namespaced(client.clone(), &wp);
-    let mut domain = spec("chart.example.com");
-    domain.check_interval = Some("10s".into());
-    domain.credentials_ref = Some(SecretKeyRef {
-        name: "closte-api-key".into(),
-        key: "apiKey".into(),
-    });
-    create(&mds, "chart", domain).await;
-    let done = eventually(
-        60,
-        "the domain to be done under the chart's identity",
-        || async {
-            let md = mds.get("chart").await.ok()?;
-            (md.status.as_ref()?.stage? == Stage::Done).then_some(md)
-        },
-    )
-    .await;
-    assert!(done.status.unwrap().certificate.is_some());
-    assert_eq!(sim.aliases().await, ["chart.example.com"]);
-    mds.delete("chart", &DeleteParams::default()).await.unwrap();
-    eventually(30, "the alias to be removed", || async {
-        sim.aliases().await.is_empty().then_some(())
-    })
-    .await;
-    let _ = controller_process.kill();
-    let _ = controller_process.wait();
-    let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(!log_text.contains(KEY), "the key is in the log");
-    assert!(
-        !log_text.contains("Forbidden") && !log_text.contains("forbidden"),
-        "RBAC refused the controller:\n{log_text}"
-    );
+    fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
 
-    // upgrade: a changed value reaches the Deployment
-    let mut upgrade = install.to_vec();
-    upgrade[0] = "upgrade";
-    upgrade.extend(["--set", "controller.concurrency=8"]);
-    ok(helm(&upgrade), "helm upgrade");
-    let args = deployments
-        .get("rel-closte-operator")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .args
-        .clone()
-        .unwrap();
-    assert!(args.contains(&"--concurrency=8".to_string()), "{args:?}");
+impl Drop for ChartController {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
 
-    // uninstall keeps the CRD, and with it the MappedDomains
-    create(&mds, "survivor", spec("survivor.example.com")).await;
-    ok(
-        helm(&["uninstall", "rel", "-n", &release_ns]),
-        "helm uninstall",
-    );
-    assert!(
-        crds.get_opt("mappeddomains.closte-operator.io")
-            .await
-            .unwrap()
-            .is_some(),
-        "the CRD was deleted"
-    );
-    assert!(mds.get_opt("survivor").await.unwrap().is_some());
-    assert!(
-        deployments
-            .get_opt("rel-closte-operator")
-            .await
-            .unwrap()
-            .is_none()
-    );
+#[tokio::test]
+async fn install_rbac_a_domain_with_the_charts_identity_upgrade_and_uninstall() {
+    let release = Release::install().await;
+    release.grants_each_identity_what_it_needs_and_no_more();
+    let controller = release.controller_with_the_charts_identity().await;
+    release.takes_a_domain_through_its_life().await;
+    controller.stop_with_a_clean_log();
+    release.upgrade_reaches_the_deployment().await;
+    release.uninstall_keeps_the_crd_and_the_objects().await;
 }
 
 #[test]
@@ -942,47 +949,98 @@ fn octal_modes(value: &mut serde_json::Value) {
 }
 
 /// `examples/wordpress/`: the chart's values for a WordPress namespace and a
-/// WordPress Deployment whose sidecar container and volumes are exactly what
-/// the chart's named templates render for them, whose mounts find the chart's
-/// ServiceAccount and mu-plugin ConfigMap, which gives Kubernetes credentials
-/// to the sidecar alone (the README's pod too), and which the API server
-/// accepts, its pod without a token for WordPress.
-#[tokio::test]
-async fn the_wordpress_example_is_what_the_chart_renders() {
-    let client = common::client().await;
-    let release_ns = common::namespace(&client, "chart-wp-example").await;
-    let _ = common::kubectl(&["create", "namespace", "wordpress"]);
-    let example = common::repo_root().join("examples/wordpress");
-    let values = yaml_file(&example.join("values.yaml"));
-    let deployment = yaml_file(&example.join("deployment.yaml"));
-    let pod = &deployment["spec"]["template"]["spec"];
-    let containers = pod["containers"].as_array().unwrap();
-    let sidecar = container(pod, "closte-sidecar");
-    let (rendered_container, rendered_volumes) = sidecar_templates(&values);
+/// WordPress Deployment.
+struct Example {
+    dir: PathBuf,
+    values: serde_json::Value,
+    deployment: serde_json::Value,
+}
+
+impl Example {
+    fn load() -> Example {
+        let dir = common::repo_root().join("examples/wordpress");
+        let values = yaml_file(&dir.join("values.yaml"));
+        let deployment = yaml_file(&dir.join("deployment.yaml"));
+        Example {
+            dir,
+            values,
+            deployment,
+        }
+    }
+
+    /// The Deployment's pod spec.
+    fn pod(&self) -> &serde_json::Value {
+        &self.deployment["spec"]["template"]["spec"]
+    }
+}
+
+/// A volume of this pod spec, by name.
+fn volume(pod: &serde_json::Value, name: &str) -> serde_json::Value {
+    pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume {name}"))
+        .clone()
+}
+
+/// Where container `name` of this pod spec mounts its volumes.
+fn mount_paths(pod: &serde_json::Value, name: &str) -> Vec<String> {
+    container(pod, name)["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The spec of a pod of this spec in the `wordpress` namespace as the API
+/// server admits it (a server-side dry run).
+fn admitted(pod_spec: &serde_json::Value) -> serde_json::Value {
+    let mut pod_spec = pod_spec.clone();
+    octal_modes(&mut pod_spec);
+    let manifest = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "wordpress-example", "namespace": "wordpress"},
+        "spec": pod_spec,
+    });
+    let out = common::kubectl_stdin(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        &manifest.to_string(),
+    );
+    let stored: serde_json::Value = serde_json::from_str(&ok(out, "a pod of the example")).unwrap();
+    stored["spec"].clone()
+}
+
+/// The example's sidecar container and volumes are exactly what the chart's
+/// named templates render (`rendered_container`, `volumes`), and its pod gives
+/// Kubernetes credentials to the sidecar alone.
+fn the_examples_sidecar_is_rendered(
+    example: &Example,
+    rendered_container: &serde_json::Value,
+    volumes: &serde_json::Value,
+) {
+    let pod = example.pod();
     assert_eq!(
-        *sidecar, rendered_container,
+        *container(pod, "closte-sidecar"),
+        *rendered_container,
         "examples/wordpress/deployment.yaml's sidecar is not what the chart renders"
     );
-    let find_volume = |pod: &serde_json::Value, name: &str| {
-        pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == name)
-            .unwrap_or_else(|| panic!("no volume {name}"))
-            .clone()
-    };
-    for rendered in rendered_volumes.as_array().unwrap() {
+    for rendered in volumes.as_array().unwrap() {
         let name = rendered["name"].as_str().unwrap();
         assert_eq!(
-            find_volume(pod, name),
+            volume(pod, name),
             *rendered,
             "examples/wordpress/deployment.yaml's volume {name} is not what the chart renders"
         );
     }
     assert_kubernetes_credentials_in_the_sidecar_only(pod, "examples/wordpress/deployment.yaml");
+}
 
-    // the README's pod, in short, says the same
+/// The README's pod, in short, says the same as the example.
+fn the_readmes_pod_says_the_same(example: &Example, volumes: &serde_json::Value) {
     let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
     let snippet = readme
         .split_once("What the WordPress pod needs")
@@ -993,23 +1051,30 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
     let readme_pod: serde_json::Value = serde_yaml::from_str(snippet).unwrap();
     let readme_pod = &readme_pod["spec"];
     assert_kubernetes_credentials_in_the_sidecar_only(readme_pod, "the README's pod");
-    for rendered in rendered_volumes.as_array().unwrap() {
+    for rendered in volumes.as_array().unwrap() {
         let name = rendered["name"].as_str().unwrap();
         assert_eq!(
-            find_volume(readme_pod, name),
+            volume(readme_pod, name),
             *rendered,
             "the README's volume {name} is not what the chart renders"
         );
     }
     assert_eq!(
         container(readme_pod, "closte-sidecar")["volumeMounts"],
-        sidecar["volumeMounts"],
+        container(example.pod(), "closte-sidecar")["volumeMounts"],
         "the README's sidecar mounts are not what the chart renders"
     );
+}
 
-    let values_file = example.join("values.yaml");
+/// The chart installed into `release_ns` with the example's values renders
+/// the ServiceAccount (and its RoleBinding), the mu-plugin ConfigMap with
+/// every key the WordPress container mounts, and the token Secret's name the
+/// example mounts; the API server accepts both. Returns the rendered chart.
+fn the_example_mounts_what_the_chart_renders(example: &Example, release_ns: &str) {
+    let pod = example.pod();
+    let values_file = example.dir.join("values.yaml");
     let rendered = ok(
-        template(&release_ns, &["-f", values_file.to_str().unwrap()]),
+        template(release_ns, &["-f", values_file.to_str().unwrap()]),
         "helm template with the example values",
     );
     let objects: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
@@ -1029,15 +1094,13 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
         "{account}"
     );
     assert!(in_wordpress("RoleBinding", account).is_some(), "{account}");
-    let volume = |name: &str| find_volume(pod, name);
-    let config_map = volume("closte-mu-plugin")["configMap"]["name"].clone();
+    let config_map = volume(pod, "closte-mu-plugin")["configMap"]["name"].clone();
     let plugin = in_wordpress("ConfigMap", config_map.as_str().unwrap())
         .expect("the mu-plugin ConfigMap the example mounts is not rendered");
-    let wordpress = containers
-        .iter()
-        .find(|c| c["name"] == "wordpress")
-        .unwrap();
-    for mount in wordpress["volumeMounts"].as_array().unwrap() {
+    for mount in container(pod, "wordpress")["volumeMounts"]
+        .as_array()
+        .unwrap()
+    {
         if let Some(key) = mount["subPath"].as_str() {
             assert!(
                 plugin["data"][key].is_string(),
@@ -1046,55 +1109,32 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
         }
     }
     assert_eq!(
-        volume("closte-sidecar-token")["secret"]["secretName"],
+        volume(pod, "closte-sidecar-token")["secret"]["secretName"],
         "closte-sidecar-token"
     );
 
     server_dry_run(&rendered, "the chart with examples/wordpress/values.yaml");
     server_dry_run(
-        &std::fs::read_to_string(example.join("deployment.yaml")).unwrap(),
+        &std::fs::read_to_string(example.dir.join("deployment.yaml")).unwrap(),
         "examples/wordpress/deployment.yaml",
     );
+}
 
-    // A pod of that template as the API server admits it: its ServiceAccount
-    // admission adds no token to WordPress, and the modes are 0440. Without
-    // automountServiceAccountToken: false it would (which shows the check
-    // can fail).
+/// A pod of the example's template as the API server admits it: its
+/// ServiceAccount admission adds no token to WordPress, and the modes are
+/// 0440. Without automountServiceAccountToken: false it would (which shows
+/// the check can fail).
+fn the_admitted_pod_gives_wordpress_no_token(example: &Example) {
+    let pod = example.pod();
+    let account = pod["serviceAccountName"].as_str().unwrap();
     let _ = common::kubectl(&["create", "serviceaccount", account, "-n", "wordpress"]);
-    let admitted = |pod_spec: &serde_json::Value| {
-        let mut pod_spec = pod_spec.clone();
-        octal_modes(&mut pod_spec);
-        let manifest = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "wordpress-example", "namespace": "wordpress"},
-            "spec": pod_spec,
-        });
-        let out = common::kubectl_stdin(
-            &["create", "--dry-run=server", "-o", "json", "-f", "-"],
-            &manifest.to_string(),
-        );
-        let stored: serde_json::Value =
-            serde_json::from_str(&ok(out, "a pod of the example")).unwrap();
-        stored["spec"].clone()
-    };
     let stored = admitted(pod);
-    let mounted = |pod: &serde_json::Value, name: &str| -> Vec<String> {
-        container(pod, name)["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["mountPath"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let wordpress = mount_paths(&stored, "wordpress");
     assert!(
-        !mounted(&stored, "wordpress")
-            .iter()
-            .any(|p| p.starts_with("/var/run/secrets")),
-        "{:?}",
-        mounted(&stored, "wordpress")
+        !wordpress.iter().any(|p| p.starts_with("/var/run/secrets")),
+        "{wordpress:?}"
     );
-    assert!(mounted(&stored, "closte-sidecar").contains(&SERVICE_ACCOUNT_PATH.to_owned()));
+    assert!(mount_paths(&stored, "closte-sidecar").contains(&SERVICE_ACCOUNT_PATH.to_owned()));
     for volume in stored["volumes"].as_array().unwrap() {
         if volume["name"] == "closte-sidecar-token" {
             assert_eq!(volume["secret"]["defaultMode"], 0o440, "{volume}");
@@ -1108,10 +1148,28 @@ async fn the_wordpress_example_is_what_the_chart_renders() {
         .as_object_mut()
         .unwrap()
         .remove("automountServiceAccountToken");
-    let stored = admitted(&automounted);
+    let wordpress = mount_paths(&admitted(&automounted), "wordpress");
     assert!(
-        mounted(&stored, "wordpress").contains(&SERVICE_ACCOUNT_PATH.to_owned()),
-        "the API server no longer mounts a token by default: {:?}",
-        mounted(&stored, "wordpress")
+        wordpress.contains(&SERVICE_ACCOUNT_PATH.to_owned()),
+        "the API server no longer mounts a token by default: {wordpress:?}"
     );
+}
+
+/// `examples/wordpress/`: the chart's values for a WordPress namespace and a
+/// WordPress Deployment whose sidecar container and volumes are exactly what
+/// the chart's named templates render for them, whose mounts find the chart's
+/// ServiceAccount and mu-plugin ConfigMap, which gives Kubernetes credentials
+/// to the sidecar alone (the README's pod too), and which the API server
+/// accepts, its pod without a token for WordPress.
+#[tokio::test]
+async fn the_wordpress_example_is_what_the_chart_renders() {
+    let client = common::client().await;
+    let release_ns = common::namespace(&client, "chart-wp-example").await;
+    let _ = common::kubectl(&["create", "namespace", "wordpress"]);
+    let example = Example::load();
+    let (container, volumes) = sidecar_templates(&example.values);
+    the_examples_sidecar_is_rendered(&example, &container, &volumes);
+    the_readmes_pod_says_the_same(&example, &volumes);
+    the_example_mounts_what_the_chart_renders(&example, &release_ns);
+    the_admitted_pod_gives_wordpress_no_token(&example);
 }

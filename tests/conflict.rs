@@ -5,12 +5,20 @@
 mod common;
 
 use closte_operator::api::{MappedDomain, Ownership};
-use common::operator::{Operator, condition, wait_condition, wait_gone};
+use common::operator::{Operator, condition, eventually, wait_condition, wait_gone};
 use common::sim::Simulator;
 use common::{create, spec};
 use kube::api::{Api, DeleteParams};
 
 const KEY: &str = "conflict-key-2c44";
+
+/// This machine's clock (the API server's too), in whole seconds since the epoch.
+fn now_second() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
 
 #[tokio::test]
 async fn oldest_claim_wins_and_hands_over() {
@@ -24,10 +32,17 @@ async fn oldest_claim_wins_and_hands_over() {
     let second: Api<MappedDomain> = Api::namespaced(client.clone(), &second_ns);
     let domain = "contested.example.com";
 
-    create(&first, "mine", spec(domain)).await;
+    let mine = create(&first, "mine", spec(domain)).await;
     wait_condition(&first, "mine", "Registered", "True", Some("Added")).await;
-    // creationTimestamp has one-second resolution: make the order unambiguous
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // creationTimestamp has one-second resolution: the second object is
+    // created once the clock has left the first one's second
+    let created = mine.metadata.creation_timestamp.unwrap().0.as_second();
+    eventually(
+        5,
+        "the clock to pass the first object's creation second",
+        || async { (now_second() > created).then_some(()) },
+    )
+    .await;
     create(&second, "theirs", spec(domain)).await;
     let loser = wait_condition(&second, "theirs", "Stalled", "True", Some("DomainConflict")).await;
     let message = &loser

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::operator::eventually;
 use common::sim::{Simulator, scratch};
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -331,18 +332,12 @@ async fn https_certificate_appears_after_issue_delay() {
     assert!(deep.contains("not valid for name"), "{deep}");
 }
 
-/// Waits for the certificate of `name`, as a probe would: polls with a deadline.
+/// Waits for the certificate of `name`, as a probe would: handshakes until one succeeds.
 async fn until_issued(sim: &Simulator, name: &str) -> CertificateDer<'static> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match tls_handshake(sim, name).await {
-            Ok(cert) => return cert,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("certificate of {name} never issued: {e}"),
-        }
-    }
+    eventually(10, &format!("the certificate of {name}"), || async {
+        tls_handshake(sim, name).await.ok()
+    })
+    .await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -413,11 +408,10 @@ async fn check_says_accepted_rejected_or_unreachable() {
     let (code, text) = check(&sim.api, "wrong-key-9911");
     assert_eq!(code, 2, "{text}");
     assert!(text.starts_with("rejected"), "{text}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // a port bound but not listening: refused, and held so nothing else takes it
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let (code, text) = check(&format!("http://127.0.0.1:{port}/api/client"), KEY);
     assert_eq!(code, 3, "{text}");
     assert!(text.starts_with("unreachable"), "{text}");
@@ -439,11 +433,28 @@ async fn check_says_accepted_rejected_or_unreachable() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains(KEY), "{text}");
-    // and the probe is the one WordPress sends: an add with the key alone
+    // and the probe is the one WordPress sends: an add with the key alone,
+    // one per check that reached the simulator (accepted, rejected, the 5xx,
+    // the key file)
     let log = sim.requests().await;
-    assert!(
-        log.iter()
-            .all(|r| r["endpoint"] == "adddomainalias" && r["domain"].is_null()),
+    let probes: Vec<(&str, bool, u64)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["endpoint"].as_str().unwrap(),
+                r["domain"].is_null(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            ("adddomainalias", true, 200),
+            ("adddomainalias", true, 401),
+            ("adddomainalias", true, 502),
+            ("adddomainalias", true, 200),
+        ],
         "{log:?}"
     );
 }
