@@ -9,15 +9,15 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use closte_operator::api::{MappedDomain, MappedDomainSpec, SecretKeyRef, Stage};
-use common::operator::eventually;
+use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
+use common::process::{Launch, Process};
 use common::sim::{Simulator, scratch};
+use common::wait::eventually;
 use common::{create, spec, succeeded as ok};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -422,7 +422,8 @@ impl Release {
         let client = common::client().await;
         let namespace = common::namespace(&client, "closte-system").await;
         let wordpress = common::namespace(&client, "wp").await;
-        let sim = Simulator::start_with_probes("chart", &["--api-key", KEY, "--issue-delay", "1s"]);
+        let sim =
+            Simulator::up_with_checks("chart", &["--api-key", KEY, "--issue-delay", "1s"]).await;
         let values = [
             format!("closte.apiKey={KEY}"),
             format!("closte.apiUrl={}", sim.api),
@@ -551,38 +552,26 @@ impl Release {
             args.contains(&format!("--default-key-namespaces={}", self.namespace)),
             "{args:?}"
         );
-        let log = dir.join("controller.log");
-        let process = Command::new(env!("CARGO_BIN_EXE_closte-operator"))
-            .args(&args)
+        let process = Launch::new("controller", dir.join("controller.log"))
+            .args(&args[1..])
             .args(["--ca-file", self.sim.ca.as_ref().unwrap().to_str().unwrap()])
-            .env("KUBECONFIG", &kubeconfig)
+            .kubeconfig(&kubeconfig)
             .env("RUST_LOG", "info")
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        ChartController { process, log }
+            .start()
+            .await;
+        ChartController(process)
     }
 
     /// A MappedDomain of the WordPress namespace, with that namespace's own
     /// key, is registered, checked (certificate issued) and done; deleted, its
     /// alias goes.
     async fn takes_a_domain_through_its_life(&self) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.wordpress);
-        let secret: Secret = serde_json::from_value(
-            json!({"metadata": {"name": "closte-api-key"}, "stringData": {"apiKey": KEY}}),
-        )
-        .unwrap();
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
+        let credentials_ref =
+            common::create_key_secret(&self.client, &self.wordpress, "closte-api-key", KEY).await;
         let mds = self.mapped_domains();
         let domain = MappedDomainSpec {
             check_interval: Some("10s".into()),
-            credentials_ref: Some(SecretKeyRef {
-                name: "closte-api-key".into(),
-                key: "apiKey".into(),
-            }),
+            credentials_ref,
             ..spec("chart.example.com")
         };
         create(&mds, "chart", domain).await;
@@ -638,34 +627,20 @@ impl Release {
     }
 }
 
-/// The controller started by [`Release::controller_with_the_charts_identity`];
-/// killed when dropped.
-struct ChartController {
-    process: std::process::Child,
-    log: PathBuf,
-}
+/// The controller started by [`Release::controller_with_the_charts_identity`]
+/// (killed when dropped).
+struct ChartController(Process);
 
 impl ChartController {
     /// Stops it; its log holds neither the key nor a refusal of the RBAC.
     fn stop_with_a_clean_log(mut self) {
-        self.kill();
-        let log = std::fs::read_to_string(&self.log).unwrap();
+        self.0.kill();
+        let log = self.0.log_text();
         assert!(!log.contains(KEY), "the key is in the log");
         assert!(
             !log.contains("Forbidden") && !log.contains("forbidden"),
             "RBAC refused the controller:\n{log}"
         );
-    }
-
-    fn kill(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-impl Drop for ChartController {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

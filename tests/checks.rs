@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use closte_operator::api::{MappedDomain, MappedDomainSpec, Stage};
 use closte_operator::probe::tls::TlsProber;
-use common::operator::{Operator, condition, wait_condition};
+use common::operator::{condition, wait_condition};
+use common::process::Process;
 use common::setup::Setup;
 use common::sim::Simulator;
 use common::wait::eventually;
@@ -18,7 +19,7 @@ const KEY: &str = "checks-key-0c7e";
 
 /// A namespace, a simulator with DNS and HTTPS (`issue_delay`), and a
 /// controller checking against them.
-async fn setup(name: &str, issue_delay: &str) -> (Api<MappedDomain>, Simulator, Operator) {
+async fn setup(name: &str, issue_delay: &str) -> (Api<MappedDomain>, Simulator, Process) {
     let s = Setup::start(name, KEY, &["--issue-delay", issue_delay], &[]).await;
     (s.api, s.sim, s.operator)
 }

@@ -12,8 +12,8 @@ use closte_operator::closte::{
     FlowSettings,
 };
 use closte_operator::domain::Domain;
-use common::operator::eventually;
 use common::sim::Simulator;
+use common::wait::eventually;
 use serde_json::json;
 
 const KEY: &str = "test-key-7f3a9c";
@@ -43,7 +43,7 @@ fn domain(name: &str) -> Domain {
 
 #[tokio::test]
 async fn add_list_delete_round_trip() {
-    let sim = Simulator::start("round-trip", &["--api-key", KEY, "--list-shape", "objects"]);
+    let sim = Simulator::up("round-trip", &["--api-key", KEY, "--list-shape", "objects"]).await;
     let key = ApiKey::new(KEY).unwrap();
     let c = client(&sim, Duration::from_secs(5));
     assert_eq!(c.list(&key).await.unwrap(), Vec::<String>::new());
@@ -76,7 +76,7 @@ async fn add_list_delete_round_trip() {
 
 #[tokio::test]
 async fn account_settles_disagreements_with_the_list() {
-    let sim = Simulator::start("settle", &["--api-key", KEY]);
+    let sim = Simulator::up("settle", &["--api-key", KEY]).await;
     let account = account(&sim, FlowSettings::default());
     let d = domain("adopted.example.com");
     sim.add_alias(d.as_str(), 0).await; // someone else added it
@@ -96,7 +96,7 @@ async fn account_settles_disagreements_with_the_list() {
 
 #[tokio::test]
 async fn every_fault_kind_becomes_its_error() {
-    let sim = Simulator::start("faults", &["--api-key", KEY]);
+    let sim = Simulator::up("faults", &["--api-key", KEY]).await;
     let key = ApiKey::new(KEY).unwrap();
     let c = client(&sim, Duration::from_secs(1));
     let cases = [
@@ -135,7 +135,7 @@ async fn every_fault_kind_becomes_its_error() {
 
 #[tokio::test]
 async fn wrong_key_and_unreachable_server() {
-    let sim = Simulator::start("wrong-key", &["--api-key", KEY]);
+    let sim = Simulator::up("wrong-key", &["--api-key", KEY]).await;
     let c = client(&sim, Duration::from_secs(2));
     let wrong = ApiKey::new("not-the-key").unwrap();
     for result in [
@@ -179,7 +179,7 @@ async fn wrong_key_and_unreachable_server() {
 
 #[tokio::test]
 async fn concurrent_callers_share_one_list_request() {
-    let sim = Simulator::start("coalesce", &["--api-key", KEY, "--latency", "200ms"]);
+    let sim = Simulator::up("coalesce", &["--api-key", KEY, "--latency", "200ms"]).await;
     let account = account(&sim, FlowSettings::default());
     let callers = 100;
     let tasks: Vec<_> = (0..callers)
@@ -217,7 +217,7 @@ async fn concurrent_callers_share_one_list_request() {
 
 #[tokio::test]
 async fn failed_list_is_shared_by_its_waiters_then_retried() {
-    let sim = Simulator::start("coalesce-fail", &["--api-key", KEY, "--latency", "200ms"]);
+    let sim = Simulator::up("coalesce-fail", &["--api-key", KEY, "--latency", "200ms"]).await;
     sim.set_faults(json!({"latencyMs": 200, "failureRate": 1.0, "failureKinds": ["500"]}))
         .await;
     let account = account(&sim, FlowSettings::default());
@@ -244,11 +244,11 @@ fn tick() -> tokio::time::Instant {
 }
 
 /// The end of an outage (every request failing for a while) is announced
-/// once, seen by a probe; faults here and there among successes announce
+/// once, seen by a ping; faults here and there among successes announce
 /// none (not for a resync period without failures, longer than this test).
 #[tokio::test]
 async fn an_account_announces_the_end_of_an_outage_only() {
-    let sim = Simulator::start("recovery", &["--api-key", KEY]);
+    let sim = Simulator::up("recovery", &["--api-key", KEY]).await;
     let accounts = Accounts::new(
         client(&sim, Duration::from_secs(5)),
         FlowSettings::default(),
@@ -285,26 +285,26 @@ async fn an_account_announces_the_end_of_an_outage_only() {
         assert!(account.refresh().await.is_err());
     }
     assert!(!account.ping_due(tick()), "failing for too short a time");
-    eventually(10, "a probe to be due", || async {
+    eventually(10, "a ping to be due", || async {
         account.ping_due(tick()).then_some(())
     })
     .await;
     account.ping(tick()).await;
     assert!(!recoveries.has_changed().unwrap(), "still failing");
     sim.set_faults(json!({})).await;
-    eventually(10, "a probe to see Closte answer", || async {
+    eventually(10, "a ping to see Closte answer", || async {
         account.ping(tick()).await;
         recoveries.has_changed().unwrap().then_some(())
     })
     .await;
     assert!(account.recovered_at().unwrap() > first);
-    assert!(!account.ping_due(tick()), "Closte answers: no more probes");
+    assert!(!account.ping_due(tick()), "Closte answers: no more pings");
     assert_eq!(accounts.all().len(), 1);
 }
 
 #[tokio::test]
 async fn rate_limit_pauses_the_whole_account() {
-    let sim = Simulator::start("pause", &["--api-key", KEY]);
+    let sim = Simulator::up("pause", &["--api-key", KEY]).await;
     let account = account(&sim, FlowSettings::default());
     sim.set_faults(json!({"failureRate": 1.0, "failureKinds": ["429"], "retryAfterSecs": 2}))
         .await;
@@ -339,7 +339,7 @@ async fn rate_limit_pauses_the_whole_account() {
 
 #[tokio::test]
 async fn writes_are_paced_and_in_flight_capped() {
-    let sim = Simulator::start("pacing", &["--api-key", KEY]);
+    let sim = Simulator::up("pacing", &["--api-key", KEY]).await;
     let paced = account(
         &sim,
         FlowSettings {
@@ -404,7 +404,7 @@ async fn writes_are_paced_and_in_flight_capped() {
 
 #[tokio::test]
 async fn simulator_write_rate_limit_answers_429() {
-    let sim = Simulator::start(
+    let sim = Simulator::up(
         "sim-limit",
         &[
             "--api-key",
@@ -414,7 +414,8 @@ async fn simulator_write_rate_limit_answers_429() {
             "--retry-after",
             "1",
         ],
-    );
+    )
+    .await;
     let key = ApiKey::new(KEY).unwrap();
     let c = client(&sim, Duration::from_secs(5));
     let mut limited = 0;
@@ -480,7 +481,7 @@ fn call(endpoint: &str, fault: Option<&str>) -> (String, Option<String>) {
 /// before the write, must not answer for that name.
 #[tokio::test]
 async fn a_lost_answer_is_settled_by_a_newer_list() {
-    let sim = Simulator::start("lost-answer", &["--api-key", KEY]);
+    let sim = Simulator::up("lost-answer", &["--api-key", KEY]).await;
     let account = account(&sim, FlowSettings::default());
     let d = domain("lost.example.com");
     assert!(!account.contains(&d).await.unwrap(), "cached: absent");
@@ -521,7 +522,7 @@ async fn a_lost_answer_is_settled_by_a_newer_list() {
 /// and concurrent callers for that name share one list request.
 #[tokio::test]
 async fn an_unknown_outcome_refetches_for_its_name_only() {
-    let sim = Simulator::start("lost-one-name", &["--api-key", KEY]);
+    let sim = Simulator::up("lost-one-name", &["--api-key", KEY]).await;
     let others: Vec<Domain> = (0..50)
         .map(|i| domain(&format!("o{i}.example.com")))
         .collect();
@@ -564,7 +565,7 @@ async fn an_unknown_outcome_refetches_for_its_name_only() {
 /// leaves nothing unknown.
 #[tokio::test]
 async fn a_successful_write_settles_and_a_rate_limit_is_not_applied() {
-    let sim = Simulator::start("lost-then-written", &["--api-key", KEY]);
+    let sim = Simulator::up("lost-then-written", &["--api-key", KEY]).await;
     let account = account(&sim, FlowSettings::default());
     let d = domain("settled.example.com");
     assert!(!account.contains(&d).await.unwrap());

@@ -5,8 +5,9 @@
 mod common;
 
 use closte_operator::api::{MappedDomain, Ownership};
-use common::operator::{Operator, condition, eventually, wait_condition, wait_gone};
+use common::operator::{condition, controller, wait_condition, wait_gone};
 use common::sim::Simulator;
+use common::wait::eventually;
 use common::{create, spec};
 use kube::api::{Api, DeleteParams};
 
@@ -24,8 +25,8 @@ fn now_second() -> i64 {
 async fn oldest_claim_wins_and_hands_over() {
     let client = common::client().await;
     common::install_crd(&client).await;
-    let sim = Simulator::start_with_probes("conflict", &["--api-key", KEY]);
-    let _operator = Operator::start("conflict", &sim, KEY, None, &[]);
+    let sim = Simulator::up_with_checks("conflict", &["--api-key", KEY]).await;
+    let _operator = controller("conflict", &sim, KEY, None).start().await;
     let first_ns = common::namespace(&client, "tenant-a").await;
     let second_ns = common::namespace(&client, "tenant-b").await;
     let first: Api<MappedDomain> = Api::namespaced(client.clone(), &first_ns);

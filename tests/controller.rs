@@ -9,10 +9,12 @@ use std::time::Instant;
 use closte_operator::api::{
     DeletionPolicy, FINALIZER, MappedDomain, MappedDomainSpec, Ownership, SecretKeyRef, Stage,
 };
-use common::operator::{Operator, condition, eventually, wait_condition, wait_gone};
+use common::operator::{condition, controller, wait_condition, wait_gone};
+use common::process::Process;
 use common::setup::Setup;
 use common::sim::Simulator;
-use common::{create, spec};
+use common::wait::eventually;
+use common::{create, create_key_secret, key_secret, spec};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -53,7 +55,7 @@ fn lines_about<'a>(log: &'a str, ns: &str, name: &str, message: &str) -> Vec<&'a
 
 /// Waits until the controller has ended a pass of `name` in `ns` (a debug
 /// line): whatever that pass sends to Closte has been sent.
-async fn wait_pass_ended(operator: &Operator, ns: &str, name: &str) {
+async fn wait_pass_ended(operator: &Process, ns: &str, name: &str) {
     eventually(30, &format!("a pass of {ns}/{name} to end"), || async {
         let log = operator.log_text();
         (!lines_about(&log, ns, name, "pass ended").is_empty()).then_some(())
@@ -64,7 +66,7 @@ async fn wait_pass_ended(operator: &Operator, ns: &str, name: &str) {
 /// Waits until the controller's retry gate has held back more than `seen`
 /// passes of `name` in `ns` ("waiting before the next try", a debug line);
 /// returns the `wait_ms` of each, in the order logged.
-async fn wait_held_back(operator: &Operator, ns: &str, name: &str, seen: usize) -> Vec<u64> {
+async fn wait_held_back(operator: &Process, ns: &str, name: &str, seen: usize) -> Vec<u64> {
     eventually(
         30,
         &format!(
@@ -211,20 +213,8 @@ async fn rejected_domain_stalls_without_a_retry_storm() {
     )
     .await;
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "closte"},
-        "stringData": {"apiKey": KEY},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
     let with_secret = MappedDomainSpec {
-        credentials_ref: Some(SecretKeyRef {
-            name: "closte".into(),
-            key: "apiKey".into(),
-        }),
+        credentials_ref: create_key_secret(&s.client, &s.ns, "closte", KEY).await,
         ..spec("shop.rejected.example")
     };
     create(&s.api, "bad", with_secret).await;
@@ -313,11 +303,11 @@ async fn outage_then_recovery_converges_without_duplicates() {
 }
 
 /// Objects created during a full outage back off well past a minute; once
-/// Closte heals, the account's recovery releases them at once (paced by the
+/// Closte heals, the account's recovery wakes them at once (paced by the
 /// write rate, so Closte's own limit at that rate is never hit), while an
 /// object waiting on a person keeps waiting.
 #[tokio::test]
-async fn healing_releases_objects_waiting_out_an_outage() {
+async fn healing_wakes_objects_waiting_out_an_outage() {
     const RESYNC: &str = "300s"; // resync is not what saves them
     let rejected = json!(["rejected.heal.example"]);
     let s = setup("heal", &[], &["--resync-period", RESYNC]).await;
@@ -361,33 +351,33 @@ async fn healing_releases_objects_waiting_out_an_outage() {
         names.len(),
         healed.elapsed()
     );
-    // released, not waited out: the account's recovery let every waiting
+    // woken, not waited out: the account's recovery let every waiting
     // object through at once (their backoff had at least 64 s to run)
-    let released: Vec<String> = s
+    let woken: Vec<String> = s
         .operator
         .log_text()
         .lines()
-        .filter(|l| l.contains("releasing the objects waiting out its failure"))
+        .filter(|l| l.contains("waking the objects waiting out its failure"))
         .map(str::to_owned)
         .collect();
     assert!(
-        released
+        woken
             .iter()
             .any(|l| l.contains(&format!("objects={}", names.len()))),
-        "the recovery did not release all {} objects at once: {released:#?}",
+        "the recovery did not wake all {} objects at once: {woken:#?}",
         names.len()
     );
 
     let log = s.sim.requests().await;
     let limited = log.iter().filter(|r| r["status"] == 429).count();
-    assert_eq!(limited, 0, "released writes ran into Closte's rate limit");
+    assert_eq!(limited, 0, "woken writes ran into Closte's rate limit");
     let refused = "shop.rejected.heal.example";
     let mut added = adds(&s.sim).await;
     added.retain(|d| d != refused); // answered 200 with Closte's refusal
     added.sort();
     assert_eq!(added, expected, "each domain added exactly once");
     let refused_adds = log.iter().filter(|r| r["domain"] == refused).count();
-    assert_eq!(refused_adds, 1, "the refused domain was released too");
+    assert_eq!(refused_adds, 1, "the refused domain was woken too");
     let md = s.api.get("refused").await.unwrap();
     assert_eq!(
         condition(&md, "Stalled"),
@@ -432,13 +422,7 @@ async fn credentials_missing_wrong_then_fixed() {
     create(&s.api, "c", with_secret).await;
     wait_condition(&s.api, "c", "Stalled", "True", Some("CredentialsNotFound")).await;
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
-    let secret = |key: &str| -> Secret {
-        serde_json::from_value(json!({
-            "metadata": {"name": "closte"},
-            "stringData": {"apiKey": key},
-        }))
-        .unwrap()
-    };
+    let secret = |key: &str| key_secret("closte", key);
     secrets
         .create(&PostParams::default(), &secret("wrong-key"))
         .await
@@ -485,8 +469,11 @@ async fn suspend_and_dry_run_write_nothing() {
     wait_condition(&s.api, "s", "Registered", "True", Some("Added")).await;
 
     let dry_ns = common::namespace(&s.client, "dry").await;
-    let sim2 = Simulator::start_with_probes("dry-sim", &["--api-key", KEY]);
-    let _dry = Operator::start("dry-run", &sim2, KEY, Some(&dry_ns), &["--dry-run"]);
+    let sim2 = Simulator::up_with_checks("dry-sim", &["--api-key", KEY]).await;
+    let _dry = controller("dry-run", &sim2, KEY, Some(&dry_ns))
+        .args(["--dry-run"])
+        .start()
+        .await;
     let dry_api: Api<MappedDomain> = Api::namespaced(s.client.clone(), &dry_ns);
     create(&dry_api, "d", spec("dry.example.com")).await;
     let md = wait_condition(&dry_api, "d", "Registered", "False", Some("DryRun")).await;
@@ -598,15 +585,12 @@ async fn many_objects_share_one_list_call() {
 #[tokio::test]
 async fn only_the_leader_writes_and_a_follower_takes_over() {
     let s = setup("leader", &[], &["--lease-duration", "4s"]).await;
-    let mut second = Operator::start(
-        "leader-2",
-        &s.sim,
-        KEY,
-        Some(&s.ns),
-        &["--lease-duration", "4s"],
-    );
-    let leader_of = |op: &Operator| {
-        let url = format!("{}/metrics", op.metrics);
+    let mut second = controller("leader-2", &s.sim, KEY, Some(&s.ns))
+        .args(["--lease-duration", "4s"])
+        .start()
+        .await;
+    let leader_of = |op: &Process| {
+        let url = format!("{}/metrics", op.url());
         async move {
             let text = match reqwest::get(&url).await {
                 Ok(r) => r.text().await.ok()?,
@@ -642,7 +626,7 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
     );
     // both are ready (the follower has nothing to sync)
     for op in [&s.operator, &second] {
-        let ready = reqwest::get(format!("{}/readyz", op.metrics))
+        let ready = reqwest::get(format!("{}/readyz", op.url()))
             .await
             .unwrap()
             .status();
@@ -695,13 +679,10 @@ async fn killed_mid_batch_the_final_set_matches_the_desired_set() {
     for name in names.iter().step_by(3) {
         s.api.delete(name, &DeleteParams::default()).await.unwrap();
     }
-    let _restarted = Operator::start(
-        "restart-2",
-        &s.sim,
-        KEY,
-        Some(&s.ns),
-        &["--closte-write-rate", "20"],
-    );
+    let _restarted = controller("restart-2", &s.sim, KEY, Some(&s.ns))
+        .args(["--closte-write-rate", "20"])
+        .start()
+        .await;
     let desired: Vec<String> = names
         .iter()
         .enumerate()
@@ -887,16 +868,13 @@ async fn the_default_key_serves_only_allowed_namespaces() {
     // its own shard: the controller watches every namespace, and other
     // tests' objects are not its business
     let shard = format!("default-key-{}", std::process::id());
-    let sim = Simulator::start_with_probes(
+    let sim = Simulator::up_with_checks(
         "default-key",
         &["--api-key", KEY, "--api-key", "tenant-key"],
-    );
-    let operator = Operator::start(
-        "default-key-controller",
-        &sim,
-        KEY,
-        None,
-        &[
+    )
+    .await;
+    let operator = controller("default-key-controller", &sim, KEY, None)
+        .args([
             "--selector",
             &format!("test-shard={shard}"),
             "--leader-elect",
@@ -905,8 +883,9 @@ async fn the_default_key_serves_only_allowed_namespaces() {
             &format!("{listed},unused-namespace"),
             "--default-key-namespace-selector",
             &format!("{LABEL}=allowed"),
-        ],
-    );
+        ])
+        .start()
+        .await;
     let api = |ns: &str| -> Api<MappedDomain> { Api::namespaced(client.clone(), ns) };
     let create_in = |ns: &str, name: &str, spec: MappedDomainSpec| {
         let api = api(ns);
@@ -993,21 +972,8 @@ async fn the_default_key_serves_only_allowed_namespaces() {
     assert_eq!(condition(&md, "Stalled").unwrap().0, "False");
 
     // its own key is not the platform's to give or take: served anywhere
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &denied);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "closte"},
-        "stringData": {"apiKey": "tenant-key"},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
     let own_key = MappedDomainSpec {
-        credentials_ref: Some(SecretKeyRef {
-            name: "closte".into(),
-            key: "apiKey".into(),
-        }),
+        credentials_ref: create_key_secret(&client, &denied, "closte", "tenant-key").await,
         ..spec("own-key.default-key.example")
     };
     create_in(&denied, "own-key", own_key).await;

@@ -39,7 +39,7 @@ async fn key_never_appears_in_logs_or_errors() {
         .try_init()
         .expect("the only subscriber of this test binary");
 
-    let sim = Simulator::start("redaction", &["--api-key", KEY]);
+    let sim = Simulator::up("redaction", &["--api-key", KEY]).await;
     let mut seen = Vec::new(); // every error's Display and Debug
     let config = |base: String| ClientConfig {
         base_url: base,

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::operator::eventually;
 use common::sim::{Simulator, scratch};
+use common::wait::eventually;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -31,7 +31,7 @@ async fn post(url: &str, form: &[(&str, &str)]) -> (u16, String) {
 
 #[tokio::test]
 async fn api_answers_like_closte() {
-    let sim = Simulator::start("api", &["--api-key", KEY, "--list-shape", "strings"]);
+    let sim = Simulator::up("api", &["--api-key", KEY, "--list-shape", "strings"]).await;
     let add = format!("{}/adddomainalias", sim.api);
     // Ultimate Multisite's "test connection": the exact bytes matter
     let (status, body) = post(&add, &[("apikey", KEY)]).await;
@@ -110,7 +110,7 @@ async fn api_answers_like_closte() {
 async fn lost_answer_applies_writes_and_answers_502() {
     let dir = scratch("lost-answer");
     let state = dir.join("state.json");
-    let sim = Simulator::start(
+    let sim = Simulator::up(
         "lost-answer",
         &[
             "--api-key",
@@ -122,7 +122,8 @@ async fn lost_answer_applies_writes_and_answers_502() {
             "--state-file",
             state.to_str().unwrap(),
         ],
-    );
+    )
+    .await;
     let saved = || std::fs::read_to_string(&state).unwrap_or_default();
     let form = [
         ("apikey", KEY),
@@ -195,7 +196,7 @@ fn resolver(dns: SocketAddr, tcp: bool) -> TokioResolver {
 
 #[tokio::test]
 async fn dns_answers_for_registered_aliases() {
-    let sim = Simulator::start(
+    let sim = Simulator::up(
         "dns",
         &[
             "--api-key",
@@ -205,7 +206,8 @@ async fn dns_answers_for_registered_aliases() {
             "--target-ip",
             "203.0.113.7",
         ],
-    );
+    )
+    .await;
     sim.add_alias("shop.example.com", 0).await;
     sim.add_alias("*.blogs.example.org", 0).await;
     let target: IpAddr = "203.0.113.7".parse().unwrap();
@@ -279,7 +281,7 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
 async fn https_certificate_appears_after_issue_delay() {
     let dir = scratch("https");
     let ca = dir.join("ca.pem");
-    let sim = Simulator::start(
+    let sim = Simulator::up(
         "https",
         &[
             "--api-key",
@@ -291,7 +293,8 @@ async fn https_certificate_appears_after_issue_delay() {
             "--ca-out",
             ca.to_str().unwrap(),
         ],
-    );
+    )
+    .await;
     assert!(
         std::fs::read_to_string(&ca)
             .unwrap()
@@ -349,7 +352,7 @@ async fn state_survives_a_restart() {
     let dir = scratch("restart");
     let state = dir.join("state.json");
     let args = ["--api-key", KEY, "--state-file", state.to_str().unwrap()];
-    let mut sim = Simulator::start("restart-1", &args);
+    let mut sim = Simulator::up("restart-1", &args).await;
     let (_, body) = post(
         &format!("{}/adddomainalias", sim.api),
         &[
@@ -366,7 +369,7 @@ async fn state_survives_a_restart() {
         "SIGTERM should stop it cleanly: {status:?}"
     );
     assert!(!std::fs::read_to_string(&state).unwrap().contains(KEY));
-    let mut sim = Simulator::start("restart-2", &args);
+    let mut sim = Simulator::up("restart-2", &args).await;
     assert_eq!(sim.aliases().await, ["kept.example.com"]);
     sim.add_alias("also.example.com", 0).await;
     let status = sim.interrupt();
@@ -374,7 +377,7 @@ async fn state_survives_a_restart() {
         status.success(),
         "Ctrl-C should stop it cleanly: {status:?}"
     );
-    let sim = Simulator::start("restart-3", &args);
+    let sim = Simulator::up("restart-3", &args).await;
     assert_eq!(
         sim.aliases().await,
         ["also.example.com", "kept.example.com"]
@@ -401,7 +404,7 @@ fn check(api: &str, key: &str) -> (i32, String) {
 
 #[tokio::test]
 async fn check_says_accepted_rejected_or_unreachable() {
-    let sim = Simulator::start("check", &["--api-key", KEY]);
+    let sim = Simulator::up("check", &["--api-key", KEY]).await;
     let (code, text) = check(&sim.api, KEY);
     assert_eq!(code, 0, "{text}");
     assert!(text.starts_with("accepted"), "{text}");

@@ -6,15 +6,13 @@ mod common;
 
 use std::process::Command;
 
-use closte_operator::api::{MappedDomainSpec, SecretKeyRef, Stage};
+use closte_operator::api::{MappedDomainSpec, Stage};
 use common::operator::wait_condition;
 use common::process::Launch;
 use common::setup::Setup;
 use common::sim::Simulator;
 use common::wait::eventually;
 use common::{create, spec};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const KEY: &str = "status-key-4be2";
@@ -146,20 +144,8 @@ async fn a_certificate_not_yet_issued_and_a_rejected_key() {
     );
     assert!(text.contains("usually 5 to 10 minutes"), "{text}");
 
-    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "closte"}, "stringData": {"apiKey": "not-the-key"}
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
     let with_secret = MappedDomainSpec {
-        credentials_ref: Some(SecretKeyRef {
-            name: "closte".into(),
-            key: "apiKey".into(),
-        }),
+        credentials_ref: common::create_key_secret(&s.client, &s.ns, "closte", "not-the-key").await,
         ..spec("rejected.status.example")
     };
     create(&s.api, "rejected", with_secret).await;

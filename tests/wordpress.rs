@@ -20,8 +20,7 @@ use common::wait::eventually;
 use common::wordpress::{
     MariaDb, Site, SiteOptions, WordPress, chromium_dom, cookies, require, run,
 };
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 /// Every PHP file of the mu-plugin and of its tests.
@@ -105,15 +104,7 @@ impl Env {
         let Namespace { client, ns, api } = Namespace::new("wordpress").await;
         // The Closte key lives only in this Secret; the controller's own key is
         // wrong, so registration works only through the sidecar's credentialsRef.
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": { "name": SECRET },
-            "stringData": { "apiKey": SIM_KEY }
-        }))
-        .unwrap();
-        Api::<Secret>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
+        common::create_key_secret(&client, &ns, SECRET, SIM_KEY).await;
         let sim = Simulator::up_with_checks(
             "wordpress-sim",
             &[

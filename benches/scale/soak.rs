@@ -30,7 +30,7 @@ const CLOSTE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the correctness checks after healing may wait, from what the
 /// scenario sets: the two resync periods DESIGN allows, plus the longest
 /// backoff an object may still be waiting out when Closte heals (the cap; a
-/// recovery normally releases it at once), a takeover's lease and a write's
+/// recovery normally wakes it at once), a takeover's lease and a write's
 /// timeout. The time taken is reported as a figure; only a real hang fails.
 fn heal_deadline() -> Duration {
     2 * RESYNC + closte_operator::plan::backoff::MAX + LEASE + CLOSTE_TIMEOUT

@@ -16,8 +16,8 @@ use crate::api::{MappedDomainStatus, Ownership};
 pub enum Plan {
     /// Deleting and the finalizer is already gone: nothing left to do.
     Skip,
-    /// Put the finalizer on, in a pass of its own: the next pass starts from
-    /// the object this write produced.
+    /// Put the finalizer on first; the same pass then gathers and decides
+    /// again from the object this write returned.
     AddFinalizer,
     /// The last attempt failed and its backoff has not run out.
     Wait(Duration),

@@ -19,8 +19,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use closte_operator::api::{MappedDomain, MappedDomainSpec};
-use k8s_openapi::api::core::v1::Namespace;
+use closte_operator::api::{MappedDomain, MappedDomainSpec, SecretKeyRef};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -243,6 +243,34 @@ pub fn spec(domain: &str) -> MappedDomainSpec {
         domain: domain.into(),
         ..MappedDomainSpec::default()
     }
+}
+
+/// A Secret `name` holding `key` under `apiKey`, as a MappedDomain's
+/// `credentialsRef` names it.
+pub fn key_secret(name: &str, key: &str) -> Secret {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "stringData": {"apiKey": key},
+    }))
+    .unwrap()
+}
+
+/// Creates [`key_secret`] `name` in `namespace` and returns the reference a
+/// MappedDomain's `spec.credentialsRef` holds to it.
+pub async fn create_key_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Option<SecretKeyRef> {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &key_secret(name, key))
+        .await
+        .unwrap_or_else(|e| panic!("create Secret {namespace}/{name}: {e}"));
+    Some(SecretKeyRef {
+        name: name.into(),
+        key: "apiKey".into(),
+    })
 }
 
 /// A MappedDomain named `name`; its namespace comes from the Api it is created with.

@@ -1,84 +1,12 @@
-//! The controller's statuses as the tests wait on them, and the helpers kept
-//! for the files not yet moved to [`Launch`].
-
-use std::ops::{Deref, DerefMut};
+//! The controller as a test starts it, and its statuses as the tests wait
+//! on them.
 
 use closte_operator::api::MappedDomain;
 use kube::Api;
 
-use super::process::{Launch, Process};
+use super::process::Launch;
 use super::sim::{Simulator, scratch};
-
-// kept for the files not yet moved to Launch
-pub use super::wait::eventually;
-
-// kept for the files not yet moved to Launch: a controller process and its
-// metrics address; `Launch::controller(..).start()` is the way now.
-pub struct Operator {
-    process: Process,
-    pub metrics: String,
-}
-
-// kept for the files not yet moved to Launch
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Operator {
-    // kept for the files not yet moved to Launch
-    pub fn start(
-        name: &str,
-        sim: &Simulator,
-        key: &str,
-        namespace: Option<&str>,
-        args: &[&str],
-    ) -> Operator {
-        Operator::start_on(super::kubeconfig(), name, sim, key, namespace, args)
-    }
-
-    // kept for the files not yet moved to Launch
-    pub fn start_on(
-        kubeconfig: &std::path::Path,
-        name: &str,
-        sim: &Simulator,
-        key: &str,
-        namespace: Option<&str>,
-        args: &[&str],
-    ) -> Operator {
-        let process = controller(name, sim, key, namespace)
-            .kubeconfig(kubeconfig)
-            .args(args)
-            .spawn();
-        // blocks the thread while it starts: the synchronous signature is kept
-        process.announced_blocking();
-        Operator::from(process)
-    }
-
-    /// A started controller process.
-    pub fn from(process: Process) -> Operator {
-        Operator {
-            metrics: process.url(),
-            process,
-        }
-    }
-}
-
-impl Deref for Operator {
-    type Target = Process;
-    fn deref(&self) -> &Process {
-        &self.process
-    }
-}
-
-impl DerefMut for Operator {
-    fn deref_mut(&mut self) -> &mut Process {
-        &mut self.process
-    }
-}
+use super::wait::eventually;
 
 /// The controller of test `name` (its log in its own scratch folder) against
 /// `sim` with `key` as its own key, for `namespace` (every namespace when

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::sim::Simulator;
-use super::wait::{self, eventually_every};
+use super::wait::eventually_every;
 
 /// The binary under test, as cargo built it for this test or bench.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_closte-operator");
@@ -311,16 +311,6 @@ impl Process {
             self.announcement()
         })
         .await;
-        self.announced.get_or_init(|| value)
-    }
-
-    /// [`Process::announced`] blocking the thread; only for the synchronous
-    /// helpers kept for the files not yet moved to `Launch`.
-    pub fn announced_blocking(&self) -> &str {
-        if let Some(value) = self.announced.get() {
-            return value;
-        }
-        let value = wait::blocking(STARTUP, &self.what_listens(), || self.announcement());
         self.announced.get_or_init(|| value)
     }
 

@@ -4,7 +4,8 @@
 use closte_operator::api::MappedDomain;
 use kube::{Api, Client};
 
-use super::operator::{Operator, controller};
+use super::operator::controller;
+use super::process::Process;
 use super::sim::Simulator;
 
 /// A fresh namespace (name starting with `prefix`) on the test control plane,
@@ -32,8 +33,7 @@ pub struct Setup {
     pub ns: String,
     pub api: Api<MappedDomain>,
     pub sim: Simulator,
-    // kept for the files not yet moved to Launch (they mix it with their own Operators)
-    pub operator: Operator,
+    pub operator: Process,
 }
 
 impl Setup {
@@ -47,7 +47,6 @@ impl Setup {
             .args(operator_args)
             .start()
             .await;
-        let operator = Operator::from(operator);
         Setup {
             client,
             ns,

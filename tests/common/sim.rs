@@ -62,20 +62,6 @@ impl Simulator {
         Simulator::from(process)
     }
 
-    // kept for the files not yet moved to Launch (blocks the thread while it starts)
-    pub fn start(name: &str, args: &[&str]) -> Simulator {
-        let process = launch(name, args).spawn();
-        process.announced_blocking();
-        Simulator::from(process)
-    }
-
-    // kept for the files not yet moved to Launch (blocks the thread while it starts)
-    pub fn start_with_probes(name: &str, args: &[&str]) -> Simulator {
-        let process = launch_with_checks(name, args).spawn();
-        process.announced_blocking();
-        Simulator::from(process)
-    }
-
     /// A started simulator process, its addresses read from its announcement.
     fn from(process: Process) -> Simulator {
         let announced = process.announced_now().expect("a started simulator");

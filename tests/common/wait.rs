@@ -93,22 +93,3 @@ where
         tokio::time::sleep(every).await;
     }
 }
-
-/// The blocking twin of [`eventually`], for synchronous callers only (the
-/// helpers kept for the files not yet moved to `Launch`); async code awaits
-/// [`eventually`].
-pub fn blocking<L: Look>(limit: impl Limit, what: &str, mut check: impl FnMut() -> L) -> L::Value {
-    let limit = limit.duration();
-    let deadline = Instant::now() + limit;
-    loop {
-        let last = match check().seen() {
-            Ok(value) => return value,
-            Err(last) => last,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}; last seen: {last}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
