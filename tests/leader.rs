@@ -124,12 +124,16 @@ async fn until_leads(op: &Process, want: bool, what: &str) {
 
 /// Waits until `text` is in the replica's log past its first `mark` bytes.
 async fn until_logged(op: &Process, mark: usize, text: &str) {
-    eventually(60, &format!("{text:?} in {}", op.log.display()), || async {
-        op.log_text()
-            .get(mark..)
-            .is_some_and(|new| new.contains(text))
-            .then_some(())
-    })
+    eventually(
+        60,
+        &format!("{text:?} in {}", op.log().display()),
+        || async {
+            op.log_text()
+                .get(mark..)
+                .is_some_and(|new| new.contains(text))
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -171,7 +175,7 @@ fn acts(log: &Path) -> Acts {
 /// Every pass of each replica lies within one of its terms, and no two
 /// replicas' terms overlap.
 fn assert_never_both(a: &Process, b: &Process) {
-    let (a, b) = (acts(&a.log), acts(&b.log));
+    let (a, b) = (acts(a.log()), acts(b.log()));
     for (who, acts) in [("first", &a), ("second", &b)] {
         for pass in &acts.passes {
             assert!(
@@ -293,7 +297,7 @@ async fn an_add_answered_while_the_api_server_is_away_is_not_repeated() {
         rig.adds_of("x.away.example").await,
         1,
         "the add was repeated; the new leader's log: {}",
-        old_list.log.display()
+        old_list.log().display()
     );
     assert_eq!(
         md.status.unwrap().ownership,
@@ -323,6 +327,6 @@ async fn an_add_whose_leader_was_killed_before_its_status_is_not_repeated() {
         rig.adds_of("x.killed.example").await,
         1,
         "the add was repeated; the new leader's log: {}",
-        old_list.log.display()
+        old_list.log().display()
     );
 }

@@ -8,6 +8,7 @@
 //! nothing panicked, and that the key appears in no output.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use closte_operator::api::MappedDomain;
@@ -65,7 +66,7 @@ struct SoakRun {
     /// How many times each replica was started again.
     generations: Vec<usize>,
     /// The logs of replicas killed so far.
-    logs: Vec<std::path::PathBuf>,
+    logs: Vec<PathBuf>,
     /// Objects made so far, and those alive.
     made: usize,
     alive: Vec<String>,
@@ -270,7 +271,7 @@ impl SoakRun {
         self.generations[victim] += 1;
         let fresh = self.replica(victim);
         let dead = std::mem::replace(&mut self.controllers[victim], fresh);
-        self.logs.push(dead.log.clone());
+        self.logs.push(dead.log().to_path_buf());
     }
 
     /// Closte heals; waits for the exact desired set, then every object done.
@@ -336,11 +337,16 @@ impl SoakRun {
             .count();
         let (duplicates, explained, faults) = repeated_adds(&self.sim.requests().await);
         for c in self.controllers.drain(..) {
-            self.logs.push(c.log.clone());
+            self.logs.push(c.log().to_path_buf());
         }
         let mut panics = 0usize;
         let mut leaks = 0usize;
-        for log in self.logs.iter().chain([&self.sim.stderr]) {
+        for log in self
+            .logs
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([self.sim.log_path()])
+        {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             panics += text.matches("panicked").count();
             leaks += text.matches(KEY).count();

@@ -256,7 +256,6 @@ impl Launch {
             .unwrap_or_else(|e| panic!("cannot start closte-operator {}: {e}", self.subcommand));
         Process {
             child,
-            log: self.log.clone(),
             launch: self,
             earlier,
             announced: OnceLock::new(),
@@ -291,7 +290,6 @@ enum Cluster {
 pub struct Process {
     child: Child,
     launch: Launch,
-    pub log: PathBuf,
     /// Bytes of the log written by earlier runs.
     earlier: usize,
     announced: OnceLock<String>,
@@ -300,6 +298,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// Its log file (stderr).
+    pub fn log(&self) -> &Path {
+        self.launch.log()
+    }
+
     /// What its log line announcing the listener says (the address, or the
     /// simulator's JSON of addresses), read once it is there. Fails the test
     /// when the process exits first or says nothing in time.
@@ -323,7 +326,7 @@ impl Process {
         format!(
             "closte-operator {} to say where it listens (in {})",
             self.launch.subcommand,
-            self.log.display()
+            self.log().display()
         )
     }
 
@@ -385,7 +388,7 @@ impl Process {
     pub async fn scrape(&self) -> String {
         self.try_scrape(None)
             .await
-            .unwrap_or_else(|| panic!("no /metrics from {}", self.log.display()))
+            .unwrap_or_else(|| panic!("no /metrics from {}", self.log().display()))
     }
 
     /// Its `/metrics` (with `token` as bearer, for the sidecar), None when
@@ -413,7 +416,7 @@ impl Process {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
     /// Lines of its log that say it panicked.
@@ -431,7 +434,7 @@ impl Process {
         assert!(
             panics.is_empty(),
             "{} panicked: {panics:?}",
-            self.log.display()
+            self.log().display()
         );
     }
 
@@ -541,12 +544,12 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let what = format!("{what} ({})", process.log.display());
+    let what = format!("{what} ({})", process.log().display());
     eventually_every(STARTUP, STARTUP_POLL, &what, || {
         assert!(
             process.running(),
             "{} exited:\n{}",
-            process.log.display(),
+            process.log().display(),
             process.log_text()
         );
         check()

@@ -15,7 +15,6 @@ pub struct Sidecar {
     launch: Launch,
     pub url: String,
     pub token: String,
-    pub log: std::path::PathBuf,
     http: reqwest::Client,
 }
 
@@ -62,7 +61,6 @@ impl Sidecar {
         Sidecar {
             url: process.url(),
             token: token.into(),
-            log: process.log.clone(),
             launch: process.launch(),
             process: Some(process),
             http: reqwest::Client::builder()
@@ -102,7 +100,7 @@ impl Sidecar {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self.launch.log()).unwrap_or_default()
     }
 
     pub fn kill(&mut self) {

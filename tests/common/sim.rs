@@ -2,7 +2,7 @@
 //! test, and its admin API.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ pub struct Simulator {
     pub dns: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
     pub ca: Option<PathBuf>,
-    pub stderr: PathBuf,
     http: reqwest::Client,
 }
 
@@ -74,7 +73,6 @@ impl Simulator {
             dns: text("dns").map(|a| a.parse().unwrap()),
             https: text("https").map(|a| a.parse().unwrap()),
             ca: text("ca").map(PathBuf::from),
-            stderr: process.log.clone(),
             process,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -194,5 +192,10 @@ impl Simulator {
 
     pub fn log(&self) -> String {
         self.process.log_text()
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> &Path {
+        self.process.log()
     }
 }
