@@ -4,7 +4,9 @@
 //! status writes check it just before they go out. A replica whose API server
 //! stops answering therefore stops acting when its renew deadline passes,
 //! not when it next manages to read the Lease, and no write it starts can
-//! still be awaited once another replica may hold the lease.
+//! still be awaited once another replica may hold the lease. It also counts
+//! the writes on their way, so a replica that stops hands the lease back only
+//! once none is left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +37,11 @@ impl Term {
 
 /// Shared by the leader election and everything that writes.
 #[derive(Debug, Clone)]
-pub struct Fence(Inner);
+pub struct Fence {
+    inner: Inner,
+    /// Writes sent whose answer is still awaited.
+    writes: Arc<watch::Sender<usize>>,
+}
 
 #[derive(Debug, Clone)]
 enum Inner {
@@ -54,30 +60,37 @@ impl Default for Fence {
 impl Fence {
     /// A fence that never closes, for a controller without leader election.
     pub fn unfenced() -> Fence {
-        Fence(Inner::Unfenced)
+        Fence::new(Inner::Unfenced)
+    }
+
+    fn new(inner: Inner) -> Fence {
+        Fence {
+            inner,
+            writes: Arc::new(watch::Sender::new(0)),
+        }
     }
 
     /// A fence that is closed until a renewal opens it.
     pub fn leased() -> Fence {
-        Fence(Inner::Leased(Arc::new(watch::Sender::new(None))))
+        Fence::new(Inner::Leased(Arc::new(watch::Sender::new(None))))
     }
 
     /// A renewal succeeded: open until `term` ends.
     pub fn extend(&self, term: Term) {
-        if let Inner::Leased(sender) = &self.0 {
+        if let Inner::Leased(sender) = &self.inner {
             sender.send_replace(Some(term));
         }
     }
 
     /// Leadership ended: closed until the next renewal.
     pub fn close(&self) {
-        if let Inner::Leased(sender) = &self.0 {
+        if let Inner::Leased(sender) = &self.inner {
             sender.send_replace(None);
         }
     }
 
     fn term(&self) -> Option<Option<Term>> {
-        match &self.0 {
+        match &self.inner {
             Inner::Unfenced => None,
             Inner::Leased(sender) => Some(*sender.borrow()),
         }
@@ -104,7 +117,7 @@ impl Fence {
     /// Resolves when the current term's renew deadline passes without a
     /// renewal, or at once when there is no term. Never for an unfenced one.
     pub async fn expired(&self) {
-        let Inner::Leased(sender) = &self.0 else {
+        let Inner::Leased(sender) = &self.inner else {
             return std::future::pending().await;
         };
         let mut terms = sender.subscribe();
@@ -128,6 +141,32 @@ impl Fence {
     }
 }
 
+impl Fence {
+    /// A write is on its way until the returned guard is dropped (its
+    /// answer read, or given up on).
+    pub fn writing(&self) -> Writing {
+        self.writes.send_modify(|n| *n += 1);
+        Writing(self.writes.clone())
+    }
+
+    /// Resolves once no write is on its way.
+    pub async fn writes_done(&self) {
+        let mut writes = self.writes.subscribe();
+        // the sender lives as long as `self`: never an error
+        let _ = writes.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One write on its way; see [`Fence::writing`].
+#[derive(Debug)]
+pub struct Writing(Arc<watch::Sender<usize>>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
 /// A write refused because this replica's term is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not written: this replica no longer holds the leader lease")]
@@ -139,6 +178,26 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(10);
     const LEASE: Duration = Duration::from_secs(15);
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_done_waits_for_every_write_on_its_way() {
+        let fence = Fence::leased();
+        fence.writes_done().await; // none yet
+        let first = fence.writing();
+        let second = fence.clone().writing();
+        let done = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.writes_done().await }
+        });
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!done.is_finished(), "one write is still on its way");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(1), done)
+            .await
+            .expect("done once the last write is answered")
+            .unwrap();
+    }
 
     #[tokio::test(start_paused = true)]
     async fn unfenced_is_always_open() {

@@ -29,17 +29,7 @@ fn chart() -> PathBuf {
 }
 
 fn helm(args: &[&str]) -> Output {
-    let out = Command::new("bash")
-        .arg(common::repo_root().join("tests/tools/helm.sh"))
-        .output()
-        .expect("run tests/tools/helm.sh");
-    assert!(
-        out.status.success(),
-        "helm is missing and could not be built (make helm):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let helm = String::from_utf8(out.stdout).unwrap();
-    Command::new(helm.trim())
+    Command::new(common::helm_binary())
         .args(args)
         .env("KUBECONFIG", common::kubeconfig())
         .output()

@@ -8,6 +8,8 @@
 //! - A new leader settles from an alias list fetched after it took over: an
 //!   add that succeeded just before the old leader lost its API server, or
 //!   just before it was killed, is never repeated.
+//! - A leader asked to stop waits for the answer of the write it sent, then
+//!   hands the lease back: the other takes over at its next try.
 
 mod common;
 
@@ -329,4 +331,51 @@ async fn an_add_whose_leader_was_killed_before_its_status_is_not_repeated() {
         "the add was repeated; the new leader's log: {}",
         old_list.log().display()
     );
+}
+
+/// The time of the first line of `log` that contains each of `texts`.
+fn logged_at(log: &Path, texts: &[&str]) -> Timestamp {
+    let log_text = std::fs::read_to_string(log).unwrap();
+    log_text
+        .lines()
+        .find(|line| texts.iter().all(|text| line.contains(text)))
+        .and_then(|line| line.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no line with {texts:?} in {}", log.display()))
+}
+
+#[tokio::test]
+async fn a_leader_asked_to_stop_waits_for_its_write_then_hands_the_lease_back() {
+    let rig = Rig::start("handover").await;
+    let (mut leader, follower) = leader_and_follower(&rig, "handover").await;
+    // applied on Closte, its answer on the way: the leader is asked to stop
+    rig.add_applied_answer_on_its_way("x.handover.example")
+        .await;
+    let status = leader.stop();
+    assert!(status.success(), "the leader exited with {status}");
+    until_leads(&follower, true, "the follower to take over").await;
+    wait_condition(&rig.api, "x", "Registered", "True", None).await;
+
+    let answered = logged_at(leader.log(), &["closte request", "adddomainalias"]);
+    let handed_back = logged_at(leader.log(), &["handed the leader lease back"]);
+    assert!(
+        answered <= handed_back,
+        "the lease was handed back before the write's answer came; log: {}",
+        leader.log().display()
+    );
+    // without the hand-back the follower waits a whole lease duration
+    // from the last renewal it saw, which came before the hand-back
+    let took_over = logged_at(follower.log(), &["became leader"]);
+    let lease = std::time::Duration::from_secs(10);
+    assert!(
+        took_over.duration_since(handed_back).unsigned_abs() < lease,
+        "the follower took over at {took_over}, {lease:?} after the hand-back at {handed_back}: \
+         it waited for the lease to expire"
+    );
+    assert_eq!(
+        rig.adds_of("x.handover.example").await,
+        1,
+        "the add was repeated; the new leader's log: {}",
+        follower.log().display()
+    );
+    assert_never_both(&leader, &follower);
 }

@@ -393,6 +393,7 @@ impl Account {
         let (sent, result) = {
             let _permit = self.flow.admit(true).await;
             let window = self.fence.write_window(Instant::now())?;
+            let _writing = self.fence.writing();
             let sent = Sent::now();
             let in_flight = InFlight::start(&self.view, domain);
             let request = async {

@@ -17,8 +17,11 @@
 //! can hold the lease while another still acts. A new leader invalidates every
 //! account's alias list: it decides from lists fetched after it took over.
 //!
-//! A stopping replica does not hand the lease back: a write it had on its way
-//! may still be applied, so the next leader waits out the lease duration.
+//! A leader asked to stop (SIGTERM) stops starting work, waits until every
+//! Closte write it sent is answered (at most until its lease could pass
+//! anyway), then hands the lease back, as client-go's `ReleaseOnCancel` does:
+//! the next leader takes over at its next try instead of a lease duration
+//! later. A leader that dies without that leaves the lease to expire.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -233,6 +236,37 @@ impl Elector {
         }
     }
 
+    /// Hands the lease back when this replica still holds it: no holder,
+    /// a one-second duration (client-go's release). A conflict means someone
+    /// else wrote it meanwhile: then it is not ours to hand back.
+    async fn release(&mut self) {
+        let name = &self.election.lease;
+        let identity = &self.election.identity;
+        let mut lease = match self.api.get_opt(name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, lease = %name, "cannot read the leader lease to hand it back; it expires on its own");
+                return;
+            }
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return;
+        };
+        if spec.holder_identity.as_deref() != Some(identity.as_str()) {
+            return;
+        }
+        let now = MicroTime(Timestamp::now());
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.acquire_time = Some(now.clone());
+        spec.renew_time = Some(now);
+        match self.api.replace(name, &PostParams::default(), &lease).await {
+            Ok(_) => tracing::info!(%identity, lease = %name, "handed the leader lease back"),
+            Err(error) => tracing::warn!(%error, lease = %name, "cannot hand the leader lease back; it expires on its own"),
+        }
+    }
+
     /// Renews every retry period while the fence holds; returns why leading
     /// ended: the renew deadline passed, or another replica holds the lease.
     async fn keep(&mut self, fence: &Fence) -> &'static str {
@@ -268,12 +302,16 @@ fn jittered(period: Duration) -> Duration {
 }
 
 /// Waits for the lease, reconciles while holding it, and stops as soon as the
-/// fence closes; then waits for the lease again.
+/// fence closes; then waits for the lease again. Returns when `stop`
+/// resolves, having handed the lease back if it held it.
 pub async fn lead_then_reconcile(
     election: Election,
     fence: Fence,
     reconciler: Reconciler,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ControllerError> {
+    const STOP: &str = "asked to stop";
+    tokio::pin!(stop);
     let timing = election.timing;
     let identity = election.identity.clone();
     tracing::info!(
@@ -293,17 +331,34 @@ pub async fn lead_then_reconcile(
     let metrics = reconciler.metrics.clone();
     loop {
         health.following.store(true, Ordering::Relaxed);
-        let sent = elector.acquire().await;
+        let sent = tokio::select! {
+            sent = elector.acquire() => sent,
+            () = &mut stop => return Ok(()),
+        };
         fence.extend(timing.term(sent));
         reconciler.accounts.invalidate_all();
         tracing::info!(%identity, "became leader");
         health.following.store(false, Ordering::Relaxed);
         metrics.leader.set(1);
+        let mut run = Box::pin(reconciler.run());
         let why = tokio::select! {
-            () = reconciler.run() => "the controller stopped",
+            () = &mut run => "the controller stopped",
             why = elector.keep(&fence) => why,
+            () = &mut stop => STOP,
         };
         fence.close();
+        if why == STOP {
+            // passes go on only to see their writes answered; new ones are fenced
+            tokio::select! {
+                () = fence.writes_done() => {}
+                () = &mut run => {}
+            }
+            drop(run); // what is left of its passes would be fenced anyway
+            tracing::info!(%identity, reason = why, "stopped leading: every write answered");
+            metrics.leader.set(0);
+            elector.release().await;
+            return Ok(());
+        }
         tracing::warn!(%identity, reason = why, "stopped leading: stopped reconciling");
         metrics.leader.set(0);
         health.synced.store(false, Ordering::Relaxed);

@@ -132,9 +132,17 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
     if args.dry_run {
         tracing::warn!("dry run: Closte writes are decided and reported, never sent");
     }
+    let signal = crate::shutdown::signal(); // handlers installed now
+    let stop = async {
+        signal.await;
+        tracing::info!("shutting down");
+    };
     let controllers = async {
         if !args.leader_elect {
-            reconciler.run().await;
+            tokio::select! {
+                () = reconciler.run() => {}
+                () = stop => {}
+            }
             return Ok(());
         }
         let election = leader::Election {
@@ -146,15 +154,11 @@ pub async fn run(args: ControllerArgs) -> Result<(), ControllerError> {
             identity,
             timing: leader::Timing::from_lease(args.lease_duration),
         };
-        leader::lead_then_reconcile(election, fence, reconciler).await
+        leader::lead_then_reconcile(election, fence, reconciler, stop).await
     };
     tokio::select! {
         result = controllers => result,
         result = server => result.unwrap_or(Ok(())),
-        () = crate::shutdown::signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
     }
 }
 

@@ -81,6 +81,12 @@ fn start_control_plane() -> PathBuf {
 /// Starts a control plane with its state in `dir`, stopped when this process
 /// exits; returns its kubeconfig.
 pub fn start_control_plane_in(dir: &Path) -> PathBuf {
+    start_control_plane_with(dir, &[])
+}
+
+/// [`start_control_plane_in`] with more options of `controlplane.sh up`
+/// (`--node`).
+pub fn start_control_plane_with(dir: &Path, options: &[&str]) -> PathBuf {
     let script = repo_root().join("tests/controlplane/controlplane.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -88,6 +94,7 @@ pub fn start_control_plane_in(dir: &Path) -> PathBuf {
         .arg(dir)
         .arg("--watch")
         .arg(std::process::id().to_string())
+        .args(options)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     assert!(
@@ -180,6 +187,24 @@ pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
         .write_all(input.as_bytes())
         .unwrap();
     kubectl.wait_with_output().unwrap()
+}
+
+/// The helm binary (built once per version by `tests/tools/helm.sh`).
+pub fn helm_binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/tools/helm.sh"))
+            .output()
+            .expect("run tests/tools/helm.sh");
+        assert!(
+            out.status.success(),
+            "helm is missing and could not be built (make helm):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
 }
 
 /// The standard output of a command that must have succeeded; otherwise

@@ -118,6 +118,18 @@ impl Launch {
             .arg(ca)
     }
 
+    /// Its servers on `host` instead of loopback (where a node's pods reach
+    /// this machine).
+    pub fn listening_on(mut self, host: std::net::IpAddr) -> Launch {
+        for arg in &mut self.args {
+            let flag = arg.to_str().and_then(|a| a.strip_suffix("=127.0.0.1:0"));
+            if let Some(flag) = flag {
+                *arg = format!("{flag}={host}:0").into();
+            }
+        }
+        self
+    }
+
     /// The controller's flags for one namespace, its lease there too.
     pub fn namespace(self, namespace: &str) -> Launch {
         self.arg(format!("--namespace={namespace}"))

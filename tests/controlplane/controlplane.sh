@@ -5,12 +5,16 @@
 # (sigs.k8s.io/cli-utils) for the tests that judge objects as Flux does.
 #
 #   controlplane.sh build              build (or reuse) the cached binaries; prints their folder
-#   controlplane.sh up DIR [--watch PID]
+#   controlplane.sh build-node         also build the node's components (kubelet, kube-proxy,
+#                                      kube-controller-manager, kube-scheduler)
+#   controlplane.sh up DIR [--watch PID] [--node]
 #                                      start on loopback ports, state in DIR; writes
 #                                      DIR/kubeconfig; with --watch, stops when PID exits
 #                                      (only the control plane this call started: a later
-#                                      `up` of the same DIR is left alone).
+#                                      `up` of the same DIR is left alone). With --node,
+#                                      also a node that runs pods (node.sh; root only).
 #                                      Harmless when already running.
+#   controlplane.sh import DIR FILE    make the image of an OCI archive available to the node's pods
 #   controlplane.sh down DIR           stop and remove DIR
 #   controlplane.sh stop-apiserver DIR / start-apiserver DIR
 #                                      stop kube-apiserver / start it again (state kept)
@@ -30,6 +34,8 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2 }' "$here/go.mo
 # The folder is keyed by versions plus the module files, so any change rebuilds.
 key=$(cat "$here/go.mod" "$here/go.sum" "$here"/cmd/*/main.go | sha256sum | cut -c1-12)
 bin_dir="$cache_root/controlplane/k8s-$k8s_version-etcd-$etcd_version-$key"
+
+source "$here/node.sh"
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -60,6 +66,28 @@ build() {
   rm -rf "$bin_dir"
   mv "$tmp" "$bin_dir"
   echo "$bin_dir"
+}
+
+build_node() {
+  local bins; bins=$(build)
+  if [[ -x "$bins/kubelet" && -x "$bins/kube-proxy" && -x "$bins/kube-controller-manager" && -x "$bins/kube-scheduler" ]]; then
+    echo "$bins"
+    return
+  fi
+  log "building kubelet, kube-proxy, kube-controller-manager and kube-scheduler $k8s_version into $bins (first time only; several minutes)"
+  local minor=${k8s_version#v1.} start=$SECONDS name; minor=${minor%%.*}
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  for name in kubelet kube-proxy kube-controller-manager kube-scheduler; do
+    [[ -x "$bins/$name" ]] && continue
+    (cd "$here" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+      go build -trimpath -ldflags "$ldflags" -o "$bins/$name.tmp" "k8s.io/kubernetes/cmd/$name") ||
+      die "go build of $name failed (see above); the Go module proxy must be reachable"
+    mv "$bins/$name.tmp" "$bins/$name"
+    log "$name built after $((SECONDS - start))s"
+  done
+  echo "$bins"
 }
 
 # Ports. Neither server can report a port it chose itself (etcd advertises
@@ -135,9 +163,14 @@ start_apiserver_fresh() { # DIR BINS
 
 alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# The API server's address: loopback, or the node's when there is one.
+api_host() { # DIR
+  if [[ -f "$1/node.mode" ]]; then echo "$NODE_IP"; else echo 127.0.0.1; fi
+}
+
 api_get() { # DIR PATH
   curl -sf --max-time 5 --cacert "$1/pki/ca.crt" --cert "$1/pki/admin.crt" --key "$1/pki/admin.key" \
-    "https://127.0.0.1:$(cat "$1/api.port")$2" >/dev/null 2>&1
+    "https://$(api_host "$1"):$(cat "$1/api.port")$2" >/dev/null 2>&1
 }
 
 gen_pki() { # DIR
@@ -151,8 +184,9 @@ gen_pki() { # DIR
       openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial -days 3650 \
         -extfile <(printf '%b' "$3") -out "$pki/$1.crt" 2>/dev/null
   }
+  # also the node's address and the `kubernetes` Service's, where pods meet it
   sign apiserver "/CN=kube-apiserver" \
-    "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth"
+    "subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:${SERVICE_CIDR%.0/*}.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth"
   sign admin "/O=system:masters/CN=closte-operator-admin" "extendedKeyUsage=clientAuth"
   openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null
   openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -166,7 +200,7 @@ kind: Config
 clusters:
 - name: closte-operator-local
   cluster:
-    server: https://127.0.0.1:$port
+    server: https://$(api_host "$dir"):$port
     certificate-authority: $dir/pki/ca.crt
 users:
 - name: admin
@@ -181,16 +215,24 @@ EOF
 }
 
 start_apiserver() { # DIR BINS: on the ports recorded in DIR
-  local dir=$1 bins=$2 etcd_port api_port
-  etcd_port=$(cat "$dir/etcd.port"); api_port=$(cat "$dir/api.port")
+  local dir=$1 bins=$2 etcd_port api_port host node_flags=()
+  etcd_port=$(cat "$dir/etcd.port"); api_port=$(cat "$dir/api.port"); host=$(api_host "$dir")
+  if [[ -f "$dir/node.mode" ]]; then
+    # kubelets are authorized as nodes; the API server calls them (logs, exec) as admin
+    node_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+      --kubelet-client-certificate "$dir/pki/admin.crt" --kubelet-client-key "$dir/pki/admin.key"
+      --kubelet-preferred-address-types InternalIP)
+  else
+    node_flags=(--authorization-mode RBAC)
+  fi
   setsid "$bins/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$host" --advertise-address "$host" --secure-port "$api_port" \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
     --client-ca-file "$dir/pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
-    --authorization-mode RBAC --service-cluster-ip-range 10.96.0.0/24 \
+    "${node_flags[@]}" --service-cluster-ip-range "$SERVICE_CIDR" \
     --cert-dir "$dir/pki" --profiling=false --enable-priority-and-fairness=false \
     </dev/null >"$dir/logs/kube-apiserver.log" 2>&1 &
   echo $! >"$dir/kube-apiserver.pid"
@@ -220,10 +262,16 @@ start_again() { # DIR
   log "kube-apiserver started again"
 }
 
-up() { # DIR [--watch PID]
-  local dir watch=""
-  mkdir -p "$1"; dir=$(cd "$1" && pwd)
-  [[ "${2:-}" == "--watch" ]] && watch=${3:?--watch needs a PID}
+up() { # DIR [--watch PID] [--node]
+  local dir watch="" with_node=""
+  mkdir -p "$1"; dir=$(cd "$1" && pwd); shift
+  while (($#)); do
+    case $1 in
+      --watch) watch=${2:?--watch needs a PID}; shift 2 ;;
+      --node) with_node=1; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+  done
   if alive "$dir/etcd.pid" && alive "$dir/kube-apiserver.pid" && api_get "$dir" /readyz; then
     log "already running; KUBECONFIG=$dir/kubeconfig"
     echo "export KUBECONFIG=$dir/kubeconfig"
@@ -234,7 +282,17 @@ up() { # DIR [--watch PID]
   # whose control plane this is: a watcher stops only the one its own call started
   local owner; owner="$$-$RANDOM$RANDOM"
   echo "$owner" >"$dir/owner"
-  local bins; bins=$(build)
+  local bins
+  if [[ -n "$with_node" ]]; then
+    [[ $EUID == 0 ]] || die "the node needs root (containerd, bridges, iptables)"
+    node_check_tools
+    bins=$(build_node)
+    touch "$dir/node.mode"
+    echo "$bins" >"$dir/bins"
+    node_network_up
+  else
+    bins=$(build)
+  fi
   command -v openssl >/dev/null || die "openssl is needed to create the control plane's certificates (apt-get install openssl)"
   command -v curl >/dev/null || die "curl is needed to see the servers ready (apt-get install curl)"
   gen_pki "$dir"
@@ -250,13 +308,18 @@ up() { # DIR [--watch PID]
     die "control plane did not become ready (logs above)"
   fi
   local api_port; api_port=$(cat "$dir/api.port")
-  log "ready at https://127.0.0.1:$api_port (kube-apiserver $k8s_version, etcd $etcd_version)"
+  if [[ -n "$with_node" ]] && ! (node_up "$dir" "$bins"); then
+    down "$dir" quiet
+    die "the node did not become Ready (logs above)"
+  fi
+  log "ready at https://$(api_host "$dir"):$api_port (kube-apiserver $k8s_version, etcd $etcd_version)"
   echo "export KUBECONFIG=$dir/kubeconfig"
 }
 
 down() { # DIR [quiet]
   local dir=$1 name
   [[ -d "$dir" ]] || return 0
+  node_down "$dir"
   for name in kube-apiserver etcd; do
     if alive "$dir/$name.pid"; then
       kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
@@ -278,11 +341,13 @@ locked() { # COMMAND DIR [ARGS...]
 
 case "${1:-}" in
   build) build ;;
+  build-node) build_node ;;
   up|down|down-if-owner|stop-apiserver|start-apiserver|restart-apiserver) locked "$@" ;;
   _up) shift; up "$@" ;;
   _down) down "$2" ;;
   # a watcher's stop: only when DIR still holds the control plane it watched
   _down-if-owner) [[ "$(cat "$2/owner" 2>/dev/null)" == "${3:?owner}" ]] && down "$2" quiet || true ;;
+  import) node_import "${2:?usage: controlplane.sh import DIR FILE}" "${3:?usage: controlplane.sh import DIR FILE}" ;;
   _stop-apiserver) stop_apiserver "$2" ;;
   _start-apiserver) start_again "$2" ;;
   _restart-apiserver) stop_apiserver "$2"; start_again "$2" ;;
