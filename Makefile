@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis
+.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,17 @@ mu-plugin: pot ## copy the WordPress mu-plugin (wordpress/) into the chart, the 
 
 manifests: helm mu-plugin ## render deploy/ (plain manifests for kubectl apply -k) from the chart
 	bash deploy/render.sh
+
+# cargo names the crate's own sources by relative paths, so no clone's folder
+# is in the binary; the remaps do the same for the dependencies' (cargo's
+# registry, build scripts' output). scripts/image.py checks it.
+image: ## the image without a Docker engine: static (musl) binary, OCI archive target/image/closte-operator-VERSION.oci.tar (ctr images import)
+	@rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null || { echo "make image: musl-gcc is missing (ring's C code is compiled with it): apt-get install musl-tools" >&2; exit 1; }
+	env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$${CARGO_HOME:-$$HOME/.cargo}=/cargo --remap-path-prefix=$(abspath $(or $(CARGO_TARGET_DIR),target))=/target" \
+	  cargo build --release --locked --target x86_64-unknown-linux-musl
+	python3 scripts/image.py $(if $(IMAGE_ARCHIVE),--output $(IMAGE_ARCHIVE)) $(or $(CARGO_TARGET_DIR),target)/x86_64-unknown-linux-musl/release/closte-operator
 
 helm: ## build (once, cached by version) helm from the Go module proxy
 	@bash tests/tools/helm.sh >/dev/null
