@@ -10,7 +10,7 @@ SIM_KEY := demo-key
 SIM_API := http://127.0.0.1:18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help bench demo demo-down test lint crd build controlplane cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image
+.PHONY: help bench demo demo-down test lint crd build controlplane node cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ helm: ## build (once, cached by version) helm from the Go module proxy
 
 controlplane: ## build (once, cached by version) kube-apiserver and etcd
 	@bash $(CONTROLPLANE) build >/dev/null
+
+node: ## build (once, cached by version) the node's kubelet, kube-proxy, kube-controller-manager and kube-scheduler
+	@bash $(CONTROLPLANE) build-node >/dev/null
 
 cluster-up: ## start the local control plane in the background (idempotent)
 	@bash $(CONTROLPLANE) up $(LOCAL_DIR)

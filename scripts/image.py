@@ -21,6 +21,9 @@ Deterministic: entries sorted, every time the HEAD commit's time, owners
 fixed, no pax headers, gzip without a name or time, JSON with sorted keys.
 The same binary and tree at one commit give the same digest.
 
+With --pause REFERENCE it writes, instead, the pod sandbox image a node
+needs (no registry is reachable here): BINARY alone as /pause, user 65535.
+
 Python 3 standard library only.
 """
 
@@ -234,17 +237,90 @@ def descriptor(media_type, data, **extra):
     return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
 
 
+def archive_bytes(reference, ref_name, config, layer_tar, layer, epoch):
+    """The OCI image layout of one image, as a tar archive."""
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "config": descriptor(MEDIA_CONFIG, config),
+            "layers": [descriptor(MEDIA_LAYER, layer)],
+        }
+    )
+    index = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_INDEX,
+            "manifests": [
+                descriptor(
+                    MEDIA_MANIFEST,
+                    manifest,
+                    platform={"architecture": "amd64", "os": "linux"},
+                    annotations={
+                        "io.containerd.image.name": reference,
+                        "org.opencontainers.image.ref.name": ref_name,
+                    },
+                )
+            ],
+        }
+    )
+    files = {"oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"}), "index.json": index}
+    for blob in (config, layer, manifest):
+        files["blobs/sha256/" + hashlib.sha256(blob).hexdigest()] = blob
+    entries = [(tar_entry(d, tarfile.DIRTYPE, 0o755, epoch), None) for d in ("blobs", "blobs/sha256")]
+    entries += [
+        (tar_entry(name, tarfile.REGTYPE, 0o644, epoch, size=len(data)), data)
+        for name, data in files.items()
+    ]
+    entries.sort(key=lambda entry: entry[0].name)
+    return tar_bytes(entries), sha256(manifest)
+
+
+def write_atomically(output, data):
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, output)
+
+
+def pause_image(program, reference, output):
+    """The sandbox image: the program as /pause, nothing else; time 0."""
+    layer_tar = tar_bytes([(tar_entry("pause", tarfile.REGTYPE, 0o755, 0, size=len(program)), program)])
+    layer = gzip_bytes(layer_tar)
+    config = canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"User": "65535:65535", "Entrypoint": ["/pause"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(layer_tar)]},
+        }
+    )
+    data, digest = archive_bytes(reference, reference.rsplit(":", 1)[-1], config, layer_tar, layer, 0)
+    write_atomically(output, data)
+    print(f"pause    {reference} {digest} -> {output}")
+
+
 def megabytes(n):
     return f"{n / 1_000_000:.1f} MB"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("binary", type=Path, help="the static closte-operator binary")
+    parser.add_argument("binary", type=Path, help="the static closte-operator binary (or, with --pause, the pause program)")
     parser.add_argument(
         "--output", type=Path, help="the archive (default: target/image/closte-operator-VERSION.oci.tar)"
     )
+    parser.add_argument(
+        "--pause", metavar="REFERENCE", help="write the pod sandbox image REFERENCE of BINARY instead (needs --output)"
+    )
     args = parser.parse_args()
+    if args.pause:
+        if not args.output:
+            fail("--pause needs --output")
+        program = args.binary.read_bytes()
+        check_binary(program, args.binary)
+        pause_image(program, args.pause, args.output)
+        return
 
     version, epoch, created, labels = metadata()
     binary = args.binary.read_bytes()
@@ -273,48 +349,10 @@ def main():
             "history": [{"created": created, "created_by": "scripts/image.py"}],
         }
     )
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_MANIFEST,
-            "config": descriptor(MEDIA_CONFIG, config),
-            "layers": [descriptor(MEDIA_LAYER, layer)],
-        }
-    )
     reference = f"{REPOSITORY}:{version}"
-    index = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_INDEX,
-            "manifests": [
-                descriptor(
-                    MEDIA_MANIFEST,
-                    manifest,
-                    platform={"architecture": "amd64", "os": "linux"},
-                    annotations={
-                        "io.containerd.image.name": reference,
-                        "org.opencontainers.image.ref.name": version,
-                    },
-                )
-            ],
-        }
-    )
-
-    files = {"oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"}), "index.json": index}
-    for blob in (config, layer, manifest):
-        files["blobs/sha256/" + hashlib.sha256(blob).hexdigest()] = blob
-    entries = [(tar_entry(d, tarfile.DIRTYPE, 0o755, epoch), None) for d in ("blobs", "blobs/sha256")]
-    entries += [
-        (tar_entry(name, tarfile.REGTYPE, 0o644, epoch, size=len(data)), data)
-        for name, data in files.items()
-    ]
-    entries.sort(key=lambda entry: entry[0].name)
-
+    data, digest = archive_bytes(reference, version, config, layer_tar, layer, epoch)
     output = args.output or ROOT / "target/image" / f"{NAME}-{version}.oci.tar"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    partial.write_bytes(tar_bytes(entries))
-    os.replace(partial, output)
+    write_atomically(output, data)
 
     shown = output.resolve()
     if shown.is_relative_to(Path.cwd()):
@@ -323,7 +361,7 @@ def main():
     if shutil.which("file"):
         kind = subprocess.run(["file", "-b", str(args.binary)], capture_output=True, text=True).stdout
     print(f"image    {reference} ({created}, {labels['org.opencontainers.image.revision'][:12]})")
-    print(f"digest   {sha256(manifest)}")
+    print(f"digest   {digest}")
     print(f"layer    {megabytes(len(layer))} gzip'd, {megabytes(len(layer_tar))} unpacked ({sha256(layer)})")
     print(f"binary   {megabytes(len(binary))}: {kind.split(', BuildID')[0].strip()}")
     print(f"archive  {shown} ({megabytes(output.stat().st_size)}); load it with")

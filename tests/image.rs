@@ -7,15 +7,14 @@
 //! The first run builds the static (musl) release binary, which takes
 //! minutes; afterwards `make image` only rewrites the archive.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::image::{app_version, make_image};
 use serde_json::Value;
-
-const MUSL_HELP: &str = "`make image` needs the Rust target x86_64-unknown-linux-musl \
-     (`rustup target add x86_64-unknown-linux-musl`, which make runs itself when rustup \
-     manages the toolchain) and musl-gcc (`apt-get install musl-tools`)";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,18 +42,6 @@ fn git(args: &[&str]) -> String {
     )
     .trim()
     .to_owned()
-}
-
-/// The chart's appVersion: the image's tag and version label.
-fn app_version() -> String {
-    let chart: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(root().join("charts/closte-operator/Chart.yaml")).unwrap(),
-    )
-    .expect("Chart.yaml is YAML");
-    chart["appVersion"]
-        .as_str()
-        .expect("Chart.yaml has an appVersion")
-        .to_owned()
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -370,52 +357,6 @@ fn final_stage(dockerfile: &str) -> FinalStage {
         }
     }
     found
-}
-
-/// Whether cargo set this variable for this test process, for this package
-/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_VERSION`, ...). Build scripts that read
-/// them (ring's) would run again for a cargo started with them, and rebuild
-/// much of the release binary each time.
-fn set_by_cargo_for_this_test(name: &str) -> bool {
-    name == "OUT_DIR"
-        || [
-            "CARGO_MANIFEST_",
-            "CARGO_PKG_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_CFG_",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_TARGET_TMPDIR",
-            "CARGO_RUSTC_CURRENT_DIR",
-        ]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
-}
-
-/// Runs `make image`, with `IMAGE_ARCHIVE` when given; returns what it printed.
-fn make_image(archive: Option<&Path>) -> String {
-    let mut make = Command::new("make");
-    make.arg("image");
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(set_by_cargo_for_this_test) {
-            make.env_remove(name);
-        }
-    }
-    if let Some(archive) = archive {
-        make.arg(format!("IMAGE_ARCHIVE={}", archive.display()));
-    }
-    let out = make
-        .current_dir(root())
-        .output()
-        .expect("run make (apt-get install make)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "make image failed ({}):\n{}\n{stderr}\n{MUSL_HELP}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -27,7 +27,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
@@ -108,24 +108,8 @@ impl Node {
 
 /// `make image`, and the archive it wrote.
 fn built_image() -> PathBuf {
-    let root = common::repo_root();
-    ok(
-        Command::new("make")
-            .arg("-s")
-            .arg("image")
-            .current_dir(root)
-            .output()
-            .expect("run make image"),
-        "make image (needs the musl target and musl-tools; see docs/image.md)",
-    );
-    let chart = std::fs::read_to_string(root.join("charts/closte-operator/Chart.yaml")).unwrap();
-    let version = chart
-        .lines()
-        .find_map(|l| l.strip_prefix("appVersion:"))
-        .expect("appVersion in Chart.yaml")
-        .trim()
-        .trim_matches('"');
-    root.join(format!("target/image/closte-operator-{version}.oci.tar"))
+    common::image::make_image(None);
+    common::image::default_archive()
 }
 
 /// The release and what the test watches of it.
@@ -187,7 +171,13 @@ impl<'a> Release<'a> {
 
     fn helm(&self, verb: &str, extra: &[&str]) -> Output {
         let chart = common::repo_root().join("charts/closte-operator");
-        let mut args = vec![verb, RELEASE, chart.to_str().unwrap(), "-n", &self.namespace];
+        let mut args = vec![
+            verb,
+            RELEASE,
+            chart.to_str().unwrap(),
+            "-n",
+            &self.namespace,
+        ];
         args.extend(self.values.iter().map(String::as_str));
         args.extend_from_slice(extra);
         self.node.helm(&args)
@@ -207,24 +197,29 @@ impl<'a> Release<'a> {
 
     /// The controller pods, once both run the current template and are Ready.
     async fn ready_pods(&self) -> Vec<Pod> {
-        let deployments: Api<Deployment> = Api::namespaced(self.node.client.clone(), &self.namespace);
-        eventually(180, "two controller pods Ready, the rollout complete", || async {
-            let deployment = deployments.get(DEPLOYMENT).await.ok()?;
-            let status = deployment.status?;
-            let done = status.ready_replicas == Some(2)
-                && status.updated_replicas == Some(2)
-                && status.replicas == Some(2)
-                && status.observed_generation == deployment.metadata.generation;
-            if !done {
-                return None;
-            }
-            let pods = self.pods().list(&ListParams::default()).await.ok()?.items;
-            let running: Vec<Pod> = pods
-                .into_iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .collect();
-            (running.len() == 2).then_some(running)
-        })
+        let deployments: Api<Deployment> =
+            Api::namespaced(self.node.client.clone(), &self.namespace);
+        eventually(
+            180,
+            "two controller pods Ready, the rollout complete",
+            || async {
+                let deployment = deployments.get(DEPLOYMENT).await.ok()?;
+                let status = deployment.status?;
+                let done = status.ready_replicas == Some(2)
+                    && status.updated_replicas == Some(2)
+                    && status.replicas == Some(2)
+                    && status.observed_generation == deployment.metadata.generation;
+                if !done {
+                    return None;
+                }
+                let pods = self.pods().list(&ListParams::default()).await.ok()?.items;
+                let running: Vec<Pod> = pods
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
+                (running.len() == 2).then_some(running)
+            },
+        )
         .await
     }
 
@@ -251,9 +246,21 @@ impl<'a> Release<'a> {
             };
             assert_eq!(field("Uid:"), ["65532"; 4], "pid {pid} runs as 65532");
             assert_eq!(field("Gid:"), ["65532"; 4], "pid {pid} runs in group 65532");
-            assert_eq!(field("CapEff:"), ["0000000000000000"], "pid {pid} has no capabilities");
-            assert_eq!(field("NoNewPrivs:"), ["1"], "pid {pid} cannot gain privileges");
-            assert_eq!(field("Seccomp:"), ["2"], "pid {pid} runs under a seccomp filter");
+            assert_eq!(
+                field("CapEff:"),
+                ["0000000000000000"],
+                "pid {pid} has no capabilities"
+            );
+            assert_eq!(
+                field("NoNewPrivs:"),
+                ["1"],
+                "pid {pid} cannot gain privileges"
+            );
+            assert_eq!(
+                field("Seccomp:"),
+                ["2"],
+                "pid {pid} runs under a seccomp filter"
+            );
             let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
             let root = mounts
                 .lines()
@@ -290,15 +297,19 @@ impl<'a> Release<'a> {
 
     async fn until_all_done(&self, count: usize) -> Vec<MappedDomain> {
         let mds = self.mapped_domains();
-        eventually(180, &format!("{count} MappedDomains done with certificates"), || async {
-            let all = mds.list(&ListParams::default()).await.ok()?.items;
-            let done = all.iter().all(|md| {
-                md.status
-                    .as_ref()
-                    .is_some_and(|s| s.stage == Some(Stage::Done) && s.certificate.is_some())
-            });
-            (all.len() == count && done).then_some(all)
-        })
+        eventually(
+            180,
+            &format!("{count} MappedDomains done with certificates"),
+            || async {
+                let all = mds.list(&ListParams::default()).await.ok()?.items;
+                let done = all.iter().all(|md| {
+                    md.status
+                        .as_ref()
+                        .is_some_and(|s| s.stage == Some(Stage::Done) && s.certificate.is_some())
+                });
+                (all.len() == count && done).then_some(all)
+            },
+        )
         .await
     }
 
@@ -350,7 +361,14 @@ impl<'a> Release<'a> {
             .find(|name| old.starts_with(&format!("{name}-")))
             .expect("the leader's pod");
         ok(
-            self.node.kubectl(&["delete", "pod", "-n", &self.namespace, &old_pod, "--wait=false"]),
+            self.node.kubectl(&[
+                "delete",
+                "pod",
+                "-n",
+                &self.namespace,
+                &old_pod,
+                "--wait=false",
+            ]),
             "kubectl delete pod",
         );
         let new = eventually(60, "another pod to take the Lease", || async {
@@ -371,7 +389,12 @@ impl<'a> Release<'a> {
         );
 
         let adds_before = self.adds().await;
-        create(&self.mapped_domains(), "after-handover", spec("after-handover.example.com")).await;
+        create(
+            &self.mapped_domains(),
+            "after-handover",
+            spec("after-handover.example.com"),
+        )
+        .await;
         self.until_all_done(EXAMPLES.len() + 1).await;
         let adds = self.adds().await;
         assert!(
@@ -398,7 +421,9 @@ impl<'a> Release<'a> {
                 while let Ok(Some(md)) = events.try_next().await {
                     let stage = md.status.as_ref().and_then(|s| s.stage);
                     if stage != Some(Stage::Done) {
-                        left.lock().unwrap().push(format!("{:?}: {stage:?}", md.metadata.name));
+                        left.lock()
+                            .unwrap()
+                            .push(format!("{:?}: {stage:?}", md.metadata.name));
                     }
                 }
             }
@@ -437,10 +462,18 @@ impl<'a> Release<'a> {
         self.until_all_done(EXAMPLES.len() + 1).await;
         watch.abort();
 
-        assert_eq!(self.writes().await, writes, "a restart or upgrade wrote to Closte");
+        assert_eq!(
+            self.writes().await,
+            writes,
+            "a restart or upgrade wrote to Closte"
+        );
         let left = left_done.lock().unwrap().clone();
         assert!(left.is_empty(), "statuses left done: {left:?}");
-        assert_eq!(warnings(&events).await, warnings_before, "Warning events appeared");
+        assert_eq!(
+            warnings(&events).await,
+            warnings_before,
+            "Warning events appeared"
+        );
     }
 
     async fn until_rolled_out(&self) {
@@ -472,7 +505,9 @@ impl<'a> Release<'a> {
 
 async fn warnings(events: &Api<Event>) -> usize {
     let all = events.list(&ListParams::default()).await.unwrap().items;
-    all.iter().filter(|e| e.type_.as_deref() == Some("Warning")).count()
+    all.iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .count()
 }
 
 /// Every file under `dir`.

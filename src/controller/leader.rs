@@ -263,7 +263,9 @@ impl Elector {
         spec.renew_time = Some(now);
         match self.api.replace(name, &PostParams::default(), &lease).await {
             Ok(_) => tracing::info!(%identity, lease = %name, "handed the leader lease back"),
-            Err(error) => tracing::warn!(%error, lease = %name, "cannot hand the leader lease back; it expires on its own"),
+            Err(error) => {
+                tracing::warn!(%error, lease = %name, "cannot hand the leader lease back; it expires on its own")
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 //! [`wait::eventually`].
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod image;
 pub mod names;
 pub mod operator;
 pub mod process;

@@ -58,8 +58,7 @@ node_pause_image() { # DIR
     'static void done(int s) { (void)s; _exit(0); }' \
     'int main(void) { signal(SIGTERM, done); signal(SIGINT, done); for (;;) pause(); }' >"$work/pause.c"
   gcc -static -O2 -o "$work/rootfs/pause" "$work/pause.c" || die "cannot build the pause program (gcc with static libc: apt-get install libc6-dev)"
-  python3 "${CLOSTE_OCI_WRITER:-$here/../../scripts/oci_image.py}" --out "$work/pause.oci.tar" --name "$PAUSE_IMAGE" \
-    --file "/pause=$work/rootfs/pause" --entrypoint /pause --user 65535:65535 >/dev/null
+  python3 "$here/../../scripts/image.py" --pause "$PAUSE_IMAGE" --output "$work/pause.oci.tar" "$work/rootfs/pause" >/dev/null
   echo "$work/pause.oci.tar"
 }
 
