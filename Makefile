@@ -5,9 +5,14 @@ LOCAL_DIR := target/controlplane
 export KUBECONFIG := $(CURDIR)/$(LOCAL_DIR)/kubeconfig
 CRD_FILE := crds/mappeddomains.closte-operator.io.yaml
 
+# NODE=1: the demo on a real node (root only): kubelet and containerd beside the
+# control plane, the image built here, the chart's own pods
+NODE ?=
 SIM_DIR := target/demo
 SIM_KEY := demo-key
-SIM_API := http://127.0.0.1:18088/api/client
+# on a node the simulator serves on the node's address, where pods reach this machine
+SIM_HOST := $(if $(NODE),10.88.0.1,127.0.0.1)
+SIM_API := http://$(SIM_HOST):18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
 .PHONY: help bench demo demo-down test lint crd build controlplane node cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image
@@ -15,9 +20,10 @@ BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-demo: cluster-up sim-up helm ## local control plane, the chart, the controller and sidecar under its ServiceAccounts, the simulator; examples end done
+demo: cluster-up sim-up helm ## local control plane, the chart, the controller and sidecar under its ServiceAccounts, the simulator; examples end done (NODE=1: on a real node, as pods)
 	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
-	bash scripts/demo.sh $(BIN) $(SIM_DIR) $(SIM_KEY) $(SIM_API)
+	$(if $(NODE),$(MAKE) -s image)
+	bash scripts/demo.sh $(BIN) $(SIM_DIR) $(SIM_KEY) $(SIM_API) $(if $(NODE),--node)
 
 demo-down: controller-down sidecar-down sim-down cluster-down ## stop everything the demo started
 
@@ -50,8 +56,8 @@ sim-up: build ## start the Closte simulator in the background (API :18088, DNS :
 	  echo "simulator already running: $(SIM_API)"; \
 	else \
 	  rm -f $(SIM_DIR)/sim.ready; \
-	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) simulate --listen 127.0.0.1:18088 \
-	    --dns-listen 127.0.0.1:10053 --https-listen 127.0.0.1:10443 --issue-delay 5s \
+	  CLOSTE_CLIENT_API_KEY=$(SIM_KEY) setsid $(BIN) simulate --listen $(SIM_HOST):18088 \
+	    --dns-listen $(SIM_HOST):10053 --https-listen $(SIM_HOST):10443 --target-ip $(SIM_HOST) --issue-delay 5s \
 	    --ca-out $(SIM_DIR)/ca.pem --state-file $(SIM_DIR)/state.json \
 	    >$(SIM_DIR)/sim.ready 2>$(SIM_DIR)/sim.log </dev/null & echo $$! >$(SIM_DIR)/sim.pid; \
 	  for i in $$(seq 100); do [ -s $(SIM_DIR)/sim.ready ] && break; sleep 0.1; done; \
@@ -119,8 +125,8 @@ controlplane: ## build (once, cached by version) kube-apiserver and etcd
 node: ## build (once, cached by version) the node's kubelet, kube-proxy, kube-controller-manager and kube-scheduler
 	@bash $(CONTROLPLANE) build-node >/dev/null
 
-cluster-up: ## start the local control plane in the background (idempotent)
-	@bash $(CONTROLPLANE) up $(LOCAL_DIR)
+cluster-up: ## start the local control plane in the background (idempotent; NODE=1: with a node, root only)
+	@bash $(CONTROLPLANE) up $(LOCAL_DIR) $(if $(NODE),--node)
 
 cluster-down: ## stop the local control plane and remove its data
 	@bash $(CONTROLPLANE) down $(LOCAL_DIR)

@@ -5,13 +5,69 @@
 # chart's own arguments (there is no kubelet here to run pods), against the
 # simulator. Applies the examples, shows them live until every one is done,
 # and says what to try next. Called by `make demo`; `make demo-down` stops it.
-#   scripts/demo.sh BIN SIM_DIR SIM_KEY SIM_API
+# With --node (`make demo NODE=1`, the control plane started with a node):
+# the chart's own pods instead, from the image `make image` built, against the
+# simulator on the node's address; no sidecar (it runs beside WordPress).
+#   scripts/demo.sh BIN SIM_DIR SIM_KEY SIM_API [--node]
 set -euo pipefail
-bin=$1 dir=$2 key=$3 api=$4
+bin=$1 dir=$2 key=$3 api=$4 node=${5:-}
 helm=$(bash tests/tools/helm.sh)
 ns=closte-system
 wp=default
 mkdir -p "$dir"
+
+# The examples (and FIRST ..., a command run after them), then a table of
+# them each time it changes, until every one is done; LOG is where to look
+# when they are not.
+#   live LOG [FIRST ...]
+live() {
+  local log=$1; shift
+  echo "== the examples"
+  kubectl -n "$wp" create secret generic closte-api-key --from-literal=apiKey="$key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl apply -n "$wp" -f examples/
+  if (($#)); then "$@"; echo; fi
+  echo "== live, until every domain is done"
+  local last="" table pending deadline=$((SECONDS + 180))
+  while :; do
+    table=$(kubectl get md -n "$wp" -o custom-columns='NAME:.metadata.name,DOMAIN:.spec.domain,STAGE:.status.stage,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,EXPIRES:.status.certificate.notAfter')
+    [[ "$table" != "$last" ]] && { printf '\n%s\n' "$table"; last=$table; }
+    # Judged from the very table shown, so the last table printed is the one that is all done.
+    pending=$(awk 'NR > 1 && $3 != "done"' <<<"$table" | wc -l)
+    [[ -n $table && $pending == 0 ]] && break
+    ((SECONDS < deadline)) || { echo "not done after 3 minutes; see $log" >&2; exit 1; }
+    sleep 1
+  done
+}
+
+if [ "$node" = --node ]; then
+  host=${api#http://}; host=${host%%:*}
+  kubectl get node -o name | grep . >/dev/null ||
+    { echo "the control plane has no node: make demo-down, then make demo NODE=1 (as root)" >&2; exit 1; }
+  version=$(python3 -c 'import re,sys; print(re.search(r"^appVersion:\s*\"?([^\"\s]+)", open(sys.argv[1]).read(), re.M).group(1))' charts/closte-operator/Chart.yaml)
+  echo "== the image closte-operator:$version into the node's containerd"
+  bash tests/controlplane/controlplane.sh import target/controlplane "target/image/closte-operator-$version.oci.tar"
+  echo "== the chart into $ns (restricted Pod Security): two controller pods"
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+  "$helm" upgrade --install closte-operator charts/closte-operator -n "$ns" \
+    --set closte.apiKey="$key" --set closte.apiUrl="$api" \
+    --set checks.dnsServer="$host:10053" --set checks.httpsPort=10443 \
+    --set "checks.expectedTargets={$host}" --set-file checks.caBundle="$dir/ca.pem" >/dev/null
+  kubectl rollout status -n "$ns" deployment/closte-operator --timeout=180s
+  kubectl get pods -n "$ns" -o wide
+  live "kubectl logs -n $ns deployment/closte-operator"
+  cat <<EOF
+
+Every domain is done, reconciled by a pod. Try:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get lease -n $ns closte-operator     # which pod leads
+  kubectl logs -n $ns -l app.kubernetes.io/name=closte-operator --tail=5
+  kubectl delete pod -n $ns POD                # the leader: the other takes the Lease at once
+  kubectl delete md buecher-example; curl -s http://$host:18088/_sim/domains
+  make demo-down
+EOF
+  exit 0
+fi
 
 echo "== the chart (CRD, RBAC, ServiceAccounts, Deployment) into $ns"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
@@ -78,23 +134,11 @@ until curl -sf http://127.0.0.1:8087/readyz >/dev/null; do
   sleep 0.2
 done
 
-echo "== the examples, and one domain through the sidecar's Closte door"
-kubectl -n "$wp" create secret generic closte-api-key --from-literal=apiKey="$key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply -n "$wp" -f examples/
-curl -s -d apikey=demo-sidecar-token-0123456789abcdef -d domain=sidecar.example.com http://127.0.0.1:8087/api/client/adddomainalias; echo
-
-echo "== live, until every domain is done"
-last=""
-deadline=$((SECONDS + 180))
-while :; do
-  table=$(kubectl get md -n "$wp" -o custom-columns='NAME:.metadata.name,DOMAIN:.spec.domain,STAGE:.status.stage,READY:.status.conditions[?(@.type=="Ready")].status,REASON:.status.conditions[?(@.type=="Ready")].reason,EXPIRES:.status.certificate.notAfter')
-  [[ "$table" != "$last" ]] && { printf '\n%s\n' "$table"; last=$table; }
-  # Judged from the very table shown, so the last table printed is the one that is all done.
-  pending=$(awk 'NR > 1 && $3 != "done"' <<<"$table" | wc -l)
-  [[ -n $table && $pending == 0 ]] && break
-  ((SECONDS < deadline)) || { echo "not done after 3 minutes; see $dir/controller.log" >&2; exit 1; }
-  sleep 1
-done
+sidecar_add() {
+  echo "== one domain through the sidecar's Closte door"
+  curl -s -d apikey=demo-sidecar-token-0123456789abcdef -d domain=sidecar.example.com http://127.0.0.1:8087/api/client/adddomainalias
+}
+live "$dir/controller.log" sidecar_add
 
 cat <<EOF
 

@@ -3,226 +3,25 @@
 //! namespace that enforces the restricted Pod Security level, two controller
 //! pods that become Ready and take the examples to `done` against the
 //! simulator (served on the node's address, where pods reach this machine);
-//! then leader hand-over, graceful shutdown, a rollout restart and a
-//! `helm upgrade`, none of which writes to Closte again.
-//!
-//! Needs root and the node's packages (containerd, runc, the CNI plugins,
-//! iptables, conntrack: `.ci/run` installs them); one node per machine.
+//! then leader hand-over on a pod's deletion (SIGTERM: the Lease handed
+//! back), a rollout restart and a `helm upgrade`, none of which writes to
+//! Closte again; and a thousand domains within the chart's memory limit.
+//! The release and the node are `common::node`'s.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use closte_operator::api::{MappedDomain, Stage};
-use common::process::Launch;
-use common::sim::{Simulator, scratch};
+use common::node::{
+    DEPLOYMENT, EXAMPLES, LEASE, Node, Release, built_image, controller_processes, progress, quick,
+};
 use common::wait::eventually;
-use common::{create, spec, succeeded as ok};
+use common::{create, succeeded as ok};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::json;
 
-const KEY: &str = "node-key-7e21";
-/// The node's address: pods reach this machine's servers there.
-const NODE_IP: &str = "10.88.0.1";
-const RELEASE: &str = "rel";
-const DEPLOYMENT: &str = "rel-closte-operator";
-const LEASE: &str = "closte-operator";
-const EXAMPLES: [&str; 3] = [
-    "examples/mappeddomain-basic.yaml",
-    "examples/mappeddomain-idn.yaml",
-    "examples/mappeddomain-wildcard.yaml",
-];
-
-/// A control plane with a node, stopped when the test process exits.
-struct Node {
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-    client: Client,
-}
-
-impl Node {
-    async fn up() -> Node {
-        assert!(
-            Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout == b"0\n"),
-            "the node tests need root (containerd, a bridge, iptables)"
-        );
-        let dir = common::repo_root()
-            .join("target/controlplane-tests")
-            .join(format!("node-{}", std::process::id()));
-        let kubeconfig = common::start_control_plane_with(&dir, &["--node"]);
-        let client = common::client_for(&kubeconfig).await;
-        Node {
-            dir,
-            kubeconfig,
-            client,
-        }
-    }
-
-    fn import(&self, archive: &Path) {
-        common::controlplane(&["import".as_ref(), self.dir.as_os_str(), archive.as_os_str()]);
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl")
-    }
-
-    fn helm(&self, args: &[&str]) -> Output {
-        Command::new(common::helm_binary())
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("helm")
-    }
-
-    async fn namespace(&self, prefix: &str, labels: serde_json::Value) -> String {
-        let name = common::namespace(&self.client, prefix).await;
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"labels": labels}})),
-            )
-            .await
-            .unwrap();
-        name
-    }
-}
-
-/// `make image`, and the archive it wrote.
-fn built_image() -> PathBuf {
-    common::image::make_image(None);
-    common::image::default_archive()
-}
-
-/// The release and what the test watches of it.
-struct Release<'a> {
-    node: &'a Node,
-    sim: Simulator,
-    namespace: String,
-    /// Where the examples' MappedDomains live.
-    domains: String,
-    values: Vec<String>,
-}
-
-impl<'a> Release<'a> {
-    /// `helm install` into a namespace that enforces the restricted level,
-    /// pointed at the simulator on the node's address.
-    async fn install(node: &'a Node) -> Release<'a> {
-        let host: IpAddr = NODE_IP.parse().unwrap();
-        let ca = scratch("node-ca").join("ca.pem");
-        let sim = Simulator::launch(
-            Launch::simulator(scratch("node").join("simulator.log"))
-                .serving_checks(&ca)
-                .listening_on(host)
-                .args(["--api-key", KEY, "--issue-delay", "1s"])
-                .arg(format!("--target-ip={NODE_IP}")),
-        )
-        .await;
-        let namespace = node
-            .namespace(
-                "closte-system",
-                json!({"pod-security.kubernetes.io/enforce": "restricted"}),
-            )
-            .await;
-        let domains = node.namespace("shop", json!({})).await;
-        let values = [
-            format!("closte.apiKey={KEY}"),
-            format!("closte.apiUrl={}", sim.api),
-            format!("checks.dnsServer={}", sim.dns.unwrap()),
-            format!("checks.httpsPort={}", sim.https.unwrap().port()),
-            format!("checks.expectedTargets={{{NODE_IP}}}"),
-            "leaderElection.leaseDuration=10s".to_owned(),
-        ]
-        .into_iter()
-        .flat_map(|value| ["--set".to_owned(), value])
-        .chain([
-            "--set-file".to_owned(),
-            format!("checks.caBundle={}", ca.display()),
-        ])
-        .collect();
-        let release = Release {
-            node,
-            sim,
-            namespace,
-            domains,
-            values,
-        };
-        ok(release.helm("install", &[]), "helm install");
-        release
-    }
-
-    fn helm(&self, verb: &str, extra: &[&str]) -> Output {
-        let chart = common::repo_root().join("charts/closte-operator");
-        let mut args = vec![
-            verb,
-            RELEASE,
-            chart.to_str().unwrap(),
-            "-n",
-            &self.namespace,
-        ];
-        args.extend(self.values.iter().map(String::as_str));
-        args.extend_from_slice(extra);
-        self.node.helm(&args)
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.node.client.clone(), &self.namespace)
-    }
-
-    fn mapped_domains(&self) -> Api<MappedDomain> {
-        Api::namespaced(self.node.client.clone(), &self.domains)
-    }
-
-    fn lease(&self) -> Api<Lease> {
-        Api::namespaced(self.node.client.clone(), &self.namespace)
-    }
-
-    /// The controller pods, once both run the current template and are Ready.
-    async fn ready_pods(&self) -> Vec<Pod> {
-        let deployments: Api<Deployment> =
-            Api::namespaced(self.node.client.clone(), &self.namespace);
-        eventually(
-            180,
-            "two controller pods Ready, the rollout complete",
-            || async {
-                let deployment = deployments.get(DEPLOYMENT).await.ok()?;
-                let status = deployment.status?;
-                let done = status.ready_replicas == Some(2)
-                    && status.updated_replicas == Some(2)
-                    && status.replicas == Some(2)
-                    && status.observed_generation == deployment.metadata.generation;
-                if !done {
-                    return None;
-                }
-                let pods = self.pods().list(&ListParams::default()).await.ok()?.items;
-                let running: Vec<Pod> = pods
-                    .into_iter()
-                    .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .collect();
-                (running.len() == 2).then_some(running)
-            },
-        )
-        .await
-    }
-
+impl Release<'_> {
     /// The restricted level admitted the pods, and they run as the chart
     /// says: user 65532, no capabilities, no privilege escalation, a
     /// read-only root filesystem, as this machine's kernel sees them.
@@ -272,67 +71,6 @@ impl<'a> Release<'a> {
                 "pid {pid}'s root filesystem is writable: {root}"
             );
         }
-    }
-
-    /// The examples, applied as a user would, end `done` with a certificate,
-    /// reconciled by the pod that holds the Lease.
-    async fn examples_end_done(&self) {
-        for example in EXAMPLES {
-            let path = common::repo_root().join(example);
-            ok(
-                self.node
-                    .kubectl(&["apply", "-n", &self.domains, "-f", path.to_str().unwrap()]),
-                "kubectl apply",
-            );
-        }
-        self.until_all_done(EXAMPLES.len()).await;
-        let holder = self.holder().await.expect("a leader");
-        let pods = self.ready_pods().await;
-        assert!(
-            pods.iter()
-                .any(|p| holder.starts_with(&format!("{}-", p.metadata.name.as_ref().unwrap()))),
-            "the Lease is held by {holder}, none of the release's pods"
-        );
-    }
-
-    async fn until_all_done(&self, count: usize) -> Vec<MappedDomain> {
-        let mds = self.mapped_domains();
-        eventually(
-            180,
-            &format!("{count} MappedDomains done with certificates"),
-            || async {
-                let all = mds.list(&ListParams::default()).await.ok()?.items;
-                let done = all.iter().all(|md| {
-                    md.status
-                        .as_ref()
-                        .is_some_and(|s| s.stage == Some(Stage::Done) && s.certificate.is_some())
-                });
-                (all.len() == count && done).then_some(all)
-            },
-        )
-        .await
-    }
-
-    async fn holder(&self) -> Option<String> {
-        let lease = self.lease().get(LEASE).await.ok()?;
-        lease.spec?.holder_identity.filter(|h| !h.is_empty())
-    }
-
-    /// Closte adds per domain, applied or not.
-    async fn adds(&self) -> BTreeMap<String, usize> {
-        let mut adds = BTreeMap::new();
-        for request in self.sim.requests().await {
-            if request["endpoint"] == "adddomainalias" && request["status"] == 200 {
-                let domain = request["domain"].as_str().unwrap_or_default().to_owned();
-                *adds.entry(domain).or_default() += 1;
-            }
-        }
-        adds
-    }
-
-    /// Closte writes (adds and deletes) so far.
-    async fn writes(&self) -> u64 {
-        self.sim.count("adddomainalias").await + self.sim.count("deletedomainalias").await
     }
 
     /// Deleting the leader's pod (SIGTERM, as for any pod) hands the Lease
@@ -392,7 +130,7 @@ impl<'a> Release<'a> {
         create(
             &self.mapped_domains(),
             "after-handover",
-            spec("after-handover.example.com"),
+            quick("after-handover.example.com"),
         )
         .await;
         self.until_all_done(EXAMPLES.len() + 1).await;
@@ -409,28 +147,7 @@ impl<'a> Release<'a> {
     /// of the pod template: pods replaced, the Lease handed on, and no Closte
     /// write, no status leaving `done`, no Warning event.
     async fn restart_and_upgrade_write_nothing(&self) {
-        let writes = self.writes().await;
-        let left_done = Arc::new(Mutex::new(Vec::<String>::new()));
-        let watch = tokio::spawn({
-            let api = self.mapped_domains();
-            let left = left_done.clone();
-            async move {
-                let mut events = watcher::watcher(api, watcher::Config::default())
-                    .applied_objects()
-                    .boxed();
-                while let Ok(Some(md)) = events.try_next().await {
-                    let stage = md.status.as_ref().and_then(|s| s.stage);
-                    if stage != Some(Stage::Done) {
-                        left.lock()
-                            .unwrap()
-                            .push(format!("{:?}: {stage:?}", md.metadata.name));
-                    }
-                }
-            }
-        });
-        let events: Api<Event> = Api::namespaced(self.node.client.clone(), &self.domains);
-        let warnings_before = warnings(&events).await;
-
+        let calm = self.calm().await;
         ok(
             self.node.kubectl(&[
                 "rollout",
@@ -447,109 +164,111 @@ impl<'a> Release<'a> {
             "helm upgrade",
         );
         self.until_rolled_out().await;
-        eventually(60, "a pod of the new template to lead", || async {
-            let holder = self.holder().await?;
-            let pods = self.pods().list(&ListParams::default()).await.ok()?.items;
-            pods.iter()
-                .any(|p| {
-                    p.metadata.deletion_timestamp.is_none()
-                        && holder.starts_with(&format!("{}-", p.metadata.name.as_ref().unwrap()))
-                })
-                .then_some(())
-        })
-        .await;
-        // the new leader's first passes over the done domains
-        self.until_all_done(EXAMPLES.len() + 1).await;
-        watch.abort();
-
-        assert_eq!(
-            self.writes().await,
-            writes,
-            "a restart or upgrade wrote to Closte"
-        );
-        let left = left_done.lock().unwrap().clone();
-        assert!(left.is_empty(), "statuses left done: {left:?}");
-        assert_eq!(
-            warnings(&events).await,
-            warnings_before,
-            "Warning events appeared"
-        );
+        self.assert_calm(calm, EXAMPLES.len() + 1, "a restart and an upgrade")
+            .await;
     }
 
-    async fn until_rolled_out(&self) {
-        ok(
-            self.node.kubectl(&[
-                "rollout",
-                "status",
-                "-n",
-                &self.namespace,
-                &format!("deployment/{DEPLOYMENT}"),
-                "--timeout=180s",
-            ]),
-            "kubectl rollout status",
-        );
-        self.ready_pods().await;
-    }
+    /// A thousand more domains, taken to `done` by the leader's pod within
+    /// the chart's memory limit: no restart, no OOM kill; its resident
+    /// memory (settled and peak) against the chart's request and limit.
+    async fn a_thousand_domains_fit_the_chart_memory(&self) {
+        const MORE: usize = 1000;
+        let before = self
+            .mapped_domains()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        let api = self.mapped_domains();
+        futures::stream::iter(0..MORE)
+            .map(|i| {
+                let api = api.clone();
+                async move {
+                    let name = format!("load-{i:04}");
+                    create(&api, &name, quick(&format!("{name}.example.net"))).await;
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+        self.until_all_done(before + MORE).await;
 
-    /// The release's pods exited cleanly: nothing but their own logs say
-    /// otherwise, and the key is in no log.
-    fn logs_are_clean(&self) {
-        let logs = self.node.dir.join("node/pod-logs");
-        for entry in walk(&logs) {
-            let text = std::fs::read_to_string(&entry).unwrap_or_default();
-            assert!(!text.contains(KEY), "the key is in {}", entry.display());
-            assert!(!text.contains("panicked"), "a panic in {}", entry.display());
+        let holder = self.holder().await.expect("a leader");
+        let pods = self.ready_pods().await;
+        for pod in &pods {
+            let status = pod.status.as_ref().unwrap();
+            for container in status.container_statuses.iter().flatten() {
+                assert_eq!(
+                    container.restart_count,
+                    0,
+                    "{} restarted: {:?}",
+                    pod.metadata.name.as_deref().unwrap(),
+                    container.last_state
+                );
+            }
         }
-    }
-}
-
-async fn warnings(events: &Api<Event>) -> usize {
-    let all = events.list(&ListParams::default()).await.unwrap().items;
-    all.iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .count()
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
-/// The host's pids of the image's `closte-operator controller` processes.
-fn controller_processes() -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
+        let leader = pods
+            .iter()
+            .find(|p| holder.starts_with(&format!("{}-", p.metadata.name.as_ref().unwrap())))
+            .expect("the leader's pod");
+        let uid = leader.metadata.uid.clone().unwrap();
+        let pid = controller_processes()
+            .into_iter()
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .is_ok_and(|c| c.contains(&format!("pod{uid}")))
+            })
+            .expect("the leader pod's process");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
         };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if cmdline.starts_with(b"/usr/local/bin/closte-operator\0controller\0") {
-            pids.push(pid);
-        }
+        let (rss, peak) = (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024);
+        let resources = leader.spec.as_ref().unwrap().containers[0]
+            .resources
+            .clone()
+            .unwrap();
+        let mebibytes = |q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| -> u64 {
+            q.0.strip_suffix("Mi")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("the chart's memory {} is not in Mi", q.0))
+        };
+        let request = mebibytes(&resources.requests.unwrap()["memory"]);
+        let limit = mebibytes(&resources.limits.unwrap()["memory"]);
+        eprintln!(
+            "node test: leader's RSS with {} domains done: {rss} MiB settled, {peak} MiB peak \
+             (chart: request {request} MiB, limit {limit} MiB)",
+            before + MORE
+        );
+        assert!(
+            peak < limit,
+            "the leader's peak RSS {peak} MiB reached the chart's limit {limit} MiB"
+        );
     }
-    pids
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chart_on_a_real_node_runs_hands_over_and_upgrades_without_a_closte_write() {
+    progress("control plane and node");
     let node = Node::up().await;
+    progress("make image, imported into the node");
     node.import(&built_image());
+    progress("helm install");
     let release = Release::install(&node).await;
+    progress("pods Ready, restricted");
     release.pods_run_restricted().await;
+    progress("the examples end done");
     release.examples_end_done().await;
+    progress("the leader's pod deleted: the Lease handed over");
     release.leader_pod_deleted_hands_over().await;
+    progress("rollout restart and helm upgrade");
     release.restart_and_upgrade_write_nothing().await;
+    progress("a thousand domains within the chart's memory");
+    release.a_thousand_domains_fit_the_chart_memory().await;
     release.logs_are_clean();
 }

@@ -66,8 +66,10 @@ pub struct ClosteClient {
 
 impl ClosteClient {
     pub fn new(config: &ClientConfig) -> Result<ClosteClient, BuildError> {
-        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
+            // the built-in roots: the platform verifier's default would look
+            // for the machine's CA bundle, which the image does not have
+            .tls_backend_preconfigured(crate::tls::public_client_config())
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .user_agent(concat!("closte-operator/", env!("CARGO_PKG_VERSION")))

@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use tokio_rustls::TlsConnector;
 use x509_parser::extensions::GeneralName;
 
@@ -167,8 +167,7 @@ impl TlsProber {
     ) -> Result<TlsProber, ProberError> {
         use rustls::pki_types::pem::PemObject;
         crate::tls::install_crypto_provider();
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut roots = crate::tls::public_roots();
         if let Some(pem) = extra_ca_pem {
             for cert in CertificateDer::pem_slice_iter(pem) {
                 let cert = cert.map_err(|e| ProberError::CaFile {

@@ -6,6 +6,7 @@
 
 pub mod image;
 pub mod names;
+pub mod node;
 pub mod operator;
 pub mod process;
 pub mod proxy;

@@ -67,11 +67,14 @@ node_up() { # DIR BINS
   mkdir -p "$node"/{run,state,root,cni,ipam,kubelet,logs}
   echo "$dir" >"$NODE_OWNER_FILE"
 
-  # containerd, the CRI plugin pointed at this folder, the bridge CNI network
+  # containerd, the CRI plugin pointed at this folder, the bridge CNI network;
+  # pods route everything through the node, where Service addresses are
+  # translated (and the FORWARD rule drops what would leave the pod network)
   cat >"$node/cni/10-closte.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "closte-pods", "plugins": [
   {"type": "bridge", "bridge": "$NODE_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "$node/ipam", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]]}}]}
+   "ipam": {"type": "host-local", "dataDir": "$node/ipam", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
+            "routes": [{"dst": "0.0.0.0/0"}]}}]}
 EOF
   cat >"$node/containerd.toml" <<EOF
 version = 2
