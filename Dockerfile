@@ -1,7 +1,7 @@
 # closte-operator: one static binary (controller, sidecar, status, check,
 # simulate, crd) on a distroless non-root base, with the WordPress mu-plugin
 # at /usr/share/closte-operator/mu-plugin for an init container or a copy.
-#   docker build -t closte-operator:0.1.0 --build-arg VERSION=0.1.0 \
+#   docker build -t closte-operator:0.2.0-dev --build-arg VERSION=0.2.0-dev \
 #     --build-arg REVISION=$(git rev-parse HEAD) \
 #     --build-arg CREATED=$(TZ=UTC git show -s --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ HEAD) .
 # The Helm chart runs it as user 65532 with a read-only root filesystem.

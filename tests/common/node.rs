@@ -130,11 +130,12 @@ impl<'a> Release<'a> {
     /// `helm install` into a namespace that enforces the restricted level,
     /// pointed at the simulator on the node's address.
     pub async fn install(node: &'a Node) -> Release<'a> {
-        Release::install_chart(node, super::repo_root().join("charts/closte-operator")).await
+        Release::install_with(node, current_chart(), &[]).await
     }
 
-    /// [`Release::install`] of `chart` (another release's).
-    pub async fn install_chart(node: &'a Node, chart: PathBuf) -> Release<'a> {
+    /// [`Release::install`] of `chart` (another release's), with more
+    /// `--set` values.
+    pub async fn install_with(node: &'a Node, chart: PathBuf, more: &[String]) -> Release<'a> {
         let host: IpAddr = NODE_IP.parse().unwrap();
         let ca = scratch("node-ca").join("ca.pem");
         let sim = Simulator::launch(
@@ -161,6 +162,7 @@ impl<'a> Release<'a> {
             "leaderElection.leaseDuration=10s".to_owned(),
         ]
         .into_iter()
+        .chain(more.iter().cloned())
         .flat_map(|value| ["--set".to_owned(), value])
         .chain([
             "--set-file".to_owned(),
@@ -180,11 +182,10 @@ impl<'a> Release<'a> {
     }
 
     pub fn helm(&self, verb: &str, extra: &[&str]) -> Output {
-        let chart = super::repo_root().join("charts/closte-operator");
         let mut args = vec![
             verb,
             RELEASE,
-            chart.to_str().unwrap(),
+            self.chart.to_str().unwrap(),
             "-n",
             &self.namespace,
         ];
@@ -321,6 +322,11 @@ impl<'a> Release<'a> {
             assert!(!text.contains("panicked"), "a panic in {}", entry.display());
         }
     }
+}
+
+/// This tree's chart.
+pub fn current_chart() -> PathBuf {
+    super::repo_root().join("charts/closte-operator")
 }
 
 /// What must not happen while a release is restarted or upgraded: a Closte

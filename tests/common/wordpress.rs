@@ -64,7 +64,8 @@ fn kill(child: &mut Child) {
 }
 
 /// A MariaDB server on a unix socket in a scratch data directory, with a
-/// database `wordpress` for user `wp` (password `wp`).
+/// database `wordpress` for user `wp` (password `wp`); with
+/// [`MariaDb::start_listening`], also on a TCP address (for pods).
 pub struct MariaDb {
     child: Child,
     pub socket: PathBuf,
@@ -73,6 +74,16 @@ pub struct MariaDb {
 
 impl MariaDb {
     pub async fn start(dir: &Path) -> MariaDb {
+        MariaDb::start_on(dir, None).await
+    }
+
+    /// [`MariaDb::start`], also listening on `address`, where user `wp` may
+    /// connect from anywhere.
+    pub async fn start_listening(dir: &Path, address: std::net::SocketAddr) -> MariaDb {
+        MariaDb::start_on(dir, Some(address)).await
+    }
+
+    async fn start_on(dir: &Path, tcp: Option<std::net::SocketAddr>) -> MariaDb {
         let install_db = require("mariadb-install-db");
         let server = require("mariadbd");
         let data = dir.join("mysql-data");
@@ -100,22 +111,34 @@ impl MariaDb {
         // unix socket paths are limited to 107 bytes; the scratch dir may be deep
         let socket = std::env::temp_dir().join(format!("{}.sock", unique("closte-e2e")));
         let init = dir.join("init.sql");
+        let host = if tcp.is_some() { "%" } else { "localhost" };
         std::fs::write(
             &init,
-            "CREATE DATABASE wordpress;\n\
-             CREATE USER 'wp'@'localhost' IDENTIFIED BY 'wp';\n\
-             GRANT ALL ON wordpress.* TO 'wp'@'localhost';\n",
+            format!(
+                "CREATE DATABASE wordpress;\n\
+                 CREATE USER 'wp'@'{host}' IDENTIFIED BY 'wp';\n\
+                 GRANT ALL ON wordpress.* TO 'wp'@'{host}';\n"
+            ),
         )
         .unwrap();
+        let network = match tcp {
+            Some(address) => vec![
+                format!("--bind-address={}", address.ip()),
+                format!("--port={}", address.port()),
+                // pods connect by address; no name lookups of their IPs
+                "--skip-name-resolve".to_owned(),
+            ],
+            None => vec!["--skip-networking".to_owned()],
+        };
         let child = serve
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--init-file={}", init.display()))
+            .args(network)
             // a scratch database: no durability, less disk latency in the timings
             .args([
-                "--skip-networking",
                 "--innodb-buffer-pool-size=64M",
                 "--innodb-log-file-size=16M",
                 "--innodb-flush-log-at-trx-commit=0",
