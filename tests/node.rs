@@ -98,6 +98,9 @@ impl Release<'_> {
             .map(|p| p.metadata.name.unwrap())
             .find(|name| old.starts_with(&format!("{name}-")))
             .expect("the leader's pod");
+        let grace = self.pods().get(&old_pod).await.unwrap().spec.unwrap();
+        let grace = grace.termination_grace_period_seconds.unwrap_or(30) as u64;
+        let deleted = std::time::Instant::now();
         ok(
             self.node.kubectl(&[
                 "delete",
@@ -114,6 +117,21 @@ impl Release<'_> {
         })
         .await;
         watch.abort();
+        eventually(2 * grace, "the deleted pod to stop", || async {
+            self.pods()
+                .get_opt(&old_pod)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        // the kubelet kills what is still running when the grace period ends
+        let stopped = deleted.elapsed();
+        assert!(
+            stopped.as_secs() < grace,
+            "the leader's pod took {stopped:?} to stop on SIGTERM, its whole grace period ({grace} s)"
+        );
         let seen = leases.lock().unwrap().clone();
         let released = seen.iter().position(Option::is_none);
         let taken = seen.iter().position(|h| h.as_deref() == Some(new.as_str()));
