@@ -195,7 +195,8 @@ node_iptables_clean() {
   for cmd in iptables ip6tables; do
     command -v "$cmd" >/dev/null || continue
     for table in filter nat mangle; do
-      "$cmd" -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z0-9_-]+ .*-j KUBE-' | grep -vE '^-A KUBE-' |
+      # awk, not grep: no match (kube-proxy never ran) is no failure under pipefail
+      "$cmd" -t "$table" -S 2>/dev/null | awk '$1 == "-A" && $2 !~ /^KUBE-/ && / -j KUBE-/' |
         while read -r rule; do eval "$cmd -t $table ${rule/-A/-D}" 2>/dev/null || true; done
       for chain in $("$cmd" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ { print $2 }'); do
         "$cmd" -t "$table" -F "$chain" 2>/dev/null || true
