@@ -5,11 +5,12 @@ without a Docker engine, for the WordPress example on a node with no registry.
     scripts/wordpress-image.py [--output FILE] [--suite SUITE] [--refresh]
 
 mmdebstrap builds a root file system of this machine's Debian suite (the
-essential set plus php-cli, php-mysql, php-curl and wordpress, without
-recommends, no documentation, manual pages or translations); this script
-turns it into one gzip'd layer of one linux/amd64 image, the archive
-target/image/closte-wordpress-<tag>.oci.tar whose index.json names it
-docker.io/library/closte-wordpress:<tag> (`ctr -n k8s.io images import FILE`).
+essential set plus php-cli, php-mysql, php-curl, wordpress and its default
+theme, without recommends, no documentation, manual pages or translations);
+this script turns it into one gzip'd layer of one linux/amd64 image, the
+archive target/image/closte-wordpress-<tag>.oci.tar whose index.json names
+it docker.io/library/closte-wordpress:<tag> (`ctr -n k8s.io images import
+FILE`).
 The tag is the wordpress package's version with every character a tag cannot
 hold (+ ~ :) written as _.
 
@@ -56,6 +57,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image  # noqa: E402  (scripts/image.py)
 
@@ -69,8 +71,10 @@ MIRRORS = {
     "security": "http://deb.debian.org/debian-security",
 }
 # What the image needs; apt adds the wordpress package's other dependencies
-# (php-gd, php-getid3, libjs-*, ca-certificates).
-PACKAGES = ["php-cli", "php-mysql", "php-curl", "wordpress"]
+# (php-gd, php-getid3, libjs-*, ca-certificates). The theme is WordPress
+# 6.1's default (WP_DEFAULT_THEME), a Recommends: without a theme the site's
+# pages are empty.
+PACKAGES = ["php-cli", "php-mysql", "php-curl", "wordpress", "wordpress-theme-twentytwentythree"]
 # mmdebstrap's hook that makes /usr merged itself and installs usr-is-merged,
 # for the essential init-system-helpers' "usrmerge | usr-is-merged": without
 # it apt takes usrmerge, which pulls perl in.
@@ -164,6 +168,16 @@ if ( ! defined( 'ABSPATH' ) ) {
 }
 require_once ABSPATH . 'wp-settings.php';
 """
+
+
+# PHP's command line, which the built-in server is: opcache on (Debian has it
+# off for the command line), its lock file in /dev/shm, which a runtime
+# mounts writable, so a read-only root with nothing mounted serves pages.
+PHP_INI = """; closte-wordpress (scripts/wordpress-image.py): PHP's built-in server serves WordPress
+opcache.enable_cli = 1
+opcache.lockfile_path = /dev/shm
+"""
+PHP_INI_NAME = "90-closte-wordpress.ini"
 
 
 def fail(message):
@@ -364,6 +378,12 @@ def layer_entries(rootfs, mtime):
     # Debian's own reads /etc/wordpress/config-HOST.php; the .htaccess is Apache's
     for name in (DOCROOT + "/.htaccess", DOCROOT + "/wp-config.php"):
         entries.pop(name, None)
+    cli = [name for name in entries if re.fullmatch(r"etc/php/[^/]+/cli/conf\.d", name)]
+    if len(cli) != 1:
+        fail(f"the root file system should have one PHP command line configuration folder, not {cli}")
+    ini = PHP_INI.encode()
+    name = f"{cli[0]}/{PHP_INI_NAME}"
+    entries[name] = (owned_by_root(image.tar_entry(name, tarfile.REGTYPE, 0o644, mtime, size=len(ini))), ini)
     config = WP_CONFIG.encode()
     entries[DOCROOT + "/wp-config.php"] = (
         owned_by_root(image.tar_entry(DOCROOT + "/wp-config.php", tarfile.REGTYPE, 0o644, mtime, size=len(config))),
