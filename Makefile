@@ -15,7 +15,7 @@ SIM_HOST := $(if $(NODE),10.88.0.1,127.0.0.1)
 SIM_API := http://$(SIM_HOST):18088/api/client
 BIN := $(or $(CARGO_TARGET_DIR),target)/debug/closte-operator
 
-.PHONY: help bench demo demo-down test lint crd build controlplane node cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image
+.PHONY: help bench demo demo-down test lint crd build controlplane node cluster-up cluster-down sim-up sim-down controller-up controller-down sidecar-down mu-plugin pot bench-sim helm manifests fuzz fuzz-smoke schemathesis image wordpress-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -115,6 +115,9 @@ image: ## the image without a Docker engine: static (musl) binary, OCI archive t
 	  CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$${CARGO_HOME:-$$HOME/.cargo}=/cargo --remap-path-prefix=$(abspath $(or $(CARGO_TARGET_DIR),target))=/target" \
 	  cargo build --release --locked --target x86_64-unknown-linux-musl
 	python3 scripts/image.py $(if $(IMAGE_ARCHIVE),--output $(IMAGE_ARCHIVE)) $(or $(CARGO_TARGET_DIR),target)/x86_64-unknown-linux-musl/release/closte-operator
+
+wordpress-image: ## WordPress from Debian's packages (mmdebstrap, cached), OCI archive target/image/closte-wordpress-TAG.oci.tar (ctr images import)
+	python3 scripts/wordpress-image.py $(if $(WORDPRESS_IMAGE_ARCHIVE),--output $(WORDPRESS_IMAGE_ARCHIVE))
 
 helm: ## build (once, cached by version) helm from the Go module proxy
 	@bash tests/tools/helm.sh >/dev/null

@@ -94,6 +94,12 @@ def cargo_package():
         return dict(re.findall(r'^(\w[\w-]*)\s*=\s*"([^"]*)"', section, re.M))
 
 
+def source(package=None):
+    """The project's address: Cargo.toml's repository, when it has one."""
+    package = package if package is not None else cargo_package()
+    return package.get("repository", "https://github.com/your-org/closte-operator")
+
+
 def metadata():
     """The labels, the image's version and its time (the HEAD commit's)."""
     chart = (ROOT / "charts/closte-operator/Chart.yaml").read_text()
@@ -108,9 +114,7 @@ def metadata():
     labels = {
         "org.opencontainers.image.title": NAME,
         "org.opencontainers.image.description": package.get("description", ""),
-        "org.opencontainers.image.source": package.get(
-            "repository", "https://github.com/your-org/closte-operator"
-        ),
+        "org.opencontainers.image.source": source(package),
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.created": created,
@@ -205,6 +209,46 @@ def layer_entries(binary, mtime):
             fail(f"{path} is neither a file nor a folder")
     # sorted by name: a parent before its children, the binary before its link
     return [entries[name] for name in sorted(entries)]
+
+
+def rootfs_entries(path, mtime):
+    """A root file system tarball (mmdebstrap's, say) as a layer holds it:
+    {name: (TarInfo, bytes or None)}, names without "./" or a trailing "/",
+    every time MTIME, owners and modes kept, no pax headers (so no extended
+    attributes), nothing in /dev (the runtime makes it), no fifo."""
+    entries = {}
+    with tarfile.open(path) as tar:
+        for info in tar:
+            name = info.name.removeprefix("./").rstrip("/")
+            if not name or name == "." or name.startswith("dev/"):
+                continue
+            if not (info.isdir() or info.isfile() or info.issym() or info.islnk()):
+                continue  # fifos, devices
+            entry = tar_entry(name, info.type, info.mode, mtime, size=info.size if info.isfile() else 0,
+                              link=info.linkname.removeprefix("./") if info.islnk() else info.linkname)
+            if info.type == tarfile.AREGTYPE or info.type == tarfile.CONTTYPE:
+                entry.type = tarfile.REGTYPE
+            entry.uid, entry.gid, entry.uname, entry.gname = info.uid, info.gid, info.uname, info.gname
+            entries[name] = (entry, tar.extractfile(info).read() if info.isfile() else None)
+    # a layer is sorted by name: of files linked together, the first holds the data
+    groups = {}
+    for name, (info, _) in entries.items():
+        if info.islnk():
+            groups.setdefault(info.linkname, []).append(name)
+    for target, links in groups.items():
+        if target not in entries or not entries[target][0].isfile():
+            raise ValueError(f"{path}: {links[0]} is a hard link to {target}, which is no file in it")
+        first = min([target, *links])
+        if first != target:
+            info, data = entries[target]
+            entries[first][0].type, entries[first][0].size, entries[first][0].linkname = tarfile.REGTYPE, info.size, ""
+            entries[first] = (entries[first][0], data)
+        for name in [target, *links]:
+            if name != first:
+                info = entries[name][0]
+                info.type, info.size, info.linkname = tarfile.LNKTYPE, 0, first
+                entries[name] = (info, None)
+    return entries
 
 
 def tar_bytes(entries):
