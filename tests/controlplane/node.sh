@@ -237,7 +237,10 @@ node_network_up() {
 # Stops the node's processes and every container, and leaves the machine as
 # it was: mounts, network namespaces, cgroups, iptables rules, the bridge.
 node_down() { # DIR
-  local dir=$1 node="$1/node" name
+  local dir node name
+  # absolute: the mounts below are matched against /proc/self/mountinfo
+  dir=$(cd "$1" && pwd) || return 0
+  node="$dir/node"
   [[ -d "$node" ]] || return 0
   for name in kubelet kube-proxy kube-scheduler kube-controller-manager; do
     alive "$dir/$name.pid" && kill "$(cat "$dir/$name.pid")" 2>/dev/null || true
