@@ -22,7 +22,7 @@ use common::wait::eventually;
 use common::wordpress::MariaDb;
 use common::{create_key_secret, succeeded as ok};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota, Secret};
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 
@@ -39,6 +39,7 @@ fn deployment(namespace: &str, image: &str) -> Deployment {
         std::fs::read_to_string(common::repo_root().join("examples/wordpress/deployment.yaml"))
             .unwrap();
     let mut d: Value = serde_yaml::from_str(&text).expect("the example is YAML");
+    octal_modes(&mut d);
     d["metadata"]["namespace"] = json!(namespace);
     let spec = &mut d["spec"]["template"]["spec"];
     let wordpress = &mut spec["containers"][0];
@@ -89,6 +90,27 @@ fn deployment(namespace: &str, image: &str) -> Deployment {
     volumes.push(json!({"name": "tmp", "emptyDir": {}}));
     volumes.push(json!({"name": "closte-e2e", "configMap": {"name": "closte-e2e"}}));
     serde_json::from_value(d).expect("a Deployment")
+}
+
+/// File modes written as YAML 1.1 octal (`0440`), as kubectl reads them;
+/// YAML 1.2 parsers keep them as strings.
+fn octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let octal = v.as_str().and_then(|t| {
+                    t.strip_prefix('0')
+                        .and_then(|digits| i64::from_str_radix(digits, 8).ok())
+                });
+                match octal {
+                    Some(mode) if key == "defaultMode" || key == "mode" => *v = json!(mode),
+                    _ => octal_modes(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(octal_modes),
+        _ => {}
+    }
 }
 
 /// The test helpers as a ConfigMap: the e2e mu-plugin and wp-tool.php.
@@ -268,6 +290,18 @@ async fn a_site_created_in_a_wordpress_pod_ends_done_and_wordpress_holds_no_toke
         .create(&PostParams::default(), &helpers(&namespace))
         .await
         .unwrap();
+
+    // The chart's quota on MappedDomains refuses every write until the quota
+    // controller counts the new resource (its discovery runs every 30 s);
+    // WordPress would queue the site's domain and retry on WP-Cron.
+    let quotas: Api<ResourceQuota> = Api::namespaced(node.client.clone(), &namespace);
+    eventually(90, "the MappedDomain quota counted", || async {
+        let quota = quotas.get("closte-operator-mappeddomains").await.ok()?;
+        let used = quota.status?.used?;
+        used.contains_key("count/mappeddomains.closte-operator.io")
+            .then_some(())
+    })
+    .await;
 
     progress("the WordPress Deployment");
     let deployments: Api<Deployment> = Api::namespaced(node.client.clone(), &namespace);

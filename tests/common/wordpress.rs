@@ -130,6 +130,15 @@ impl MariaDb {
             ],
             None => vec!["--skip-networking".to_owned()],
         };
+        // a test killed before its Drop runs must not leave the server
+        // holding its address for the next run
+        // SAFETY: prctl is async-signal-safe; it runs in the child before exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut serve, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = serve
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))

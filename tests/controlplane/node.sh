@@ -114,12 +114,15 @@ EOF
   node_kubeconfig "$dir" kube-controller-manager "/CN=system:kube-controller-manager"
   node_kubeconfig "$dir" kube-scheduler "/CN=system:kube-scheduler"
 
+  # A quota on a resource whose CRD is new is counted only at the quota
+  # controller's next full sync (5 minutes by default), and refuses every
+  # write until then; the chart installs both at once. 15 s here.
   setsid "$bins/kube-controller-manager" --kubeconfig "$node/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig "$node/kube-controller-manager.kubeconfig" \
     --authorization-kubeconfig "$node/kube-controller-manager.kubeconfig" \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
     --use-service-account-credentials --leader-elect=false --secure-port 0 \
-    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --resource-quota-sync-period 15s \
     </dev/null >"$dir/logs/kube-controller-manager.log" 2>&1 &
   echo $! >"$dir/kube-controller-manager.pid"
   setsid "$bins/kube-scheduler" --kubeconfig "$node/kube-scheduler.kubeconfig" \
