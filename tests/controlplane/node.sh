@@ -227,7 +227,13 @@ node_network_up() {
   if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     local other; other=$(cat "$NODE_OWNER_FILE" 2>/dev/null || true)
     if [[ -n "$other" && -f "$other/containerd.pid" ]] && alive "$other/containerd.pid"; then
-      die "a node already runs on this machine (controlplane.sh down $other)"
+      # the previous test's node may be on its way down: its watcher saw the
+      # test exit a moment ago
+      local waited=0
+      while alive "$other/containerd.pid" && ((waited < 60)); do sleep 1; waited=$((waited + 1)); done
+      alive "$other/containerd.pid" && die "a node already runs on this machine (controlplane.sh down $other)"
+      # and its `down` (which holds its lock) still removes the bridge and the rules
+      flock -w 60 "${other%/}.lock" true 2>/dev/null || true
     fi
     [[ -z "$other" ]] || node_down "$other"
     ip link del "$NODE_BRIDGE" 2>/dev/null || true
