@@ -167,6 +167,22 @@ reasons! {
     NoAnswer = "NoAnswer",
     /// The resolver failed.
     ResolverError = "ResolverError",
+    /// DNS answers other addresses (a CDN or proxy), and a request to the
+    /// domain came back from this network with this object's proof.
+    Proxied = "Proxied",
+    /// `verification: HTTP`: a request to the domain came back with this
+    /// object's proof.
+    Proven = "Proven",
+    // the proof, when it fails
+    /// The domain answered with another network's or namespace's proof.
+    ProofMismatch = "ProofMismatch",
+    /// The domain answered 404: nothing of this network serves it.
+    ProofNotFound = "ProofNotFound",
+    /// The domain answered something that is no proof (a parked page, an
+    /// error, a redirect to another host).
+    ProofUnexpected = "ProofUnexpected",
+    /// No answer to the proof request (connection, TLS or timeout).
+    ProofUnreachable = "ProofUnreachable",
     // CertificateReady
     /// A trusted certificate that covers the domain.
     Valid = "Valid",

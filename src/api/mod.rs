@@ -115,6 +115,8 @@ pub struct MappedDomainSpec {
     /// What happens on Closte when this object is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 
     /// Stops all writes to Closte for this object while true; DNS and TLS are still observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,6 +155,20 @@ pub enum DeletionPolicy {
     Delete,
     /// Leave the alias on Closte.
     Orphan,
+}
+
+/// How DNSReady is judged: DNS (the answer must contain an expected target), HTTP (a request to the domain must come back from this network with this object's proof; the DNS answer is recorded, not required) or Auto (DNS, or else the proof, then recorded as Proxied: a CDN or proxy in front). When unset, the controller's --verification applies (Auto by default).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Verification {
+    /// The DNS answer must contain an expected target.
+    #[serde(rename = "DNS")]
+    Dns,
+    /// A request to the domain must come back with this object's proof.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// DNS, or else the proof (a proxied domain).
+    #[default]
+    Auto,
 }
 
 /// Observed state of a MappedDomain, written only by the controller.

@@ -54,7 +54,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(status: Status, reason: Reason, message: impl Into<String>) -> Verdict {
+    pub(super) fn new(status: Status, reason: Reason, message: impl Into<String>) -> Verdict {
         Verdict {
             status,
             reason,

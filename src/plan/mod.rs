@@ -21,6 +21,7 @@ mod decide;
 mod default_key;
 mod events;
 mod facts;
+pub mod proof;
 mod registration;
 
 use std::time::Duration;
