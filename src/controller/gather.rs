@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 
 use super::Error;
 use crate::api::conditions::Reason;
-use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT};
+use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT, Verification};
 use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
 use crate::domain::{Domain, claimed_domain};
 use crate::index::{Index, ObjectKey};
@@ -225,7 +225,10 @@ async fn default_key_allowed(sources: &Sources, namespace: &str) -> Result<bool,
 /// Checks DNS and TLS of `domain` as `spec` expects them.
 pub async fn check(prober: &Prober, domain: &Domain, spec: &MappedDomainSpec) -> Check {
     let expected = spec.expected_targets.as_deref().unwrap_or_default();
-    check_from(prober.check(domain, expected).await)
+    Check {
+        verification: spec.verification.unwrap_or_default(),
+        ..check_from(prober.check(domain, expected).await)
+    }
 }
 
 /// A Closte error as the plan sees it.
@@ -257,6 +260,8 @@ pub fn check_from(probe: Probe) -> Check {
         dns: dns_check(probe.dns),
         expected: probe.expected,
         tls: probe.tls.map(tls_check),
+        verification: Verification::Auto,
+        proof: None,
     }
 }
 

@@ -212,14 +212,11 @@ fn carried(previous: &MappedDomainStatus) -> CheckView {
 
 /// The verdicts of a check that ran.
 fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict, Verdict) {
-    let dns = &check.dns;
-    let dns_ready = Verdict::new(
-        Status::from_bool(dns.matched()),
-        dns.reason,
-        dns.message.clone(),
-    );
+    let judged = super::proof::dns_ready(check.verification, &check.dns, check.proof.as_ref());
+    let dns_ready = judged.verdict;
+    let reached = dns_ready.is_true();
     let certificate_ready = match &check.tls {
-        Some(tls) if dns.matched() && tls.valid() => match &tls.certificate {
+        Some(tls) if reached && tls.valid() => match &tls.certificate {
             Some(cert) if cert.not_after.0 < add(now, renew_warning) => Verdict::new(
                 Status::True,
                 Reason::CertificateExpiringSoon,
@@ -230,7 +227,7 @@ fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict,
             ),
             _ => Verdict::new(Status::True, Reason::Valid, tls.message.clone()),
         },
-        Some(tls) if dns.matched() => Verdict::new(Status::False, tls.reason, tls.message.clone()),
+        Some(tls) if reached => Verdict::new(Status::False, tls.reason, tls.message.clone()),
         _ => Verdict::new(
             Status::Unknown,
             Reason::DnsNotReady,

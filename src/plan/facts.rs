@@ -7,9 +7,11 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 
 use super::Settings;
+use super::proof::ProofCheck;
 use crate::api::conditions::Reason;
 use crate::api::{
     CertificateStatus, DeletionPolicy, MappedDomainSpec, MappedDomainStatus, Ownership,
+    Verification,
 };
 
 /// Everything the decision needs, gathered by the reconciler.
@@ -179,6 +181,10 @@ pub struct Check {
     /// The targets the answer was compared with.
     pub expected: Vec<String>,
     pub tls: Option<TlsCheck>,
+    /// How DNSReady is judged (the spec's, or the controller's default).
+    pub verification: Verification,
+    /// The proof request, when the mode asked for one (not sent yet: step 14).
+    pub proof: Option<ProofCheck>,
 }
 
 /// The DNS answer and its verdict.

@@ -2,7 +2,7 @@
 //! expiring certificate, and the recheck of a done domain.
 
 use super::*;
-use crate::api::CertificateStatus;
+use crate::api::{CertificateStatus, Verification};
 use crate::plan::checks::check_due;
 
 fn cert(serial: &str, not_after_days: i64) -> CertificateStatus {
@@ -34,6 +34,8 @@ fn check(dns: Reason, tls: Option<TlsCheck>) -> Check {
         },
         expected: vec!["203.0.113.7".into()],
         tls,
+        verification: Verification::Auto,
+        proof: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! label selector, and objects whose namespace is allowed or no longer is.
 
 use super::*;
+use crate::api::Verification;
 
 fn not_allowed() -> Credentials {
     Credentials::DefaultKeyNotAllowed {
@@ -150,6 +151,8 @@ fn a_namespace_allowed_later_registers_at_once() {
         },
         expected: Vec::new(),
         tls: None,
+        verification: Verification::Auto,
+        proof: None,
     };
     let (action, c) = pass_checked(&allowed, Outcome::Added, Some(not_yet));
     assert_eq!(action, Action::Add);
