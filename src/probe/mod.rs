@@ -2,6 +2,7 @@
 //! resolves to, and which certificate it serves.
 
 pub mod dns;
+pub mod proof;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};

@@ -39,6 +39,7 @@ require_once __DIR__ . '/closte-operator/class-closte-operator-sidecar.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-queue.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-table.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-router.php';
+require_once __DIR__ . '/closte-operator/class-closte-operator-proof.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-sync.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-health.php';
 require_once __DIR__ . '/closte-operator/class-closte-operator-plugin.php';

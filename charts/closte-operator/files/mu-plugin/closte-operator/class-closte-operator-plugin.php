@@ -182,6 +182,8 @@ final class Closte_Operator_Plugin {
 		if ( ! is_multisite() ) {
 			return;
 		}
+		// Now, before plugins and the theme: a proof request ends here.
+		Closte_Operator_Proof::serve( $this->config );
 		// After core's own wp_initialize_site (10), which switches to the new site and back.
 		add_action( 'wp_initialize_site', array( $this, 'site_created' ), 100, 1 );
 		add_action( 'wp_update_site', array( $this, 'site_updated' ), 10, 2 );
