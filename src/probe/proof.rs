@@ -4,6 +4,9 @@
 //! Only a WordPress holding that token answers it; another network's answer
 //! differs. The request itself is the probe's (step 14, not yet sent).
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
 use ring::hmac;
 
 /// Names the scheme, in the answer and in what is signed.
@@ -12,6 +15,18 @@ pub const SCHEME: &str = "closte-operator-proof-v1";
 /// The path of a proof request with `nonce`.
 pub fn path(nonce: &str) -> String {
     format!("/.well-known/closte-operator/{nonce}")
+}
+
+/// For a path: `None` when it is no proof request, `Some(None)` when it is
+/// one with a malformed nonce, else the nonce (16 to 128 of
+/// `[A-Za-z0-9_-]`, as the mu-plugin accepts).
+pub fn nonce_of(path: &str) -> Option<Option<&str>> {
+    let nonce = path.strip_prefix("/.well-known/closte-operator/")?;
+    let fine = (16..=128).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    Some(fine.then_some(nonce))
 }
 
 fn key_and_message(token: &[u8], host: &str, nonce: &str) -> (hmac::Key, String) {
@@ -50,6 +65,126 @@ pub fn proves(body: &str, token: &[u8], host: &str, nonce: &str) -> bool {
     hmac::verify(&key, message.as_bytes(), &tag).is_ok()
 }
 
+/// What one proof request saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofObservation {
+    /// The URL asked.
+    pub url: String,
+    /// The status of the last answer; `None` when no answer came.
+    pub status: Option<u16>,
+    /// The answer had this scheme's shape (whoever signed it).
+    pub proof_shaped: bool,
+    /// The answer verified under the token: this network's proof.
+    pub verified: bool,
+    pub latency: Duration,
+    pub message: String,
+}
+
+/// Redirects followed, within the same host only.
+const MAX_REDIRECTS: usize = 3;
+/// Bytes of an answer read; a proof is 90.
+const MAX_BODY: usize = 4096;
+
+/// Asks `host` for its proof of `nonce` at `ip`:`port` (the address DNS gave,
+/// so through any proxy in front), trusting `tls`'s roots, and verifies the
+/// answer under `token`.
+pub async fn request(
+    tls: &rustls::ClientConfig,
+    timeout: Duration,
+    ip: IpAddr,
+    port: u16,
+    host: &str,
+    token: &[u8],
+    nonce: &str,
+) -> ProofObservation {
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let url = format!("https://{authority}{}", path(nonce));
+    let started = Instant::now();
+    let seen = |status, proof_shaped, verified, message: String| ProofObservation {
+        url: url.clone(),
+        status,
+        proof_shaped,
+        verified,
+        latency: started.elapsed(),
+        message,
+    };
+    let same_host = host.to_ascii_lowercase();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .resolve(host, SocketAddr::new(ip, port))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            let same = attempt
+                .url()
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&same_host));
+            if same && attempt.previous().len() <= MAX_REDIRECTS {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }))
+        .timeout(timeout)
+        .user_agent(concat!(
+            "closte-operator/",
+            env!("CARGO_PKG_VERSION"),
+            " (proof)"
+        ))
+        .build();
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            return seen(
+                None,
+                false,
+                false,
+                format!("cannot build the proof request: {e}"),
+            );
+        }
+    };
+    let response = match client.get(&url).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "failed"
+            };
+            return seen(
+                None,
+                false,
+                false,
+                format!("GET {url} {what}: {}", e.without_url()),
+            );
+        }
+    };
+    let status = response.status().as_u16();
+    let body = match response.bytes().await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]).into_owned(),
+        Err(e) => {
+            return seen(
+                Some(status),
+                false,
+                false,
+                format!("GET {url}: {status}, body lost: {}", e.without_url()),
+            );
+        }
+    };
+    let proof_shaped = body.trim_start().starts_with(SCHEME);
+    let verified = status == 200 && proves(&body, token, host, nonce);
+    let message = match (verified, proof_shaped) {
+        (true, _) => format!("GET {url}: this network's proof"),
+        (false, true) => format!(
+            "GET {url}: {status}, a proof signed with another token (another network or namespace)"
+        ),
+        (false, false) => format!("GET {url}: {status}, no proof in the answer"),
+    };
+    seen(Some(status), proof_shaped, verified, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +200,22 @@ mod tests {
             expected_answer(TOKEN, "SHOP.example.com", NONCE),
             "closte-operator-proof-v1 f97c943e8cd78f3479a79f7d78ac99099054594a94f00a82fe0b99826ef4fffa"
         );
+    }
+
+    #[test]
+    fn nonces_are_read_as_the_mu_plugin_reads_them() {
+        assert_eq!(nonce_of("/"), None);
+        assert_eq!(nonce_of("/.well-known/acme-challenge/x"), None);
+        assert_eq!(nonce_of(&path(NONCE)), Some(Some(NONCE)));
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(129),
+            "n0nce-0123456789abcdef/x",
+            "../../wp-config.php",
+        ] {
+            assert_eq!(nonce_of(&path(bad)), Some(None), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -190,8 +190,13 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Serves HTTPS on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, resolver: SniResolver) -> std::io::Result<()> {
+/// Serves HTTPS on `listener` until the task is dropped; with `site_token`,
+/// answers proof requests as a WordPress network holding that token.
+pub async fn serve(
+    listener: TcpListener,
+    resolver: SniResolver,
+    site_token: Option<String>,
+) -> std::io::Result<()> {
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
@@ -217,12 +222,24 @@ pub async fn serve(listener: TcpListener, resolver: SniResolver) -> std::io::Res
             });
         }
     });
-    let app = Router::new().fallback(|headers: HeaderMap| async move {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("unknown");
-        format!("Closte simulator serving {host}\n")
+    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let site_token = site_token.clone();
+        async move {
+            let host = headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("unknown");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            match crate::probe::proof::nonce_of(uri.path()) {
+                None => (StatusCode::OK, format!("Closte simulator serving {host}\n")),
+                Some(Some(nonce)) if site_token.is_some() => {
+                    let token = site_token.as_deref().unwrap_or_default().as_bytes();
+                    let answer = crate::probe::proof::expected_answer(token, host, nonce);
+                    (StatusCode::OK, format!("{answer}\n"))
+                }
+                Some(_) => (StatusCode::NOT_FOUND, "Not Found\n".to_owned()),
+            }
+        }
     });
     axum::serve(TlsListener { streams: rx, addr }, app).await
 }

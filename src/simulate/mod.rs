@@ -93,6 +93,9 @@ pub struct SimArgs {
     /// What adding an alias that already exists answers.
     #[arg(long, value_enum, default_value = "error")]
     pub existing_answer: ExistingAnswer,
+    /// The simulated site stands in for a WordPress network holding this sidecar token: its HTTPS endpoint answers proof requests (/.well-known/closte-operator/NONCE) as the mu-plugin does. Without it they get 404.
+    #[arg(long, env = "CLOSTE_SIM_SITE_TOKEN", hide_env_values = true)]
+    pub site_token: Option<String>,
 }
 
 impl SimArgs {
@@ -212,8 +215,9 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
                     .to_string()
             );
             let resolver = https::SniResolver::new(shared.clone(), ca)?;
+            let site_token = args.site_token.clone();
             tokio::spawn(async move {
-                if let Err(e) = https::serve(listener, resolver).await {
+                if let Err(e) = https::serve(listener, resolver, site_token).await {
                     tracing::error!(error = %e, "HTTPS listener stopped");
                 }
             });
