@@ -139,7 +139,10 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
     let gathered = gather::gather(&md, &sources, None, Observe::Always).await?;
     let check = match &gathered.domain {
         Some(domain) if gathered.facts.conflict.is_none() => {
-            Some(gather::check(&prober, domain, &md.spec).await)
+            let ns = md.namespace().unwrap_or_default();
+            let token =
+                gather::proof_token(&sources.client, prober.proof_secret.as_deref(), &ns).await;
+            Some(gather::check(&prober, domain, &md.spec, token.as_deref()).await)
         }
         _ => None,
     };

@@ -2,14 +2,21 @@
 //! a WordPress network (`--site-token`): this network's proof verifies; a
 //! proof signed with another token is recognised as another network's; a
 //! site that answers no proof gives its status; a certificate the client
-//! does not trust is no answer.
+//! does not trust is no answer. Then the controller: `verification: HTTP`
+//! goes by the proof, signed with the namespace's sidecar token.
 
 mod common;
 
 use std::time::Duration;
 
+use closte_operator::api::{MappedDomainSpec, Verification};
 use closte_operator::probe::proof::{ProofObservation, request};
+use common::operator::wait_condition;
+use common::setup::Setup;
 use common::sim::Simulator;
+use common::{create, spec};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -96,4 +103,71 @@ async fn a_site_that_answers_no_proof_gives_its_status() {
     let seen = ask(&sim, &trusting(sim.ca.as_deref()), TOKEN).await;
     assert_eq!(seen.status, Some(404), "{seen:?}");
     assert!(!seen.verified && !seen.proof_shaped, "{seen:?}");
+}
+
+/// The namespace's sidecar token Secret, as the chart names it.
+async fn token_secret(s: &Setup, token: &str) {
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "closte-sidecar-token"},
+        "stringData": {"token": token},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(s.client.clone(), &s.ns)
+        .patch(
+            "closte-sidecar-token",
+            &PatchParams::apply("proof-test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_write() {
+    let s = Setup::start(
+        "proof-controller",
+        "proof-key",
+        &["--issue-delay", "0s", "--site-token", TOKEN],
+        &["--proof-secret", "closte-sidecar-token"],
+    )
+    .await;
+    token_secret(&s, TOKEN).await;
+    create(
+        &s.api,
+        "proven",
+        MappedDomainSpec {
+            verification: Some(Verification::Http),
+            check_interval: Some("10s".into()),
+            ..spec(DOMAIN)
+        },
+    )
+    .await;
+    wait_condition(&s.api, "proven", "DNSReady", "True", Some("Proven")).await;
+    wait_condition(&s.api, "proven", "Ready", "True", Some("Ready")).await;
+    let writes = s.sim.count("adddomainalias").await + s.sim.count("deletedomainalias").await;
+
+    // the namespace's token is another network's now: its proof no longer verifies
+    token_secret(&s, "another-network-token-0123456789").await;
+    s.api
+        .patch(
+            "proven",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"checkInterval": "11s"}})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&s.api, "proven", "DNSReady", "False", Some("ProofMismatch")).await;
+
+    // DNS alone decides again: the same object, re-judged
+    s.api
+        .patch(
+            "proven",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"verification": "DNS"}})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&s.api, "proven", "DNSReady", "True", Some("Matched")).await;
+    let after = s.sim.count("adddomainalias").await + s.sim.count("deletedomainalias").await;
+    assert_eq!(after, writes, "re-judging wrote to Closte");
 }

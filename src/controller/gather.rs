@@ -19,13 +19,15 @@ use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_
 use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
 use crate::domain::{Domain, claimed_domain};
 use crate::index::{Index, ObjectKey};
+use crate::plan::proof::{ProofCheck, ProofOutcome};
 use crate::plan::{
     self, Check, ConflictWinner, Credentials, DefaultKeyScope, DnsCheck, Facts, Failure,
     Observation, Retry, Settings, TlsCheck,
 };
 use crate::probe::dns::{DnsObservation, DnsVerdict};
+use crate::probe::proof::ProofObservation;
 use crate::probe::tls::{TlsObservation, TlsVerdict};
-use crate::probe::{Probe, Prober};
+use crate::probe::{Probe, Prober, ProofAsk};
 
 /// Where facts come from.
 pub struct Sources {
@@ -222,13 +224,43 @@ async fn default_key_allowed(sources: &Sources, namespace: &str) -> Result<bool,
     Ok(scope.allows(namespace, labels.as_ref()))
 }
 
-/// Checks DNS and TLS of `domain` as `spec` expects them.
-pub async fn check(prober: &Prober, domain: &Domain, spec: &MappedDomainSpec) -> Check {
+/// Checks DNS and TLS of `domain` as `spec` expects them, asking for the
+/// domain's proof (signed with `token`) where its verification needs one.
+pub async fn check(
+    prober: &Prober,
+    domain: &Domain,
+    spec: &MappedDomainSpec,
+    token: Option<&[u8]>,
+) -> Check {
     let expected = spec.expected_targets.as_deref().unwrap_or_default();
+    let verification = spec.verification.unwrap_or_default();
+    let ask = match (verification, token) {
+        (Verification::Http, Some(token)) => ProofAsk::Always(token),
+        (Verification::Auto, Some(token)) => ProofAsk::WhenDnsMisses(token),
+        _ => ProofAsk::No,
+    };
     Check {
-        verification: spec.verification.unwrap_or_default(),
-        ..check_from(prober.check(domain, expected).await)
+        verification,
+        ..check_from(prober.check(domain, expected, ask).await)
     }
+}
+
+/// The WordPress sidecar token of `namespace` (`--proof-secret`), which
+/// signs its domains' proofs; `None` when not configured or not there.
+pub async fn proof_token(
+    client: &Client,
+    secret: Option<&str>,
+    namespace: &str,
+) -> Option<Vec<u8>> {
+    let (name, key) = match secret?.split_once(':') {
+        Some((name, key)) => (name, key),
+        None => (secret?, "token"),
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let found = secrets.get_opt(name).await.ok()??;
+    let token = found.data?.remove(key)?.0;
+    let token = String::from_utf8(token).ok()?.trim().as_bytes().to_vec();
+    (!token.is_empty()).then_some(token)
 }
 
 /// A Closte error as the plan sees it.
@@ -261,7 +293,7 @@ pub fn check_from(probe: Probe) -> Check {
         expected: probe.expected,
         tls: probe.tls.map(tls_check),
         verification: Verification::Auto,
-        proof: None,
+        proof: probe.proof.map(proof_check),
     }
 }
 
@@ -277,6 +309,21 @@ fn dns_check(observation: DnsObservation) -> DnsCheck {
         reason,
         records: observation.records,
         message: observation.message,
+    }
+}
+
+fn proof_check(seen: ProofObservation) -> ProofCheck {
+    let outcome = match (seen.verified, seen.proof_shaped, seen.status) {
+        (true, _, _) => ProofOutcome::Proven,
+        (false, true, _) => ProofOutcome::OtherNetwork,
+        (false, false, Some(404)) => ProofOutcome::NotFound,
+        (false, false, Some(_)) => ProofOutcome::Unexpected,
+        (false, false, None) => ProofOutcome::Unreachable,
+    };
+    ProofCheck {
+        outcome,
+        url: seen.url,
+        message: seen.message,
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
+use crate::api::Verification;
 use crate::api::conditions::Reason;
 use crate::api::{FINALIZER, GROUP, MappedDomain, MappedDomainStatus, VERSION};
 use crate::closte::{AddOutcome, ClosteError, DeleteOutcome};
@@ -78,7 +79,17 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
     let acted = Acted::new(facts, action, act(action, &gathered).await?);
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
-            let check = gather::check(&ctx.sources.prober, domain, &md.spec).await;
+            // read per check for now (docs/proof.md: to be kept by a watch)
+            let token = match md.spec.verification.unwrap_or_default() {
+                Verification::Dns => None,
+                _ => {
+                    let secret = ctx.sources.prober.proof_secret.as_deref();
+                    let ns = md.namespace().unwrap_or_default();
+                    gather::proof_token(&ctx.sources.client, secret, &ns).await
+                }
+            };
+            let check =
+                gather::check(&ctx.sources.prober, domain, &md.spec, token.as_deref()).await;
             let tls = check.tls.as_ref().map_or(Reason::NotChecked, |t| t.reason);
             ctx.metrics.checked(check.dns.reason.as_str(), tls.as_str());
             Some(check)

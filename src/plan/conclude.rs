@@ -39,8 +39,15 @@ impl Acted {
     pub fn wants_check(&self, facts: &Facts<'_>) -> bool {
         !facts.deleting
             && self.registration.is_registered()
-            && checks::check_due(facts.previous, facts.now)
+            && (checks::check_due(facts.previous, facts.now) || spec_changed(facts))
     }
+}
+
+/// The spec changed since the status was written (targets, verification,
+/// interval): the domain is judged again at once, not at the old pace.
+fn spec_changed(facts: &Facts<'_>) -> bool {
+    let observed = facts.previous.and_then(|s| s.observed_generation);
+    observed.is_some() && facts.generation.is_some() && observed != facts.generation
 }
 
 /// Status, events and what else to do at the end of a pass.

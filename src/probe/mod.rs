@@ -14,13 +14,27 @@ use tokio::sync::Semaphore;
 
 use crate::domain::Domain;
 
-/// What one check saw. TLS is probed only when DNS matched.
+/// What one check saw. TLS is probed when DNS matched, or when the domain
+/// proved itself through another address (a proxy's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub dns: dns::DnsObservation,
     /// The targets the DNS answer was compared with.
     pub expected: Vec<String>,
     pub tls: Option<tls::TlsObservation>,
+    /// The proof request, when one was asked for.
+    pub proof: Option<proof::ProofObservation>,
+}
+
+/// Whether (and with which token) a check asks the domain for its proof.
+#[derive(Debug, Clone, Copy)]
+pub enum ProofAsk<'a> {
+    /// No proof request.
+    No,
+    /// Ask for it whatever DNS says (verification HTTP).
+    Always(&'a [u8]),
+    /// Ask only when DNS does not match (verification Auto).
+    WhenDnsMisses(&'a [u8]),
 }
 
 /// How DNS and TLS are checked, for every subcommand that checks them.
@@ -44,6 +58,9 @@ pub struct ProbeArgs {
     /// DNS/TLS checks running at once.
     #[arg(long, default_value_t = 32)]
     pub max_concurrent_probes: usize,
+    /// The Secret (NAME or NAME:KEY, key "token" by default) in a MappedDomain's namespace holding the WordPress sidecar token that signs the domain's proof; without it no proof is asked (verification HTTP stays unknown, Auto goes by DNS alone).
+    #[arg(long)]
+    pub proof_secret: Option<String>,
 }
 
 /// Why the checks cannot be set up.
@@ -55,6 +72,12 @@ pub struct ProbeError(String);
 pub struct Prober {
     pub resolver: Arc<dyn dns::Resolve>,
     pub tls: tls::TlsProber,
+    /// The proof request's TLS: the same roots as the TLS check.
+    pub proof_tls: rustls::ClientConfig,
+    pub timeout: Duration,
+    pub https_port: u16,
+    /// `--proof-secret`: where each namespace's proof token is.
+    pub proof_secret: Option<String>,
     pub in_flight: Semaphore,
     /// Targets for objects without spec.expectedTargets.
     pub default_targets: Vec<String>,
@@ -75,15 +98,21 @@ impl Prober {
             .map_err(|e| ProbeError(e.to_string()))?;
         Ok(Prober {
             resolver: Arc::new(resolver),
+            proof_tls: tls.client_config(),
+            timeout: args.probe_timeout,
+            https_port: args.https_port,
+            proof_secret: args.proof_secret.clone(),
             tls,
             in_flight: Semaphore::new(args.max_concurrent_probes.max(1)),
             default_targets: args.expected_targets.clone(),
         })
     }
 
-    /// Resolves the domain (a random name under a wildcard) and, when DNS is
-    /// right, probes TLS on the first address with the same name as SNI.
-    pub async fn check(&self, domain: &Domain, expected: &[String]) -> Probe {
+    /// Resolves the domain (a random name under a wildcard), asks for its
+    /// proof as `ask` says, and when DNS is right (or the proof came back
+    /// through another address) probes TLS on the first address with the
+    /// same name as SNI.
+    pub async fn check(&self, domain: &Domain, expected: &[String], ask: ProofAsk<'_>) -> Probe {
         let _permit = self.in_flight.acquire().await.expect("never closed");
         let expected = if expected.is_empty() {
             self.default_targets.clone()
@@ -93,10 +122,44 @@ impl Prober {
         let name = dns::probe_name(domain);
         let dns = dns::observe_name(self.resolver.as_ref(), &name, &expected).await;
         let address = dns.records.iter().find_map(|r| r.parse::<IpAddr>().ok());
-        let tls = match (dns.verdict, address) {
-            (dns::DnsVerdict::Matched, Some(ip)) => Some(self.tls.probe(ip, &name).await),
+        let matched = dns.verdict == dns::DnsVerdict::Matched;
+        let token = match ask {
+            ProofAsk::Always(token) => Some(token),
+            ProofAsk::WhenDnsMisses(token) if !matched => Some(token),
             _ => None,
         };
-        Probe { dns, expected, tls }
+        let proof = match (token, address) {
+            (Some(token), Some(ip)) => {
+                let nonce = proof::fresh_nonce();
+                let host = name.as_str();
+                Some(
+                    proof::request(
+                        &self.proof_tls,
+                        self.timeout,
+                        ip,
+                        self.https_port,
+                        host,
+                        token,
+                        &nonce,
+                    )
+                    .await,
+                )
+            }
+            (Some(_), None) => Some(proof::ProofObservation::unanswered(format!(
+                "{name} has no address to ask for its proof"
+            ))),
+            (None, _) => None,
+        };
+        let reached = matched || proof.as_ref().is_some_and(|p| p.verified);
+        let tls = match (reached, address) {
+            (true, Some(ip)) => Some(self.tls.probe(ip, &name).await),
+            _ => None,
+        };
+        Probe {
+            dns,
+            expected,
+            tls,
+            proof,
+        }
     }
 }

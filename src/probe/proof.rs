@@ -80,6 +80,28 @@ pub struct ProofObservation {
     pub message: String,
 }
 
+impl ProofObservation {
+    /// No request could be sent (no address).
+    pub fn unanswered(message: String) -> ProofObservation {
+        ProofObservation {
+            url: String::new(),
+            status: None,
+            proof_shaped: false,
+            verified: false,
+            latency: Duration::ZERO,
+            message,
+        }
+    }
+}
+
+/// A nonce for one proof request: 24 random letters and digits, so no cache
+/// in front of the domain can answer it.
+pub fn fresh_nonce() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(24)
+        .collect()
+}
+
 /// Redirects followed, within the same host only.
 const MAX_REDIRECTS: usize = 3;
 /// Bytes of an answer read; a proof is 90.

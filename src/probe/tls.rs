@@ -190,6 +190,13 @@ impl TlsProber {
         })
     }
 
+    /// A client trusting what this prober trusts (the proof request's).
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        rustls::ClientConfig::builder()
+            .with_webpki_verifier(self.verifier.clone())
+            .with_no_client_auth()
+    }
+
     /// Connects to `ip` on the probe port with SNI `name` and judges what it serves.
     pub async fn probe(&self, ip: IpAddr, name: &str) -> TlsObservation {
         let failed = |verdict, message: String| TlsObservation {

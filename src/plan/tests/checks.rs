@@ -231,3 +231,25 @@ fn no_probe_carries_the_last_check_forward() {
     assert!(c.events.is_empty());
     assert!(check_due(Some(&done), at(600 + 12 * 3600)));
 }
+
+#[test]
+fn an_edited_spec_is_judged_again_at_once() {
+    let done = run(vec![check(
+        Reason::Matched,
+        Some(tls(Reason::Valid, Some(cert("01", 90)))),
+    )]);
+    let status = done[0].status.clone();
+    assert_eq!(status.stage, Some(Stage::Done));
+    let spec = spec("shop.example.com");
+    // a minute later, long before the next check: not due
+    let mut f = facts(&spec, Some(&status), Observation::Present);
+    f.now = at(660);
+    let acted = Acted::new(&f, Action::Nothing, Outcome::Idle);
+    assert!(
+        !acted.wants_check(&f),
+        "a done domain waits for its re-check"
+    );
+    // the same minute, with a new generation (verification, targets, interval changed)
+    f.generation = status.observed_generation.map(|g| g + 1);
+    assert!(acted.wants_check(&f), "an edit is judged at once");
+}
