@@ -171,3 +171,63 @@ async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_writ
     let after = s.sim.count("adddomainalias").await + s.sim.count("deletedomainalias").await;
     assert_eq!(after, writes, "re-judging wrote to Closte");
 }
+
+#[tokio::test]
+async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate() {
+    let s = Setup::start(
+        "proof-proxy",
+        "proof-key",
+        &[
+            "--issue-delay",
+            "0s",
+            "--site-token",
+            TOKEN,
+            "--proxy-ip",
+            "127.0.0.2",
+        ],
+        &["--proof-secret", "closte-sidecar-token"],
+    )
+    .await;
+    token_secret(&s, TOKEN).await;
+    s.sim.set_proxied(DOMAIN, true).await;
+    create(
+        &s.api,
+        "cdn",
+        MappedDomainSpec {
+            check_interval: Some("10s".into()),
+            ..spec(DOMAIN)
+        },
+    )
+    .await;
+    let md = wait_condition(&s.api, "cdn", "DNSReady", "True", Some("Proxied")).await;
+    let status = md.status.unwrap();
+    assert_eq!(
+        status.dns.as_ref().unwrap().records,
+        ["127.0.0.2"],
+        "the proxy's address"
+    );
+    wait_condition(&s.api, "cdn", "Ready", "True", Some("Ready")).await;
+    let md = s.api.get("cdn").await.unwrap();
+    let certificate = md
+        .status
+        .unwrap()
+        .certificate
+        .expect("the served certificate");
+    assert!(
+        certificate.issuer.contains("Proxy CA"),
+        "the proxy's certificate is recorded: {}",
+        certificate.issuer
+    );
+
+    // the same domain behind the proxy, but the network's token is another's: not Ready
+    token_secret(&s, "another-network-token-0123456789").await;
+    s.api
+        .patch(
+            "cdn",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"checkInterval": "11s"}})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&s.api, "cdn", "DNSReady", "False", Some("ProofMismatch")).await;
+}

@@ -247,10 +247,11 @@ fn judged(domain: &str, previous: &MappedDomainStatus, check: &Check, pace: Pace
         expected: check.expected.clone(),
         message: (!matched).then(|| check.dns.message.clone()),
     });
+    // a proxied domain's certificate is the proxy's: the one visitors see
     let served = check
         .tls
         .as_ref()
-        .filter(|_| matched)
+        .filter(|_| dns_ready.is_true())
         .and_then(|t| t.certificate.clone());
     let certificate = served.or_else(|| previous.certificate.clone());
 

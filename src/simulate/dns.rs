@@ -19,21 +19,26 @@ const TTL_SECS: u32 = 5;
 pub struct DnsHandler {
     pub sim: Shared,
     pub target: IpAddr,
+    /// The proxy's address, answered for proxied aliases.
+    pub proxy: Option<IpAddr>,
 }
 
 impl DnsHandler {
     /// The answer for one question: records, or None for NXDOMAIN.
     fn answer(&self, name: &Name, qtype: RecordType) -> Option<Vec<Record>> {
-        let known = self
-            .sim
-            .lock()
-            .unwrap()
-            .dns_alias(&name.to_ascii())
-            .is_some();
+        let (known, proxied) = {
+            let sim = self.sim.lock().unwrap();
+            let name = name.to_ascii();
+            (sim.dns_alias(&name).is_some(), sim.is_proxied(&name))
+        };
         if !known {
             return None;
         }
-        let rdata = match (qtype, self.target) {
+        let target = match self.proxy {
+            Some(proxy) if proxied => proxy,
+            _ => self.target,
+        };
+        let rdata = match (qtype, target) {
             (RecordType::A | RecordType::ANY, IpAddr::V4(ip)) => Some(RData::A(A(ip))),
             (RecordType::AAAA | RecordType::ANY, IpAddr::V6(ip)) => Some(RData::AAAA(AAAA(ip))),
             _ => None, // NOERROR with no records: the name exists, the type does not

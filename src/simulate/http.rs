@@ -39,6 +39,7 @@ pub fn router(sim: Shared) -> Router {
             "/_sim/certificates/{domain}",
             axum::routing::put(set_certificate),
         )
+        .route("/_sim/proxied/{domain}", axum::routing::put(set_proxied))
         .with_state(sim)
 }
 
@@ -191,6 +192,21 @@ async fn set_certificate(
     Json(choice): Json<CertificateChoice>,
 ) -> StatusCode {
     sim.lock().unwrap().set_cert_mode(&domain, choice.mode);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct ProxiedChoice {
+    proxied: bool,
+}
+
+/// Puts `domain` behind the simulated proxy (`--proxy-ip`), or takes it out.
+async fn set_proxied(
+    State(sim): State<Shared>,
+    Path(domain): Path<String>,
+    Json(choice): Json<ProxiedChoice>,
+) -> StatusCode {
+    sim.lock().unwrap().set_proxied(&domain, choice.proxied);
     StatusCode::NO_CONTENT
 }
 

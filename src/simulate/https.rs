@@ -27,6 +27,8 @@ use super::state::CertMode;
 
 /// Issuer common name of every certificate the simulator hands out.
 pub const CA_NAME: &str = "Closte Simulator CA";
+/// The common name of the simulated proxy's CA.
+pub const PROXY_CA_NAME: &str = "Closte Simulator Proxy CA";
 /// The name on the certificate served before issuance and to unknown names.
 pub const PENDING_NAME: &str = "pending.closte-simulator.invalid";
 /// The name on the certificate of an alias set to serve another host's.
@@ -42,11 +44,16 @@ pub struct Ca {
 
 impl Ca {
     pub fn generate() -> Result<Ca, rcgen::Error> {
+        Ca::generate_named(CA_NAME)
+    }
+
+    /// A CA with common name `name` (the proxy's differs from the site's).
+    pub fn generate_named(name: &str) -> Result<Ca, rcgen::Error> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, CA_NAME);
+        dn.push(DnType::CommonName, name);
         dn.push(DnType::OrganizationName, "closte-operator simulator");
         params.distinguished_name = dn;
         let now = OffsetDateTime::now_utc();
@@ -167,6 +174,62 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// The proxy's certificates: its own CA's, for the proxied aliases, valid at
+/// once (a CDN holds its own certificate for the domain).
+pub struct ProxyResolver {
+    sim: Shared,
+    ca: Arc<Ca>,
+    pending: Arc<CertifiedKey>,
+    issued: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for ProxyResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyResolver")
+    }
+}
+
+impl ProxyResolver {
+    pub fn new(sim: Shared, ca: Arc<Ca>) -> Result<ProxyResolver, rcgen::Error> {
+        let pending = ca.issue(
+            PENDING_NAME,
+            OffsetDateTime::now_utc() - time::Duration::hours(1),
+        )?;
+        Ok(ProxyResolver {
+            sim,
+            ca,
+            pending,
+            issued: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl ResolvesServerCert for ProxyResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let Some(name) = hello.server_name().map(str::to_ascii_lowercase) else {
+            return Some(self.pending.clone());
+        };
+        if !self.sim.lock().unwrap().is_proxied(&name) {
+            return Some(self.pending.clone());
+        }
+        let mut issued = self.issued.lock().unwrap();
+        if let Some(cert) = issued.get(&name) {
+            return Some(cert.clone());
+        }
+        let not_before = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        match self.ca.issue(&name, not_before) {
+            Ok(cert) => {
+                issued.insert(name, cert.clone());
+                Some(cert)
+            }
+            Err(e) => {
+                tracing::error!(%name, error = %e, "cannot issue the proxy's certificate");
+                Some(self.pending.clone())
+            }
+        }
+    }
+}
+
 /// Accepts TCP connections, completes TLS handshakes off the accept loop, and
 /// hands finished streams to axum.
 struct TlsListener {
@@ -190,16 +253,18 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// Serves HTTPS on `listener` until the task is dropped; with `site_token`,
-/// answers proof requests as a WordPress network holding that token.
+/// Serves HTTPS on `listener` until the task is dropped, with the
+/// certificates `resolver` picks (the site's, or the proxy's: the proxy
+/// hands every request on to the site); with `site_token`, answers proof
+/// requests as a WordPress network holding that token.
 pub async fn serve(
     listener: TcpListener,
-    resolver: SniResolver,
+    resolver: Arc<dyn ResolvesServerCert>,
     site_token: Option<String>,
 ) -> std::io::Result<()> {
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let addr = listener.local_addr()?;

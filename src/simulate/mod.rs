@@ -93,6 +93,9 @@ pub struct SimArgs {
     /// What adding an alias that already exists answers.
     #[arg(long, value_enum, default_value = "error")]
     pub existing_answer: ExistingAnswer,
+    /// Address of a simulated proxy or CDN in front of the site, on the HTTPS port: DNS answers it for aliases put behind it (PUT /_sim/proxied/DOMAIN {"proxied": true}); it serves its own CA's certificates (written to --ca-out after the site's) and hands requests on to the site.
+    #[arg(long)]
+    pub proxy_ip: Option<IpAddr>,
     /// The simulated site stands in for a WordPress network holding this sidecar token: its HTTPS endpoint answers proof requests (/.well-known/closte-operator/NONCE) as the mu-plugin does. Without it they get 404.
     #[arg(long, env = "CLOSTE_SIM_SITE_TOKEN", hide_env_values = true)]
     pub site_token: Option<String>,
@@ -154,6 +157,18 @@ async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), SimError
     ))
 }
 
+fn serve_https(
+    listener: TcpListener,
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    site_token: Option<String>,
+) {
+    tokio::spawn(async move {
+        if let Err(e) = https::serve(listener, resolver, site_token).await {
+            tracing::error!(error = %e, "HTTPS listener stopped");
+        }
+    });
+}
+
 /// Runs the simulator until SIGTERM or Ctrl-C. Prints one JSON line with the
 /// bound addresses on stdout once every listener is up.
 pub async fn run(args: SimArgs) -> Result<(), SimError> {
@@ -191,6 +206,7 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
             let handler = dns::DnsHandler {
                 sim: shared.clone(),
                 target: args.target_ip,
+                proxy: args.proxy_ip,
             };
             Some(dns::serve(handler, udp, tcp))
         }
@@ -199,28 +215,36 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
 
     if args.https_listen.is_some() || args.ca_out.is_some() {
         let ca = Arc::new(https::Ca::generate()?);
+        let proxy_ca = match args.proxy_ip {
+            Some(_) => Some(Arc::new(https::Ca::generate_named(https::PROXY_CA_NAME)?)),
+            None => None,
+        };
         if let Some(path) = &args.ca_out {
-            std::fs::write(path, ca.pem())
-                .map_err(io(format!("cannot write {}", path.display())))?;
+            let mut pem = ca.pem().to_owned();
+            if let Some(proxy_ca) = &proxy_ca {
+                pem.push_str(proxy_ca.pem());
+            }
+            std::fs::write(path, pem).map_err(io(format!("cannot write {}", path.display())))?;
             ready["ca"] = json!(path.display().to_string());
         }
         if let Some(addr) = args.https_listen {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(io(format!("cannot listen on {addr}")))?;
-            ready["https"] = json!(
-                listener
-                    .local_addr()
-                    .map_err(io("HTTPS address"))?
-                    .to_string()
-            );
-            let resolver = https::SniResolver::new(shared.clone(), ca)?;
-            let site_token = args.site_token.clone();
-            tokio::spawn(async move {
-                if let Err(e) = https::serve(listener, resolver, site_token).await {
-                    tracing::error!(error = %e, "HTTPS listener stopped");
-                }
-            });
+            let bound = listener.local_addr().map_err(io("HTTPS address"))?;
+            ready["https"] = json!(bound.to_string());
+            let resolver = Arc::new(https::SniResolver::new(shared.clone(), ca)?);
+            serve_https(listener, resolver, args.site_token.clone());
+            if let (Some(ip), Some(proxy_ca)) = (args.proxy_ip, proxy_ca) {
+                // the same port on another address: one --https-port reaches both
+                let addr = SocketAddr::new(ip, bound.port());
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(io(format!("cannot listen on {addr}")))?;
+                ready["proxy"] = json!(addr.to_string());
+                let resolver = Arc::new(https::ProxyResolver::new(shared.clone(), proxy_ca)?);
+                serve_https(listener, resolver, args.site_token.clone());
+            }
         }
     }
 

@@ -123,6 +123,8 @@ pub struct Sim {
     pub issue_delay: Duration,
     state_file: Option<PathBuf>,
     cert_modes: HashMap<String, CertMode>,
+    /// Aliases behind the proxy: DNS answers the proxy's address for them.
+    proxied: std::collections::HashSet<String>,
 }
 
 /// `wildcard` as PHP and browsers send booleans.
@@ -145,6 +147,7 @@ impl Sim {
             issue_delay,
             state_file: None,
             cert_modes: HashMap::new(),
+            proxied: Default::default(),
         };
         sim.set_faults(faults);
         sim
@@ -442,6 +445,22 @@ impl Sim {
     /// Makes the HTTPS endpoint serve `mode` for the alias `domain`.
     pub fn set_cert_mode(&mut self, domain: &str, mode: CertMode) {
         self.cert_modes.insert(fold_name(domain), mode);
+    }
+
+    /// Puts `domain` behind the proxy, or takes it out.
+    pub fn set_proxied(&mut self, domain: &str, proxied: bool) {
+        let domain = fold_name(domain);
+        if proxied {
+            self.proxied.insert(domain);
+        } else {
+            self.proxied.remove(&domain);
+        }
+    }
+
+    /// Whether `name` (an alias or a name under a wildcard alias) is behind the proxy.
+    pub fn is_proxied(&self, name: &str) -> bool {
+        self.dns_alias(name)
+            .is_some_and(|alias| self.proxied.contains(&fold_name(&alias.domain)))
     }
 
     pub fn cert_mode(&self, domain: &str) -> CertMode {

@@ -167,6 +167,15 @@ impl Simulator {
         assert_eq!(status, 201);
     }
 
+    /// Puts `domain` behind the simulator's proxy (`--proxy-ip`): DNS
+    /// answers the proxy's address, which serves the proxy's certificate.
+    pub async fn set_proxied(&self, domain: &str, proxied: bool) {
+        let body = serde_json::json!({ "proxied": proxied });
+        let path = format!("/proxied/{domain}");
+        let (status, _) = self.admin(reqwest::Method::PUT, &path, Some(body)).await;
+        assert_eq!(status, 204);
+    }
+
     /// Makes the HTTPS endpoint serve `mode` (issued, expired, other-host) for `domain`.
     pub async fn set_certificate(&self, domain: &str, mode: &str) {
         let path = format!("/certificates/{domain}");
