@@ -233,7 +233,7 @@ pub async fn check(
     token: Option<&[u8]>,
 ) -> Check {
     let expected = spec.expected_targets.as_deref().unwrap_or_default();
-    let verification = spec.verification.unwrap_or_default();
+    let verification = spec.verification.unwrap_or(prober.verification);
     let ask = match (verification, token) {
         (Verification::Http, Some(token)) => ProofAsk::Always(token),
         (Verification::Auto, Some(token)) => ProofAsk::WhenDnsMisses(token),

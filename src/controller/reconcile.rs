@@ -80,7 +80,8 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
             // read per check for now (docs/proof.md: to be kept by a watch)
-            let token = match md.spec.verification.unwrap_or_default() {
+            let prober = &ctx.sources.prober;
+            let token = match md.spec.verification.unwrap_or(prober.verification) {
                 Verification::Dns => None,
                 _ => {
                     let secret = ctx.sources.prober.proof_secret.as_deref();

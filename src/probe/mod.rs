@@ -12,7 +12,17 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::api::Verification;
 use crate::domain::Domain;
+
+fn parse_verification(text: &str) -> Result<Verification, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "dns" => Ok(Verification::Dns),
+        "http" => Ok(Verification::Http),
+        "auto" => Ok(Verification::Auto),
+        _ => Err(format!("{text:?} is none of DNS, HTTP, Auto")),
+    }
+}
 
 /// What one check saw. TLS is probed when DNS matched, or when the domain
 /// proved itself through another address (a proxy's).
@@ -58,6 +68,9 @@ pub struct ProbeArgs {
     /// DNS/TLS checks running at once.
     #[arg(long, default_value_t = 32)]
     pub max_concurrent_probes: usize,
+    /// How DNSReady is judged for MappedDomains without spec.verification: DNS, HTTP or Auto (see the CRD).
+    #[arg(long, default_value = "Auto", value_parser = parse_verification)]
+    pub verification: Verification,
     /// The Secret (NAME or NAME:KEY, key "token" by default) in a MappedDomain's namespace holding the WordPress sidecar token that signs the domain's proof; without it no proof is asked (verification HTTP stays unknown, Auto goes by DNS alone).
     #[arg(long)]
     pub proof_secret: Option<String>,
@@ -78,6 +91,8 @@ pub struct Prober {
     pub https_port: u16,
     /// `--proof-secret`: where each namespace's proof token is.
     pub proof_secret: Option<String>,
+    /// `--verification`: for objects without spec.verification.
+    pub verification: Verification,
     pub in_flight: Semaphore,
     /// Targets for objects without spec.expectedTargets.
     pub default_targets: Vec<String>,
@@ -102,6 +117,7 @@ impl Prober {
             timeout: args.probe_timeout,
             https_port: args.https_port,
             proof_secret: args.proof_secret.clone(),
+            verification: args.verification,
             tls,
             in_flight: Semaphore::new(args.max_concurrent_probes.max(1)),
             default_targets: args.expected_targets.clone(),
