@@ -218,6 +218,17 @@ async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate
         "the proxy's certificate is recorded: {}",
         certificate.issuer
     );
+    assert_eq!(certificate.served_by.as_deref(), Some("Proxy"));
+    let md = s.api.get("cdn").await.unwrap();
+    let dns = md.status.unwrap().dns.unwrap();
+    assert!(dns.proxied);
+    let proof = dns.proof.expect("the proof recorded");
+    assert_eq!(proof.result, "Proven");
+    assert!(
+        proof.url.starts_with("https://proof.example.com:"),
+        "{}",
+        proof.url
+    );
 
     // the same domain behind the proxy, but the network's token is another's: not Ready
     token_secret(&s, "another-network-token-0123456789").await;

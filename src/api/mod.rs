@@ -287,6 +287,24 @@ pub struct DnsStatus {
     /// Why resolution failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The answer is a proxy's or CDN's, and the domain proved it reaches this network through it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxied: bool,
+    /// The last proof request, when the verification mode asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofStatus>,
+}
+
+/// One proof request: GET https://DOMAIN/.well-known/closte-operator/NONCE.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofStatus {
+    /// The URL asked.
+    pub url: String,
+    /// Proven, ProofMismatch, ProofNotFound, ProofUnexpected or ProofUnreachable.
+    pub result: String,
+    /// What came back.
+    pub message: String,
 }
 
 /// A summary of the certificate the domain served.
@@ -308,6 +326,9 @@ pub struct CertificateStatus {
     pub not_after: Time,
     /// SHA-256 fingerprint of the DER certificate, hexadecimal.
     pub sha256_fingerprint: String,
+    /// Proxy when the domain is proxied: the certificate visitors see is the proxy's, and Closte's own cannot be seen from outside. Unset when served by the site itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
 }
 
 /// Schema of `spec.domain`: the rules of [`crate::domain::Rule`] as CEL, plus

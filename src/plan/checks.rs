@@ -10,7 +10,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::events::Note;
 use super::facts::Check;
 use crate::api::conditions::{ConditionType, Reason, Status};
-use crate::api::{CertificateStatus, DnsStatus, MappedDomainStatus, Stage};
+use crate::api::{CertificateStatus, DnsStatus, MappedDomainStatus, ProofStatus, Stage};
 
 /// How checking is paced, from controller flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,8 +211,9 @@ fn carried(previous: &MappedDomainStatus) -> CheckView {
 }
 
 /// The verdicts of a check that ran.
-fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict, Verdict) {
+fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict, Verdict, bool) {
     let judged = super::proof::dns_ready(check.verification, &check.dns, check.proof.as_ref());
+    let proxied = judged.proxied;
     let dns_ready = judged.verdict;
     let reached = dns_ready.is_true();
     let certificate_ready = match &check.tls {
@@ -234,25 +235,36 @@ fn verdicts(check: &Check, renew_warning: Duration, now: Timestamp) -> (Verdict,
             "checked once DNS is ready",
         ),
     };
-    (dns_ready, certificate_ready)
+    (dns_ready, certificate_ready, proxied)
 }
 
 /// A check ran: new verdicts, the stage with failures counted, the next check.
 fn judged(domain: &str, previous: &MappedDomainStatus, check: &Check, pace: Pace<'_>) -> CheckView {
-    let (dns_ready, certificate_ready) = verdicts(check, pace.settings.renew_warning, pace.now);
+    let (dns_ready, certificate_ready, proxied) =
+        verdicts(check, pace.settings.renew_warning, pace.now);
     let matched = check.dns.matched();
     let dns = Some(DnsStatus {
         records: check.dns.records.clone(),
         matched,
         expected: check.expected.clone(),
         message: (!matched).then(|| check.dns.message.clone()),
+        proxied,
+        proof: check.proof.as_ref().map(|p| ProofStatus {
+            url: p.url.clone(),
+            result: p.reason().as_str().to_owned(),
+            message: p.message.clone(),
+        }),
     });
     // a proxied domain's certificate is the proxy's: the one visitors see
     let served = check
         .tls
         .as_ref()
         .filter(|_| dns_ready.is_true())
-        .and_then(|t| t.certificate.clone());
+        .and_then(|t| t.certificate.clone())
+        .map(|c| CertificateStatus {
+            served_by: proxied.then(|| "Proxy".to_owned()),
+            ..c
+        });
     let certificate = served.or_else(|| previous.certificate.clone());
 
     let stage = stage_of(&dns_ready, &certificate_ready);

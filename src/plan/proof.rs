@@ -40,7 +40,7 @@ impl ProofCheck {
         self.outcome == ProofOutcome::Proven
     }
 
-    fn reason(&self) -> Reason {
+    pub fn reason(&self) -> Reason {
         match self.outcome {
             ProofOutcome::Proven => Reason::Proven,
             ProofOutcome::OtherNetwork => Reason::ProofMismatch,

@@ -91,6 +91,7 @@ pub fn describe(der: &[u8]) -> Option<CertificateStatus> {
         not_before: time(&cert.validity().not_before)?,
         not_after: time(&cert.validity().not_after)?,
         sha256_fingerprint: fingerprint.join(":"),
+        served_by: None,
     })
 }
 

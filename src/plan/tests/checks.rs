@@ -14,6 +14,7 @@ fn cert(serial: &str, not_after_days: i64) -> CertificateStatus {
         not_before: Time(at(-3600)),
         not_after: Time(at(not_after_days * 86400)),
         sha256_fingerprint: "AA".into(),
+        served_by: None,
     }
 }
 
