@@ -15,6 +15,7 @@ use crate::api::{MappedDomain, Stage};
 use crate::closte::{Accounts, ClosteArgs, ClosteClient, FlowSettings, KeyArgs};
 use crate::controller::gather::{self, Observe, Sources};
 use crate::index::{Claim, Index};
+use crate::plan::proof::{ProofCheck, ProofOutcome};
 use crate::plan::{Check, Credentials, DefaultKeyScope, Facts, Observation, Settings};
 use crate::probe::{ProbeArgs, Prober};
 
@@ -71,6 +72,8 @@ pub struct Report {
     pub closte: String,
     pub closte_detail: Option<String>,
     pub dns: Option<DnsLine>,
+    /// The proof request, when the verification mode asked for one.
+    pub proof: Option<ProofLine>,
     pub certificate: Option<CertificateLine>,
     /// What to do next, most pressing first; empty when nothing is wrong.
     pub next: Vec<String>,
@@ -91,6 +94,14 @@ pub struct DnsLine {
     pub verdict: String,
     pub records: Vec<String>,
     pub expected: Vec<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofLine {
+    pub result: String,
+    pub url: String,
     pub message: String,
 }
 
@@ -212,6 +223,11 @@ pub fn diagnose(md: &MappedDomain, facts: &Facts<'_>, check: Option<&Check>) -> 
         expected: c.expected.clone(),
         message: c.dns.message.clone(),
     });
+    let proof = check.and_then(|c| c.proof.as_ref()).map(|p| ProofLine {
+        result: p.reason().as_str().into(),
+        url: p.url.clone(),
+        message: p.message.clone(),
+    });
     let certificate = check.and_then(|c| c.tls.as_ref()).map(|tls| {
         let cert = tls.certificate.as_ref();
         CertificateLine {
@@ -233,6 +249,7 @@ pub fn diagnose(md: &MappedDomain, facts: &Facts<'_>, check: Option<&Check>) -> 
         closte: closte.into(),
         closte_detail,
         dns,
+        proof,
         certificate,
         next: advice(md, facts, check),
     }
@@ -329,6 +346,9 @@ fn dns_advice(domain: &str, check: &Check) -> Option<String> {
         check.expected.join(" or ")
     };
     let records = check.dns.records.join(", ");
+    if let Some(proof) = &check.proof {
+        return proof_advice(domain, &records, proof);
+    }
     Some(match check.dns.reason {
         Reason::Matched => return None,
         Reason::NxDomain => format!(
@@ -341,6 +361,27 @@ fn dns_advice(domain: &str, check: &Check) -> Option<String> {
         _ => format!(
             "DNS could not be asked ({}); try again, or check the resolver",
             check.dns.message
+        ),
+    })
+}
+
+/// The next step when the domain was asked for its proof.
+fn proof_advice(domain: &str, records: &str, proof: &ProofCheck) -> Option<String> {
+    Some(match proof.outcome {
+        ProofOutcome::Proven => return None,
+        ProofOutcome::OtherNetwork => format!(
+            "{domain} ({records}) answers another WordPress network's proof: its DNS or its proxy's origin points at another site; point it at this network"
+        ),
+        ProofOutcome::NotFound => format!(
+            "{domain} ({records}) answers 404 to the proof: no site of this network has this domain, or the proxy in front sends it elsewhere"
+        ),
+        ProofOutcome::Unexpected => format!(
+            "{domain} ({records}) answers something that is no proof ({}): a parked page, an error, or a redirect to another host",
+            proof.message
+        ),
+        ProofOutcome::Unreachable => format!(
+            "{domain} could not be asked for its proof ({}): check DNS, the proxy and that HTTPS answers",
+            proof.message
         ),
     })
 }
@@ -413,6 +454,9 @@ pub fn render(report: &Report) -> String {
         None => {
             let _ = writeln!(out, "DNS            not checked");
         }
+    }
+    if let Some(proof) = &report.proof {
+        let _ = writeln!(out, "Proof          {}: {}", proof.result, proof.message);
     }
     match &report.certificate {
         Some(cert) => {
@@ -511,5 +555,26 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("adds it on its next pass"), "{text}");
+    }
+
+    #[test]
+    fn each_failed_proof_says_what_to_check() {
+        let proof = |outcome| ProofCheck {
+            outcome,
+            url: "https://shop.example.com/.well-known/closte-operator/n".into(),
+            message: "seen".into(),
+        };
+        let advice = |outcome| proof_advice("shop.example.com", "198.51.100.7", &proof(outcome));
+        assert_eq!(advice(ProofOutcome::Proven), None);
+        for (outcome, words) in [
+            (ProofOutcome::OtherNetwork, "another WordPress network"),
+            (ProofOutcome::NotFound, "404"),
+            (ProofOutcome::Unexpected, "parked page"),
+            (ProofOutcome::Unreachable, "could not be asked"),
+        ] {
+            let text = advice(outcome.clone()).unwrap_or_default();
+            assert!(text.contains(words), "{outcome:?}: {text}");
+            assert!(text.contains("shop.example.com"), "{text}");
+        }
     }
 }
