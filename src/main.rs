@@ -52,9 +52,9 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => finish("simulate", runtime().block_on(simulate::run(*args))),
         Command::Check(args) => match runtime().block_on(check::run(args)) {
-            Ok(verdict) => {
-                println!("{verdict}");
-                ExitCode::from(verdict.exit_code())
+            Ok(outcome) => {
+                println!("{outcome}");
+                ExitCode::from(outcome.exit_code())
             }
             Err(e) => {
                 eprintln!("closte-operator check: {e}");

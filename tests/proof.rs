@@ -242,3 +242,50 @@ async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate
         .unwrap();
     wait_condition(&s.api, "cdn", "DNSReady", "False", Some("ProofMismatch")).await;
 }
+
+#[tokio::test]
+async fn check_domain_runs_the_proof_once() {
+    let sim = Simulator::up_with_checks(
+        "proof-check",
+        &[
+            "--api-key",
+            "proof-key",
+            "--issue-delay",
+            "0s",
+            "--site-token",
+            TOKEN,
+            "--proxy-ip",
+            "127.0.0.2",
+        ],
+    )
+    .await;
+    sim.add_alias(DOMAIN, 0).await;
+    sim.set_proxied(DOMAIN, true).await;
+    let token = common::sim::scratch("proof-check-token").join("token");
+    let run = |token_text: &str| {
+        std::fs::write(&token, token_text).unwrap();
+        std::process::Command::new(common::process::BINARY)
+            .args(["check", "--domain", DOMAIN, "--proof-token-file"])
+            .arg(&token)
+            .args(sim.check_flags())
+            .output()
+            .unwrap()
+    };
+    let proxied = run(TOKEN);
+    let said = String::from_utf8_lossy(&proxied.stdout);
+    assert!(
+        proxied.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&proxied.stderr)
+    );
+    assert!(said.contains("DNSReady     True (Proxied)"), "{said}");
+    assert!(said.contains("the proxy's"), "{said}");
+
+    let other = run("another-network-token-0123456789");
+    let said = String::from_utf8_lossy(&other.stdout);
+    assert_eq!(other.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("DNSReady     False (ProofMismatch)"),
+        "{said}"
+    );
+}
