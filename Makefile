@@ -22,7 +22,7 @@ help: ## list the targets
 
 demo: cluster-up sim-up helm ## local control plane, the chart, the controller and sidecar under its ServiceAccounts, the simulator; examples end done (NODE=1: on a real node, as pods)
 	CLOSTE_CLIENT_API_KEY=$(SIM_KEY) $(BIN) check --closte-api-url $(SIM_API)
-	$(if $(NODE),$(MAKE) -s image)
+	$(if $(NODE),$(MAKE) -s image IMAGE_ARCHIVE=$(SIM_DIR)/closte-operator.oci.tar)
 	bash scripts/demo.sh $(BIN) $(SIM_DIR) $(SIM_KEY) $(SIM_API) $(if $(NODE),--node)
 
 demo-down: controller-down sidecar-down sim-down cluster-down ## stop everything the demo started

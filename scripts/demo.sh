@@ -6,7 +6,8 @@
 # simulator. Applies the examples, shows them live until every one is done,
 # and says what to try next. Called by `make demo`; `make demo-down` stops it.
 # With --node (`make demo NODE=1`, the control plane started with a node):
-# the chart's own pods instead, from the image `make image` built, against the
+# the chart's own pods instead, from the image `make image` wrote to
+# SIM_DIR/closte-operator.oci.tar, against the
 # simulator on the node's address; no sidecar (it runs beside WordPress).
 #   scripts/demo.sh BIN SIM_DIR SIM_KEY SIM_API [--node]
 set -euo pipefail
@@ -43,9 +44,8 @@ if [ "$node" = --node ]; then
   host=${api#http://}; host=${host%%:*}
   kubectl get node -o name | grep . >/dev/null ||
     { echo "the control plane has no node: make demo-down, then make demo NODE=1 (as root)" >&2; exit 1; }
-  version=$(python3 -c 'import re,sys; print(re.search(r"^appVersion:\s*\"?([^\"\s]+)", open(sys.argv[1]).read(), re.M).group(1))' charts/closte-operator/Chart.yaml)
-  echo "== the image closte-operator:$version into the node's containerd"
-  bash tests/controlplane/controlplane.sh import target/controlplane "target/image/closte-operator-$version.oci.tar"
+  echo "== the image \`make image\` wrote into the node's containerd"
+  bash tests/controlplane/controlplane.sh import target/controlplane "$dir/closte-operator.oci.tar"
   echo "== the chart into $ns (restricted Pod Security): two controller pods"
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl label namespace "$ns" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null

@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::image::{Entry, app_version, make_image, read_image};
 use serde_json::Value;
@@ -20,28 +19,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run(command: &mut Command, what: &str) -> String {
-    let out: Output = command
-        .current_dir(root())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn git(args: &[&str]) -> String {
-    run(
-        Command::new("git").args(args).env("TZ", "UTC"),
-        &format!("git {}", args.join(" ")),
-    )
-    .trim()
-    .to_owned()
+    common::git(root(), args)
 }
 
 /// Whether an ELF executable loads without a dynamic loader or shared

@@ -13,7 +13,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::node::{
-    DEPLOYMENT, EXAMPLES, LEASE, Node, Release, built_image, controller_processes, progress, quick,
+    DEPLOYMENT, EXAMPLES, LEASE, Node, Release, built_image, controller_processes, proc_status,
+    progress, quick,
 };
 use common::wait::eventually;
 use common::{create, succeeded as ok};
@@ -35,28 +36,22 @@ impl Release<'_> {
             "two `closte-operator controller` processes on the node: {processes:?}"
         );
         for pid in processes {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(|v| v.split_whitespace().collect::<Vec<_>>())
-                    .unwrap_or_default()
-            };
-            assert_eq!(field("Uid:"), ["65532"; 4], "pid {pid} runs as 65532");
-            assert_eq!(field("Gid:"), ["65532"; 4], "pid {pid} runs in group 65532");
+            let status = proc_status(pid);
+            let field = |name: &str| status.get(name).cloned().unwrap_or_default();
+            assert_eq!(field("Uid"), ["65532"; 4], "pid {pid} runs as 65532");
+            assert_eq!(field("Gid"), ["65532"; 4], "pid {pid} runs in group 65532");
             assert_eq!(
-                field("CapEff:"),
+                field("CapEff"),
                 ["0000000000000000"],
                 "pid {pid} has no capabilities"
             );
             assert_eq!(
-                field("NoNewPrivs:"),
+                field("NoNewPrivs"),
                 ["1"],
                 "pid {pid} cannot gain privileges"
             );
             assert_eq!(
-                field("Seccomp:"),
+                field("Seccomp"),
                 ["2"],
                 "pid {pid} runs under a seccomp filter"
             );
@@ -98,9 +93,27 @@ impl Release<'_> {
             .map(|p| p.metadata.name.unwrap())
             .find(|name| old.starts_with(&format!("{name}-")))
             .expect("the leader's pod");
-        let grace = self.pods().get(&old_pod).await.unwrap().spec.unwrap();
-        let grace = grace.termination_grace_period_seconds.unwrap_or(30) as u64;
-        let deleted = std::time::Instant::now();
+        // how the pod's container ended, from the kubelet's last status
+        let ended = Arc::new(Mutex::new(None));
+        let pod_watch = tokio::spawn({
+            let config = watcher::Config::default().fields(&format!("metadata.name={old_pod}"));
+            let mut events = watcher::watcher(self.pods(), config)
+                .applied_objects()
+                .boxed();
+            let ended = ended.clone();
+            async move {
+                while let Ok(Some(pod)) = events.try_next().await {
+                    let terminated = pod
+                        .status
+                        .and_then(|s| s.container_statuses)
+                        .and_then(|c| c.into_iter().next())
+                        .and_then(|c| c.state?.terminated);
+                    if terminated.is_some() {
+                        *ended.lock().unwrap() = terminated;
+                    }
+                }
+            }
+        });
         ok(
             self.node.kubectl(&[
                 "delete",
@@ -117,7 +130,7 @@ impl Release<'_> {
         })
         .await;
         watch.abort();
-        eventually(2 * grace, "the deleted pod to stop", || async {
+        eventually(90, "the deleted pod to be gone", || async {
             self.pods()
                 .get_opt(&old_pod)
                 .await
@@ -126,11 +139,14 @@ impl Release<'_> {
                 .then_some(())
         })
         .await;
-        // the kubelet kills what is still running when the grace period ends
-        let stopped = deleted.elapsed();
-        assert!(
-            stopped.as_secs() < grace,
-            "the leader's pod took {stopped:?} to stop on SIGTERM, its whole grace period ({grace} s)"
+        pod_watch.abort();
+        // the kubelet kills what still runs when the grace period ends (137)
+        let ended = ended.lock().unwrap().clone();
+        let ended = ended.expect("the kubelet reported how the deleted pod's container ended");
+        assert_eq!(
+            (ended.exit_code, ended.signal),
+            (0, None),
+            "the leader's container did not exit on its own after SIGTERM: {ended:?}"
         );
         let seen = leases.lock().unwrap().clone();
         let released = seen.iter().position(Option::is_none);
@@ -238,15 +254,14 @@ impl Release<'_> {
                     .is_ok_and(|c| c.contains(&format!("pod{uid}")))
             })
             .expect("the leader pod's process");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let status = proc_status(pid);
         let kib = |field: &str| -> u64 {
             status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .get(field)
+                .and_then(|words| words.first()?.parse().ok())
                 .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
         };
-        let (rss, peak) = (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024);
+        let (rss, peak) = (kib("VmRSS") / 1024, kib("VmHWM") / 1024);
         let resources = leader.spec.as_ref().unwrap().containers[0]
             .resources
             .clone()

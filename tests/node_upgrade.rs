@@ -1,5 +1,5 @@
 //! An upgrade as users make it, on a real node: the previous release's chart
-//! and image (its git tag, built here), the examples taken to `done` by its
+//! and image (its commit, built here), the examples taken to `done` by its
 //! pods, then `helm upgrade` to this tree's chart and image. The CRD is
 //! updated, the pods run the new image, and the upgrade writes nothing to
 //! Closte and moves no status out of `done`.
@@ -8,14 +8,14 @@
 
 mod common;
 
-use common::image::previous_release;
+use common::image::{chart_versions, previous_release};
 use common::node::{EXAMPLES, Node, Release, built_image, current_chart, progress};
 use common::succeeded as ok;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams};
 
-/// The release this tree upgrades from: the latest tag (CHANGELOG.md).
-const PREVIOUS: &str = "v0.1.0";
+/// The release this tree upgrades from: the latest in CHANGELOG.md.
+const PREVIOUS: &str = "0.1.0";
 
 impl Release<'_> {
     /// The chart label on the CRD and the image of every controller pod.
@@ -46,21 +46,13 @@ async fn an_upgrade_from_the_previous_release_updates_the_crd_and_writes_nothing
     progress("both images, imported into the node");
     node.import(&previous.archive);
     node.import(&built_image());
-    let version = |chart: &std::path::Path| {
-        let text = std::fs::read_to_string(chart.join("Chart.yaml")).unwrap();
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap()
-                .trim()
-                .trim_matches('"')
-                .to_owned()
-        };
-        (field("version:"), field("appVersion:"))
+    let versions = |chart: &std::path::Path| {
+        let found = chart_versions(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap());
+        (found.version, found.app_version)
     };
-    let (old_chart, old_app) = version(&previous.chart);
+    let (old_chart, old_app) = versions(&previous.chart);
     let current = current_chart();
-    let (new_chart, new_app) = version(&current);
+    let (new_chart, new_app) = versions(&current);
     assert_ne!(
         old_chart, new_chart,
         "this tree's chart has the version of {PREVIOUS}: raise it (CHANGELOG.md)"

@@ -114,55 +114,46 @@ pub fn default_archive() -> PathBuf {
 
 /// The chart's appVersion: the image's tag and version label.
 pub fn app_version() -> String {
-    let path = super::repo_root().join("charts/closte-operator/Chart.yaml");
-    let chart: serde_json::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).expect("Chart.yaml is YAML");
-    chart["appVersion"]
-        .as_str()
-        .expect("Chart.yaml has an appVersion")
-        .to_owned()
+    let path = super::repo_root().join(CHART_YAML);
+    chart_versions(&std::fs::read_to_string(path).unwrap()).app_version
 }
 
-/// A released version's chart and image, from its git tag: the tag's tree
-/// cloned and its `make image` run once per machine, kept under
-/// `~/.cache/closte-operator/releases/COMMIT` (`CLOSTE_OPERATOR_CACHE`).
+/// The chart's file, from the repository's root.
+const CHART_YAML: &str = "charts/closte-operator/Chart.yaml";
+
+/// A chart's own version and the version of the application it installs.
+pub struct ChartVersions {
+    pub version: String,
+    pub app_version: String,
+}
+
+/// The versions a Chart.yaml's text names.
+pub fn chart_versions(chart_yaml: &str) -> ChartVersions {
+    let chart: serde_json::Value = serde_yaml::from_str(chart_yaml).expect("Chart.yaml is YAML");
+    let field = |name: &str| {
+        chart[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("Chart.yaml has no {name}"))
+            .to_owned()
+    };
+    ChartVersions {
+        version: field("version"),
+        app_version: field("appVersion"),
+    }
+}
+
+/// A released version's chart and image, built from its commit: the
+/// commit's tree cloned and its `make image` run once per machine, kept
+/// under `~/.cache/closte-operator/releases/COMMIT` (`CLOSTE_OPERATOR_CACHE`).
 pub struct PreviousRelease {
-    pub tag: String,
+    pub version: String,
     pub chart: PathBuf,
     pub archive: PathBuf,
 }
 
-pub fn previous_release(tag: &str) -> PreviousRelease {
+pub fn previous_release(version: &str) -> PreviousRelease {
     let root = super::repo_root();
-    let git = |dir: &Path, args: &[&str]| -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
-    let found = Command::new("git")
-        .args([
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("{tag}^{{commit}}"),
-        ])
-        .current_dir(root)
-        .output()
-        .expect("run git");
-    assert!(
-        found.status.success(),
-        "the release tag {tag} is not in this clone; fetch it: git fetch --tags"
-    );
-    let commit = String::from_utf8(found.stdout).unwrap().trim().to_owned();
+    let commit = release_commit(version);
     let cache = std::env::var_os("CLOSTE_OPERATOR_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -174,24 +165,51 @@ pub fn previous_release(tag: &str) -> PreviousRelease {
     if !archive.is_file() {
         let _ = std::fs::remove_dir_all(&source);
         std::fs::create_dir_all(&dir).unwrap();
-        git(
-            &dir,
-            &[
-                "clone",
-                "--quiet",
-                "--no-checkout",
-                root.to_str().unwrap(),
-                "src",
-            ],
-        );
-        git(&source, &["checkout", "--quiet", "--detach", &commit]);
+        let root = root.to_str().unwrap();
+        super::git(&dir, &["clone", "--quiet", "--no-checkout", root, "src"]);
+        super::git(&source, &["checkout", "--quiet", "--detach", &commit]);
         make_image_in(&source, Some(&archive));
     }
     PreviousRelease {
-        tag: tag.to_owned(),
+        version: version.to_owned(),
         chart: source.join("charts/closte-operator"),
         archive,
     }
+}
+
+/// The commit released as `version`: its tag `vVERSION`, or, in a clone
+/// without tags (a branch fetched alone), the last commit before the one
+/// that moved the chart's version on from it.
+fn release_commit(version: &str) -> String {
+    let root = super::repo_root();
+    let tag = Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("v{version}^{{commit}}"))
+        .current_dir(root)
+        .output()
+        .expect("run git");
+    if tag.status.success() {
+        return String::from_utf8(tag.stdout).unwrap().trim().to_owned();
+    }
+    let chart_at = |commit: &str| {
+        let text = super::git(root, &["show", &format!("{commit}:{CHART_YAML}")]);
+        chart_versions(&text).version
+    };
+    let changes = super::git(root, &["log", "--format=%H %P", "--", CHART_YAML]);
+    for change in changes.lines() {
+        let mut ids = change.split_whitespace();
+        let (Some(commit), Some(parent)) = (ids.next(), ids.next()) else {
+            continue;
+        };
+        if chart_at(commit) != version && chart_at(parent) == version {
+            return parent.to_owned();
+        }
+    }
+    panic!(
+        "release {version}: this clone has neither the tag v{version} nor a commit that \
+         moved {CHART_YAML} on from version {version}; fetch the history and tags: \
+         git fetch --unshallow --tags"
+    )
 }
 
 /// `make wordpress-image` written to `archive`; the image's name.

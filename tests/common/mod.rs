@@ -221,6 +221,19 @@ pub fn succeeded(out: std::process::Output, what: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `git ARGS` run in `dir`, which must succeed; its trimmed output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .env("TZ", "UTC")
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    succeeded(out, &format!("git {}", args.join(" ")))
+        .trim()
+        .to_owned()
+}
+
 /// A kubeconfig (written to `path`) for the test control plane that acts
 /// with a fresh token (TokenRequest, one hour) of the ServiceAccount
 /// `account` in `namespace`, as a pod of it would, or whoever stole its token.

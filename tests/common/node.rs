@@ -441,6 +441,20 @@ pub fn controller_processes() -> Vec<u32> {
     pids
 }
 
+/// A process's `/proc/PID/status`, as field name -> the words of its value
+/// (`Uid` -> the four ids, `VmRSS` -> [kibibytes, "kB"]).
+pub fn proc_status(pid: u32) -> std::collections::HashMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| {
+            let words = value.split_whitespace().map(str::to_owned).collect();
+            (name.to_owned(), words)
+        })
+        .collect()
+}
+
 /// A domain re-checked every 10 s until done, as the examples are (the
 /// default is 5 minutes).
 pub fn quick(domain: &str) -> MappedDomainSpec {
