@@ -96,7 +96,9 @@ DEBIAN_WORDPRESS = "usr/share/wordpress"
 WWW_DATA = 33
 PORT = 8080
 WORKERS = 4
-ENTRYPOINT = ["/usr/bin/php", "-S", f"0.0.0.0:{PORT}", "-t", "/" + DOCROOT]
+# WordPress's rewrite rules for PHP's server, beside (not in) the docroot
+ROUTER = "var/www/router.php"
+ENTRYPOINT = ["/usr/bin/php", "-S", f"0.0.0.0:{PORT}", "-t", "/" + DOCROOT, "/" + ROUTER]
 ENV = [
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     f"PHP_CLI_SERVER_WORKERS={WORKERS}",
@@ -389,6 +391,11 @@ def layer_entries(rootfs, mtime):
         owned_by_root(image.tar_entry(DOCROOT + "/wp-config.php", tarfile.REGTYPE, 0o644, mtime, size=len(config))),
         config,
     )
+    router = (ROOT / "scripts/wordpress-router.php").read_bytes()
+    entries[ROUTER] = (
+        owned_by_root(image.tar_entry(ROUTER, tarfile.REGTYPE, 0o644, mtime, size=len(router))),
+        router,
+    )
     return [entries[name] for name in sorted(entries)]
 
 
@@ -450,7 +457,7 @@ def main():
                 old.unlink()
             rootfs_meta = build_rootfs(suite, folder)
             built = f"built in {rootfs_meta['seconds']:.0f} s"
-        scripts = Path(__file__).resolve().read_bytes() + (ROOT / "scripts/image.py").read_bytes()
+        scripts = b"".join(p.read_bytes() for p in (Path(__file__).resolve(), ROOT / "scripts/image.py", ROOT / "scripts/wordpress-router.php"))
         layer_key = hashlib.sha256(scripts + os.environ.get("SOURCE_DATE_EPOCH", "").encode()).hexdigest()[:16]
         cached_layer = folder / f"layer-{layer_key}.tar.gz"
         if cached_layer.is_file() and (folder / f"layer-{layer_key}.json").is_file():

@@ -12,31 +12,14 @@ use std::time::Duration;
 use closte_operator::api::{MappedDomainSpec, Verification};
 use closte_operator::probe::proof::{ProofObservation, request};
 use common::operator::wait_condition;
-use common::setup::Setup;
-use common::sim::Simulator;
+use common::setup::{Setup, sidecar_token_secret};
+use common::sim::{Simulator, trusting};
 use common::{create, spec};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use kube::api::{Patch, PatchParams};
 
 const TOKEN: &str = "proof-sim-token-0123456789abcdef";
 const NONCE: &str = "n0nce-from-the-test-0123";
 const DOMAIN: &str = "proof.example.com";
-
-/// A client that trusts the public roots and `ca` (PEM), if given.
-fn trusting(ca: Option<&std::path::Path>) -> rustls::ClientConfig {
-    closte_operator::tls::install_crypto_provider();
-    let mut roots = closte_operator::tls::public_roots();
-    if let Some(ca) = ca {
-        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-    }
-    rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
 
 async fn ask(sim: &Simulator, tls: &rustls::ClientConfig, token: &str) -> ProofObservation {
     let https = sim.https.expect("the simulator serves HTTPS");
@@ -105,23 +88,6 @@ async fn a_site_that_answers_no_proof_gives_its_status() {
     assert!(!seen.verified && !seen.proof_shaped, "{seen:?}");
 }
 
-/// The namespace's sidecar token Secret, as the chart names it.
-async fn token_secret(s: &Setup, token: &str) {
-    let secret: Secret = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "closte-sidecar-token"},
-        "stringData": {"token": token},
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(s.client.clone(), &s.ns)
-        .patch(
-            "closte-sidecar-token",
-            &PatchParams::apply("proof-test").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_write() {
     let s = Setup::start(
@@ -131,7 +97,7 @@ async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_writ
         &["--proof-secret", "closte-sidecar-token"],
     )
     .await;
-    token_secret(&s, TOKEN).await;
+    sidecar_token_secret(&s.client, &s.ns, TOKEN).await;
     create(
         &s.api,
         "proven",
@@ -147,7 +113,7 @@ async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_writ
     let writes = s.sim.count("adddomainalias").await + s.sim.count("deletedomainalias").await;
 
     // the namespace's token is another network's now: its proof no longer verifies
-    token_secret(&s, "another-network-token-0123456789").await;
+    sidecar_token_secret(&s.client, &s.ns, "another-network-token-0123456789").await;
     s.api
         .patch(
             "proven",
@@ -188,7 +154,7 @@ async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate
         &["--proof-secret", "closte-sidecar-token"],
     )
     .await;
-    token_secret(&s, TOKEN).await;
+    sidecar_token_secret(&s.client, &s.ns, TOKEN).await;
     s.sim.set_proxied(DOMAIN, true).await;
     create(
         &s.api,
@@ -231,7 +197,7 @@ async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate
     );
 
     // the same domain behind the proxy, but the network's token is another's: not Ready
-    token_secret(&s, "another-network-token-0123456789").await;
+    sidecar_token_secret(&s.client, &s.ns, "another-network-token-0123456789").await;
     s.api
         .patch(
             "cdn",

@@ -136,7 +136,14 @@ fn make_wordpress_image_builds_wordpress_from_debian_packages_and_again_from_the
     assert_eq!(config["User"], "33:33", "config: {config:#}");
     assert_eq!(
         config["Entrypoint"],
-        json!(["/usr/bin/php", "-S", "0.0.0.0:8080", "-t", "/var/www/html"]),
+        json!([
+            "/usr/bin/php",
+            "-S",
+            "0.0.0.0:8080",
+            "-t",
+            "/var/www/html",
+            "/var/www/router.php"
+        ]),
         "config: {config:#}"
     );
     assert!(

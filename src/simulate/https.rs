@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
@@ -253,14 +255,25 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// What the simulated site serves behind its certificates.
+#[derive(Clone, Debug, Default)]
+pub struct SiteContent {
+    /// Answers proof requests (`/.well-known/closte-operator/NONCE`) as a
+    /// WordPress network holding this sidecar token would; without it, 404.
+    pub token: Option<String>,
+    /// Hands every request on, over plain HTTP with its Host, to this
+    /// WordPress (as Closte's web server hands it to PHP); `token` is then
+    /// WordPress's own business.
+    pub upstream: Option<SocketAddr>,
+}
+
 /// Serves HTTPS on `listener` until the task is dropped, with the
 /// certificates `resolver` picks (the site's, or the proxy's: the proxy
-/// hands every request on to the site); with `site_token`, answers proof
-/// requests as a WordPress network holding that token.
+/// serves what the site serves) and the site's `content`.
 pub async fn serve(
     listener: TcpListener,
     resolver: Arc<dyn ResolvesServerCert>,
-    site_token: Option<String>,
+    content: SiteContent,
 ) -> std::io::Result<()> {
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
@@ -287,24 +300,94 @@ pub async fn serve(
             });
         }
     });
-    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-        let site_token = site_token.clone();
-        async move {
-            let host = headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("unknown");
-            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            match crate::probe::proof::nonce_of(uri.path()) {
-                None => (StatusCode::OK, format!("Closte simulator serving {host}\n")),
-                Some(Some(nonce)) if site_token.is_some() => {
-                    let token = site_token.as_deref().unwrap_or_default().as_bytes();
-                    let answer = crate::probe::proof::expected_answer(token, host, nonce);
-                    (StatusCode::OK, format!("{answer}\n"))
-                }
-                Some(_) => (StatusCode::NOT_FOUND, "Not Found\n".to_owned()),
-            }
+    let app = match content.upstream {
+        Some(upstream) => {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(std::io::Error::other)?;
+            Router::new().fallback(move |request: Request| {
+                let client = client.clone();
+                async move { forward(&client, upstream, request).await }
+            })
         }
-    });
+        None => Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+            let token = content.token.clone();
+            async move { stand_in(token.as_deref(), &uri, &headers) }
+        }),
+    };
     axum::serve(TlsListener { streams: rx, addr }, app).await
+}
+
+/// The site without a WordPress behind it: a page naming the host, and the
+/// proof when it holds a token.
+fn stand_in(token: Option<&str>, uri: &Uri, headers: &HeaderMap) -> (StatusCode, String) {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("unknown");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    match (crate::probe::proof::nonce_of(uri.path()), token) {
+        (None, _) => (StatusCode::OK, format!("Closte simulator serving {host}\n")),
+        (Some(Some(nonce)), Some(token)) => {
+            let answer = crate::probe::proof::expected_answer(token.as_bytes(), host, nonce);
+            (StatusCode::OK, format!("{answer}\n"))
+        }
+        (Some(_), _) => (StatusCode::NOT_FOUND, "Not Found\n".to_owned()),
+    }
+}
+
+/// Headers that belong to one connection, not to the request or answer.
+const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "transfer-encoding", "upgrade"];
+
+/// `request` handed on to `upstream` over HTTP with its method, path, Host
+/// and body, marked as having arrived over HTTPS; its answer handed back
+/// as it came (redirects included). 502 when the upstream cannot answer.
+async fn forward(client: &reqwest::Client, upstream: SocketAddr, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 16 << 20).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers;
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    // the site stands where port 443 would be: visitors' Host names no port
+    let host = headers.get("host").and_then(|h| h.to_str().ok());
+    let bare = host
+        .and_then(|h| h.rsplit_once(':'))
+        .map(|(h, _)| h.to_owned());
+    if let Some(Ok(bare)) = bare.map(HeaderValue::try_from) {
+        headers.insert("host", bare);
+    }
+    let answer = client
+        .request(parts.method, format!("http://{upstream}{path}"))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::debug!(%upstream, error = %e, "the site's upstream did not answer");
+            return (
+                StatusCode::BAD_GATEWAY,
+                "the site's upstream did not answer\n",
+            )
+                .into_response();
+        }
+    };
+    let status = answer.status();
+    let mut headers = answer.headers().clone();
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    match answer.bytes().await {
+        Ok(body) => (status, headers, body).into_response(),
+        Err(_) => (StatusCode::BAD_GATEWAY, "the site's upstream broke off\n").into_response(),
+    }
 }

@@ -99,6 +99,9 @@ pub struct SimArgs {
     /// The simulated site stands in for a WordPress network holding this sidecar token: its HTTPS endpoint answers proof requests (/.well-known/closte-operator/NONCE) as the mu-plugin does. Without it they get 404.
     #[arg(long, env = "CLOSTE_SIM_SITE_TOKEN", hide_env_values = true)]
     pub site_token: Option<String>,
+    /// A WordPress (HOST:PORT, plain HTTP) the simulated site hands every HTTPS request on to, with its Host header and X-Forwarded-Proto: https, as Closte's web server does; proof requests are then WordPress's to answer.
+    #[arg(long)]
+    pub site_upstream: Option<SocketAddr>,
 }
 
 impl SimArgs {
@@ -160,10 +163,10 @@ async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), SimError
 fn serve_https(
     listener: TcpListener,
     resolver: Arc<dyn rustls::server::ResolvesServerCert>,
-    site_token: Option<String>,
+    content: https::SiteContent,
 ) {
     tokio::spawn(async move {
-        if let Err(e) = https::serve(listener, resolver, site_token).await {
+        if let Err(e) = https::serve(listener, resolver, content).await {
             tracing::error!(error = %e, "HTTPS listener stopped");
         }
     });
@@ -234,7 +237,11 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
             let bound = listener.local_addr().map_err(io("HTTPS address"))?;
             ready["https"] = json!(bound.to_string());
             let resolver = Arc::new(https::SniResolver::new(shared.clone(), ca)?);
-            serve_https(listener, resolver, args.site_token.clone());
+            let content = https::SiteContent {
+                token: args.site_token.clone(),
+                upstream: args.site_upstream,
+            };
+            serve_https(listener, resolver, content.clone());
             if let (Some(ip), Some(proxy_ca)) = (args.proxy_ip, proxy_ca) {
                 // the same port on another address: one --https-port reaches both
                 let addr = SocketAddr::new(ip, bound.port());
@@ -243,7 +250,7 @@ pub async fn run(args: SimArgs) -> Result<(), SimError> {
                     .map_err(io(format!("cannot listen on {addr}")))?;
                 ready["proxy"] = json!(addr.to_string());
                 let resolver = Arc::new(https::ProxyResolver::new(shared.clone(), proxy_ca)?);
-                serve_https(listener, resolver, args.site_token.clone());
+                serve_https(listener, resolver, content);
             }
         }
     }

@@ -56,3 +56,26 @@ impl Setup {
         }
     }
 }
+
+/// The namespace's sidecar token Secret, as the chart names it: the key
+/// WordPress signs its proofs with, which the controller reads.
+pub async fn sidecar_token_secret(client: &Client, namespace: &str, token: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams};
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": SIDECAR_TOKEN_SECRET},
+        "stringData": {"token": token},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(
+            SIDECAR_TOKEN_SECRET,
+            &PatchParams::apply("closte-operator-tests").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+/// The chart's name of the sidecar token Secret (`sidecar.tokenSecret`).
+pub const SIDECAR_TOKEN_SECRET: &str = "closte-sidecar-token";

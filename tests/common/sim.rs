@@ -208,3 +208,20 @@ impl Simulator {
         self.process.log()
     }
 }
+
+/// A TLS client configuration that trusts the public roots and `ca` (PEM
+/// file, the simulator's CAs), if given.
+pub fn trusting(ca: Option<&Path>) -> rustls::ClientConfig {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    closte_operator::tls::install_crypto_provider();
+    let mut roots = closte_operator::tls::public_roots();
+    if let Some(ca) = ca {
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}

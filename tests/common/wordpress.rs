@@ -352,7 +352,8 @@ impl Drop for WordPress {
     }
 }
 
-/// PHP's built-in server on `docroot` at `127.0.0.1:0`, its log in `dir`;
+/// PHP's built-in server on `docroot` at `127.0.0.1:0` with WordPress's
+/// rewrite rules (scripts/wordpress-router.php), its log in `dir`;
 /// returns it once it has said which port it got ("Development Server
 /// (http://127.0.0.1:PORT) started").
 async fn serve(dir: &Path, docroot: &Path) -> (Child, u16) {
@@ -361,6 +362,7 @@ async fn serve(dir: &Path, docroot: &Path) -> (Child, u16) {
     let mut child = Command::new(require("php"))
         .args(["-S", "127.0.0.1:0", "-t"])
         .arg(docroot)
+        .arg(super::repo_root().join("scripts/wordpress-router.php"))
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
