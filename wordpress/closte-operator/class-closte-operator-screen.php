@@ -167,8 +167,56 @@ final class Closte_Operator_Screen {
 	}
 
 	/**
-	 * What a network administrator does next about one domain; '' when
-	 * nothing (ready, certificate not ending soon).
+	 * Whether the domain is served through a proxy or CDN: it proved this
+	 * network through one (DNSReady reason Proxied), so the certificate
+	 * recorded is the proxy's (certificate.servedBy Proxy).
+	 *
+	 * @param array $entry A Domain from GET /v1/domains.
+	 * @return bool
+	 */
+	public static function proxied( array $entry ): bool {
+		if ( isset( $entry['certificate'] ) && is_array( $entry['certificate'] ) && 'Proxy' === self::field( $entry['certificate'], 'servedBy' ) ) {
+			return true;
+		}
+		$dns = self::condition( $entry, 'DNSReady' );
+		return null !== $dns && 'True' === ( $dns['status'] ?? '' ) && 'Proxied' === ( $dns['reason'] ?? '' );
+	}
+
+	/**
+	 * What a proxied domain's certificate is; '' when the domain is not proxied.
+	 *
+	 * @param array $entry A Domain from GET /v1/domains.
+	 * @return string
+	 */
+	public static function proxy_note( array $entry ): string {
+		return self::proxied( $entry )
+			? __( 'Served through a proxy or CDN: the certificate visitors see is the proxy\'s, so Closte\'s own certificate cannot be seen from outside.', 'closte-operator' )
+			: '';
+	}
+
+	/**
+	 * Who issued the certificate shown, marked as the proxy's when it is; ''
+	 * without one.
+	 *
+	 * @param array $entry A Domain from GET /v1/domains.
+	 * @return string
+	 */
+	public static function issuer( array $entry ): string {
+		$issuer = isset( $entry['certificate'] ) && is_array( $entry['certificate'] ) ? self::field( $entry['certificate'], 'issuer' ) : '';
+		if ( '' === $issuer || ! self::proxied( $entry ) ) {
+			return $issuer;
+		}
+		return sprintf(
+			/* translators: %s: the certificate's issuer */
+			__( 'the proxy\'s certificate, issued by %s', 'closte-operator' ),
+			$issuer
+		);
+	}
+
+	/**
+	 * What a network administrator does next about one domain; for a ready
+	 * domain served through a proxy, what that means for its certificate;
+	 * '' when nothing (ready, certificate not ending soon).
 	 *
 	 * @param array $entry A Domain from GET /v1/domains.
 	 * @param int   $now   Unix time.
@@ -184,6 +232,7 @@ final class Closte_Operator_Screen {
 		$command = self::status_command( $entry );
 		$dns     = self::condition( $entry, 'DNSReady' );
 		$dns_bad = null !== $dns && 'False' === ( $dns['status'] ?? '' ) && in_array( $stage, array( 'checking-dns', 'failed' ), true );
+		$proxied = self::proxied( $entry );
 
 		if ( 'failed' === $stage || 'ssl-failed' === $stage ) {
 			$step = sprintf(
@@ -196,6 +245,14 @@ final class Closte_Operator_Screen {
 		}
 		if ( 'checking-dns' === $stage ) {
 			return self::dns_step( $domain, $entry );
+		}
+		if ( 'checking-ssl-cert' === $stage && $proxied ) {
+			return sprintf(
+				/* translators: 1: domain, 2: what the last check said */
+				__( '%1$s reaches this network through a proxy or CDN, and the certificate visitors see is the proxy\'s, not Closte\'s: fix the certificate at the proxy or CDN (last check: %2$s).', 'closte-operator' ),
+				$domain,
+				'' === $said ? __( 'none yet', 'closte-operator' ) : $said
+			);
 		}
 		if ( 'checking-ssl-cert' === $stage ) {
 			return sprintf(
@@ -219,6 +276,21 @@ final class Closte_Operator_Screen {
 			);
 		}
 		$expiry = self::expiry( $entry, $now );
+		if ( $proxied && null !== $expiry && $expiry['expired'] ) {
+			return sprintf(
+				/* translators: %s: domain */
+				__( 'The proxy\'s certificate for %s has expired: the proxy or CDN in front of it must renew it, not Closte.', 'closte-operator' ),
+				$domain
+			);
+		}
+		if ( $proxied && null !== $expiry && $expiry['soon'] ) {
+			return sprintf(
+				/* translators: 1: domain, 2: number of days */
+				_n( 'The proxy\'s certificate for %1$s expires in %2$s day: the proxy or CDN in front of it renews it, not Closte; check it there if it does not change soon.', 'The proxy\'s certificate for %1$s expires in %2$s days: the proxy or CDN in front of it renews it, not Closte; check it there if it does not change soon.', max( 0, $expiry['days'] ), 'closte-operator' ),
+				$domain,
+				number_format_i18n( max( 0, $expiry['days'] ) )
+			);
+		}
 		if ( null !== $expiry && $expiry['expired'] ) {
 			return sprintf(
 				/* translators: %s: a command */
@@ -234,11 +306,12 @@ final class Closte_Operator_Screen {
 				$command
 			);
 		}
-		return '';
+		return self::proxy_note( $entry );
 	}
 
 	/**
-	 * Where DNS must point, and what the last check saw.
+	 * Where DNS must point, or what to fix when the proof request failed
+	 * (DNSReady reason Proof*), and what the last check saw.
 	 *
 	 * @param string $domain The domain.
 	 * @param array  $entry  A Domain from GET /v1/domains.
@@ -250,6 +323,31 @@ final class Closte_Operator_Screen {
 		$seen    = null === $dns ? '' : trim( (string) ( $dns['message'] ?? '' ) );
 		if ( '' === $seen ) {
 			$seen = __( 'not checked yet', 'closte-operator' );
+		}
+		switch ( null === $dns ? '' : (string) ( $dns['reason'] ?? '' ) ) {
+			case 'ProofMismatch':
+				return sprintf(
+					/* translators: 1: domain, 2: what the last check saw */
+					__( '%1$s answers another WordPress network\'s proof: its DNS, or the origin of the proxy or CDN in front of it, points at another WordPress network. Point it at this network. Last check: %2$s.', 'closte-operator' ),
+					$domain,
+					rtrim( $seen, '.' )
+				);
+			case 'ProofNotFound':
+			case 'ProofUnexpected':
+				return sprintf(
+					/* translators: 1: domain, 2: a URL path, 3: what the last check saw */
+					__( 'The proxy or host in front of %1$s does not pass %2$s on to this network. Check the proxy\'s origin (it must be this network) and its page rules for that path. Last check: %3$s.', 'closte-operator' ),
+					$domain,
+					'/.well-known/closte-operator/',
+					rtrim( $seen, '.' )
+				);
+			case 'ProofUnreachable':
+				return sprintf(
+					/* translators: 1: domain, 2: what the last check saw */
+					__( '%1$s cannot be reached over HTTPS: check its DNS and that the proxy or host in front of it answers HTTPS for it. Last check: %2$s.', 'closte-operator' ),
+					$domain,
+					rtrim( $seen, '.' )
+				);
 		}
 		if ( array() === $targets ) {
 			return sprintf(

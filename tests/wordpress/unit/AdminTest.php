@@ -100,6 +100,69 @@ final class AdminTest extends Closte_Operator_Admin_Test_Case {
 		$this->assertStringContainsString( '&mdash; reachable, token accepted.</p>', $html );
 	}
 
+	public function test_a_proxied_domain_is_marked_and_its_certificate_is_the_proxys(): void {
+		$this->listing(
+			array(
+				$this->entry( 'cdn.example.com', array(
+					'conditions'  => array(
+						array(
+							'type'    => 'DNSReady',
+							'status'  => 'True',
+							'reason'  => 'Proxied',
+							'message' => 'proven through a proxy',
+						),
+					),
+					'certificate' => array(
+						'issuer'   => 'CN=Edge <CA>',
+						'notAfter' => gmdate( 'Y-m-d\TH:i:s\Z', time() + 60 * 86400 ),
+						'servedBy' => 'Proxy',
+					),
+				) ),
+				$this->entry( 'fine.example.com' ),
+			)
+		);
+		$html = $this->screen();
+		$note = 'Served through a proxy or CDN: the certificate visitors see is the proxy&#039;s, so Closte&#039;s own certificate cannot be seen from outside.';
+
+		$cdn = self::row( $html, 'cdn.example.com' );
+		$this->assertStringContainsString( 'data-proxied="true"', $cdn );
+		$this->assertStringContainsString( '<span class="closte-operator-proxied description" title="' . $note . '">via proxy/CDN</span>', $cdn );
+		// the issuer is the proxy's, and escaped
+		$this->assertMatchesRegularExpression( '#<td class="closte-operator-expires" title="[^"]* — the proxy&\#039;s certificate, issued by CN=Edge &lt;CA&gt;">in 60 days</td>#', $cdn );
+		$this->assertStringContainsString( '<td class="closte-operator-next">' . $note . '</td>', $cdn );
+
+		$fine = self::row( $html, 'fine.example.com' );
+		$this->assertStringContainsString( 'data-proxied="false"', $fine );
+		$this->assertStringNotContainsString( 'closte-operator-proxied', $fine );
+		$this->assertStringNotContainsString( 'proxy', $fine );
+		$this->assertStringContainsString( '<td class="closte-operator-next"></td>', $fine );
+	}
+
+	public function test_a_failed_proof_shows_what_to_fix_at_the_proxy(): void {
+		$this->listing(
+			array(
+				$this->entry( 'parked.example.com', array(
+					'stage'       => 'checking-dns',
+					'ready'       => false,
+					'reason'      => 'ProofUnexpected',
+					'message'     => 'HTTP 200 without a proof',
+					'conditions'  => array(
+						array(
+							'type'    => 'DNSReady',
+							'status'  => 'False',
+							'reason'  => 'ProofUnexpected',
+							'message' => 'HTTP 200 without a proof',
+						),
+					),
+					'certificate' => null,
+				) ),
+			)
+		);
+		$row = self::row( $this->screen(), 'parked.example.com' );
+		$this->assertStringContainsString( 'data-proxied="false"', $row );
+		$this->assertStringContainsString( '<td class="closte-operator-next">The proxy or host in front of parked.example.com does not pass /.well-known/closte-operator/ on to this network. Check the proxy&#039;s origin (it must be this network) and its page rules for that path. Last check: HTTP 200 without a proof.</td>', $row );
+	}
+
 	public function test_the_not_ready_filter_and_pages(): void {
 		$entries = array();
 		for ( $i = 0; $i < 120; $i++ ) {

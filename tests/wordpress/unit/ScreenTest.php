@@ -214,6 +214,129 @@ final class ScreenTest extends Closte_Operator_Test_Case {
 		$this->assertSame( 'The certificate has expired and no renewed one has appeared. Run closte-operator status c-example-com.', Closte_Operator_Screen::next_step( $days( -1 ), self::NOW ) );
 	}
 
+	/**
+	 * DNSReady Proxied and certificate.servedBy Proxy: the marker's text,
+	 * the issuer marked as the proxy's, and steps that send the operator to
+	 * the proxy, not to Closte.
+	 */
+	public function test_a_proxied_domain_says_the_certificate_is_the_proxys(): void {
+		$proxied = self::entry(
+			'cdn.example.com',
+			array(
+				'conditions'  => array(
+					array(
+						'type'    => 'DNSReady',
+						'status'  => 'True',
+						'reason'  => 'Proxied',
+						'message' => 'cdn.example.com resolves to 104.16.0.1, expected one of 127.0.0.1, but the domain proves this network: a proxy or CDN in front; proven',
+					),
+				),
+				'certificate' => array(
+					'issuer'   => 'CN=Edge CA',
+					'notAfter' => gmdate( 'Y-m-d\TH:i:s\Z', self::NOW + 60 * 86400 ),
+					'servedBy' => 'Proxy',
+				),
+			)
+		);
+		$note = 'Served through a proxy or CDN: the certificate visitors see is the proxy\'s, so Closte\'s own certificate cannot be seen from outside.';
+		$this->assertTrue( Closte_Operator_Screen::proxied( $proxied ) );
+		$this->assertSame( $note, Closte_Operator_Screen::proxy_note( $proxied ) );
+		$this->assertSame( 'the proxy\'s certificate, issued by CN=Edge CA', Closte_Operator_Screen::issuer( $proxied ) );
+		// ready and far from expiry: the note is its only line
+		$this->assertSame( $note, Closte_Operator_Screen::next_step( $proxied, self::NOW ) );
+
+		// either sign alone is enough
+		$served_by = self::entry( 'cdn.example.com', array( 'certificate' => $proxied['certificate'] ) );
+		$this->assertTrue( Closte_Operator_Screen::proxied( $served_by ) );
+		$by_reason = self::entry( 'cdn.example.com', array( 'conditions' => $proxied['conditions'] ) );
+		$this->assertTrue( Closte_Operator_Screen::proxied( $by_reason ) );
+
+		// not proxied: the site's own certificate, nothing to add
+		$own = self::entry( 'own.example.com', array( 'certificate' => array( 'issuer' => 'CN=R11' ) + self::cert_in( 60 * 86400 ) ) );
+		$this->assertFalse( Closte_Operator_Screen::proxied( $own ) );
+		$this->assertSame( '', Closte_Operator_Screen::proxy_note( $own ) );
+		$this->assertSame( 'CN=R11', Closte_Operator_Screen::issuer( $own ) );
+		$this->assertSame( '', Closte_Operator_Screen::next_step( $own, self::NOW ) );
+		// Proxied only while DNSReady holds, and a certificate the site serves itself
+		$this->assertFalse( Closte_Operator_Screen::proxied( self::entry( 'x.example.com', array( 'conditions' => array( array( 'status' => 'False' ) + $proxied['conditions'][0] ) ) ) ) );
+		$this->assertFalse( Closte_Operator_Screen::proxied( self::entry( 'x.example.com', array( 'certificate' => array( 'servedBy' => 'Site' ) ) ) ) );
+
+		// the proxy's certificate ends: the proxy renews it, not Closte
+		$soon = array( 'certificate' => array( 'servedBy' => 'Proxy' ) + self::cert_in( (int) ( 5.5 * 86400 ) ) ) + $proxied;
+		$this->assertSame(
+			'The proxy\'s certificate for cdn.example.com expires in 5 days: the proxy or CDN in front of it renews it, not Closte; check it there if it does not change soon.',
+			Closte_Operator_Screen::next_step( $soon, self::NOW )
+		);
+		$expired = array( 'certificate' => array( 'servedBy' => 'Proxy' ) + self::cert_in( -86400 ) ) + $proxied;
+		$this->assertSame(
+			'The proxy\'s certificate for cdn.example.com has expired: the proxy or CDN in front of it must renew it, not Closte.',
+			Closte_Operator_Screen::next_step( $expired, self::NOW )
+		);
+
+		// proven through the proxy, but the proxy's certificate is not valid yet
+		$invalid = array(
+			'stage'   => 'checking-ssl-cert',
+			'ready'   => false,
+			'reason'  => 'Untrusted',
+			'message' => 'self-signed certificate',
+		) + $proxied;
+		$this->assertSame(
+			'cdn.example.com reaches this network through a proxy or CDN, and the certificate visitors see is the proxy\'s, not Closte\'s: fix the certificate at the proxy or CDN (last check: Untrusted: self-signed certificate).',
+			Closte_Operator_Screen::next_step( $invalid, self::NOW )
+		);
+	}
+
+	/**
+	 * DNSReady False with a Proof* reason: what to fix, then what the check
+	 * saw; on a failed domain before the reason and the status command.
+	 */
+	public function test_a_failed_proof_says_what_to_fix(): void {
+		$proof = fn( string $reason, string $message, string $stage = 'checking-dns' ) => self::entry(
+			'p.example.com',
+			array(
+				'stage'      => $stage,
+				'ready'      => false,
+				'reason'     => $reason,
+				'message'    => $message,
+				'conditions' => array(
+					array(
+						'type'    => 'DNSReady',
+						'status'  => 'False',
+						'reason'  => $reason,
+						'message' => $message,
+					),
+				),
+			)
+		);
+
+		$this->assertSame(
+			'p.example.com answers another WordPress network\'s proof: its DNS, or the origin of the proxy or CDN in front of it, points at another WordPress network. Point it at this network. Last check: the answer does not verify.',
+			Closte_Operator_Screen::next_step( $proof( 'ProofMismatch', 'the answer does not verify.' ), self::NOW )
+		);
+		$this->assertSame(
+			'The proxy or host in front of p.example.com does not pass /.well-known/closte-operator/ on to this network. Check the proxy\'s origin (it must be this network) and its page rules for that path. Last check: HTTP 404.',
+			Closte_Operator_Screen::next_step( $proof( 'ProofNotFound', 'HTTP 404' ), self::NOW )
+		);
+		$this->assertSame(
+			'The proxy or host in front of p.example.com does not pass /.well-known/closte-operator/ on to this network. Check the proxy\'s origin (it must be this network) and its page rules for that path. Last check: HTTP 200, no proof (a parked page?).',
+			Closte_Operator_Screen::next_step( $proof( 'ProofUnexpected', 'HTTP 200, no proof (a parked page?)' ), self::NOW )
+		);
+		$this->assertSame(
+			'p.example.com cannot be reached over HTTPS: check its DNS and that the proxy or host in front of it answers HTTPS for it. Last check: connection timed out.',
+			Closte_Operator_Screen::next_step( $proof( 'ProofUnreachable', 'connection timed out' ), self::NOW )
+		);
+
+		// a proof failure never reads as a DNS record to change
+		foreach ( array( 'ProofMismatch', 'ProofNotFound', 'ProofUnexpected', 'ProofUnreachable' ) as $reason ) {
+			$this->assertStringNotContainsString( 'A/AAAA record', Closte_Operator_Screen::next_step( $proof( $reason, 'x resolves to 192.0.2.1, expected one of 127.0.0.1' ), self::NOW ), $reason );
+		}
+
+		// failed: the proof's step first, then the reason and the command
+		$step = Closte_Operator_Screen::next_step( $proof( 'ProofNotFound', 'HTTP 404', 'failed' ), self::NOW );
+		$this->assertStringStartsWith( 'The proxy or host in front of p.example.com does not pass /.well-known/closte-operator/ on', $step );
+		$this->assertStringEndsWith( 'Failed: ProofNotFound: HTTP 404. For the details and what to fix, run closte-operator status p-example-com.', $step );
+	}
+
 	public function test_a_listing_that_failed_says_what_to_do(): void {
 		$refused = Closte_Operator_Screen::listing_step( new Closte_Operator_Result( 401, '{"error":"wrong token"}' ), self::SIDECAR, '/var/run/closte-sidecar/token' );
 		$this->assertStringContainsString( 'The sidecar refuses WordPress\'s token.', $refused );

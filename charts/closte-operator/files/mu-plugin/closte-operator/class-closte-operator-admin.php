@@ -660,10 +660,16 @@ final class Closte_Operator_Admin {
 				: sprintf( __( 'in %s', 'closte-operator' ), human_time_diff( $now, $expiry['time'] ) );
 			$title   = wp_date( get_option( 'date_format' ) . ' ' . get_option( 'time_format' ), $expiry['time'] );
 		}
-		$issuer = isset( $domain['certificate'] ) && is_array( $domain['certificate'] ) ? Closte_Operator_Screen::field( $domain['certificate'], 'issuer' ) : '';
+		$issuer = Closte_Operator_Screen::issuer( $domain );
+		$proxy  = Closte_Operator_Screen::proxy_note( $domain );
 		?>
-		<tr class="closte-operator-domain<?php echo $soon ? ' closte-operator-expiring' : ''; ?>" data-domain="<?php echo esc_attr( $name ); ?>" data-stage="<?php echo esc_attr( $stage ); ?>" data-ready="<?php echo $ready ? 'true' : 'false'; ?>" data-expiring="<?php echo $soon ? 'true' : 'false'; ?>">
-			<td><code><?php echo esc_html( $name ); ?></code></td>
+		<tr class="closte-operator-domain<?php echo $soon ? ' closte-operator-expiring' : ''; ?>" data-domain="<?php echo esc_attr( $name ); ?>" data-stage="<?php echo esc_attr( $stage ); ?>" data-ready="<?php echo $ready ? 'true' : 'false'; ?>" data-expiring="<?php echo $soon ? 'true' : 'false'; ?>" data-proxied="<?php echo '' === $proxy ? 'false' : 'true'; ?>">
+			<td>
+				<code><?php echo esc_html( $name ); ?></code>
+				<?php if ( '' !== $proxy ) : ?>
+					<span class="closte-operator-proxied description" title="<?php echo esc_attr( $proxy ); ?>"><?php esc_html_e( 'via proxy/CDN', 'closte-operator' ); ?></span>
+				<?php endif; ?>
+			</td>
 			<td class="closte-operator-site">
 				<?php if ( null !== $site_id ) : ?>
 					<a href="<?php echo esc_url( network_admin_url( 'site-info.php?id=' . $site_id ) ); ?>"><?php echo esc_html( isset( $names[ $site_id ] ) && '' !== $names[ $site_id ] ? $names[ $site_id ] : __( '(no such site)', 'closte-operator' ) ); ?></a>
