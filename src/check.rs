@@ -160,7 +160,13 @@ async fn check_domain(args: &CheckArgs, name: &str) -> Result<Outcome, CheckErro
         check.dns.reason, check.dns.message
     );
     if let Some(proof) = &check.proof {
-        let _ = writeln!(report, "Proof        {}: {}", proof.reason(), proof.message);
+        let _ = writeln!(
+            report,
+            "Proof        {}: {} ({} ms)",
+            proof.reason(),
+            proof.message,
+            proof.latency.as_millis()
+        );
     }
     let _ = writeln!(
         report,

@@ -383,6 +383,9 @@ fn proof_advice(domain: &str, records: &str, proof: &ProofCheck) -> Option<Strin
             "{domain} could not be asked for its proof ({}): check DNS, the proxy and that HTTPS answers",
             proof.message
         ),
+        ProofOutcome::NoToken => format!(
+            "{domain} needs its proof (verification HTTP), and the controller has no WordPress token for this namespace: give the controller --proof-secret (the chart does when sidecar.namespaces lists this namespace) and create that Secret here, or use verification Auto or DNS"
+        ),
     })
 }
 
@@ -563,6 +566,7 @@ mod tests {
             outcome,
             url: "https://shop.example.com/.well-known/closte-operator/n".into(),
             message: "seen".into(),
+            latency: std::time::Duration::ZERO,
         };
         let advice = |outcome| proof_advice("shop.example.com", "198.51.100.7", &proof(outcome));
         assert_eq!(advice(ProofOutcome::Proven), None);
@@ -571,6 +575,7 @@ mod tests {
             (ProofOutcome::NotFound, "404"),
             (ProofOutcome::Unexpected, "parked page"),
             (ProofOutcome::Unreachable, "could not be asked"),
+            (ProofOutcome::NoToken, "--proof-secret"),
         ] {
             let text = advice(outcome.clone()).unwrap_or_default();
             assert!(text.contains(words), "{outcome:?}: {text}");

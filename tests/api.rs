@@ -166,6 +166,14 @@ async fn other_spec_fields_are_validated() {
             "spec.suspend: Invalid value: \"string\"",
         ),
         (json!({"siteId": 3}), "spec.domain: Required value"),
+        (
+            json!({"domain": "*.shops.example.com", "verification": "HTTP"}),
+            "a wildcard domain cannot be proven by a request",
+        ),
+        (
+            json!({"domain": d, "verification": "Http"}),
+            "supported values: \"DNS\", \"HTTP\", \"Auto\"",
+        ),
     ];
     for (i, (spec, want)) in rejected.into_iter().enumerate() {
         let message = create_raw(&client, &ns, &format!("bad-{i}"), spec.clone())
@@ -193,6 +201,17 @@ async fn other_spec_fields_are_validated() {
         .await
         .unwrap();
     assert_eq!(created.spec.check_interval().as_secs(), 5400);
+    // a wildcard is judged by DNS: Auto and DNS are fine for it
+    for (name, mode) in [("wild-auto", "Auto"), ("wild-dns", "DNS")] {
+        create_raw(
+            &client,
+            &ns,
+            name,
+            json!({"domain": format!("*.{name}.example.com"), "verification": mode}),
+        )
+        .await
+        .unwrap_or_else(|m| panic!("{mode} for a wildcard: {m}"));
+    }
 }
 
 #[tokio::test]

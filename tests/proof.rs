@@ -246,6 +246,11 @@ async fn check_domain_runs_the_proof_once() {
     );
     assert!(said.contains("DNSReady     True (Proxied)"), "{said}");
     assert!(said.contains("the proxy's"), "{said}");
+    let proof_line = said.lines().find(|l| l.starts_with("Proof ")).unwrap();
+    let latency = proof_line
+        .rsplit_once(" (")
+        .and_then(|(_, ms)| ms.strip_suffix(" ms)")?.parse::<u64>().ok());
+    assert!(latency.is_some(), "the proof's latency: {proof_line}");
 
     let other = run("another-network-token-0123456789");
     let said = String::from_utf8_lossy(&other.stdout);
@@ -254,4 +259,55 @@ async fn check_domain_runs_the_proof_once() {
         said.contains("DNSReady     False (ProofMismatch)"),
         "{said}"
     );
+}
+
+/// A parking page: 200 and some HTML for every path, as a registrar's.
+async fn parking_page() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        axum::response::Html("<html><body>This domain is parked. Buy it now!</body></html>")
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn dns_right_but_a_parked_page_is_not_ready_and_says_why() {
+    let parked = parking_page().await.to_string();
+    let s = Setup::start(
+        "proof-parked",
+        "proof-key",
+        &["--issue-delay", "0s", "--site-upstream", &parked],
+        &["--proof-secret", "closte-sidecar-token"],
+    )
+    .await;
+    sidecar_token_secret(&s.client, &s.ns, TOKEN).await;
+    create(
+        &s.api,
+        "parked",
+        MappedDomainSpec {
+            verification: Some(Verification::Http),
+            check_interval: Some("10s".into()),
+            ..spec(DOMAIN)
+        },
+    )
+    .await;
+    let md = wait_condition(
+        &s.api,
+        "parked",
+        "DNSReady",
+        "False",
+        Some("ProofUnexpected"),
+    )
+    .await;
+    let status = md.status.unwrap();
+    let dns = status.dns.as_ref().unwrap();
+    assert!(dns.matched, "DNS is right: {dns:?}");
+    let proof = dns.proof.as_ref().unwrap();
+    assert!(
+        proof.message.contains("200, no proof in the answer"),
+        "{proof:?}"
+    );
+    assert!(!status.is_true(closte_operator::api::conditions::ConditionType::Ready));
 }

@@ -39,9 +39,10 @@ struct Options {
     json: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "lifecycle",
     "memory",
+    "proof",
     "latency",
     "sidecar",
     "accounts",
@@ -116,6 +117,10 @@ async fn scenario(name: &str, size: Option<&str>, options: &Options) -> Result<V
                 }
                 rows
             })
+        }
+        "proof" => {
+            let resync = Duration::from_secs(if full { 60 } else { 10 });
+            tokio::spawn(scenarios::proof(number(&pick("1000", "20"))?, resync))
         }
         "latency" => {
             let shapes: &'static [(usize, usize)] = if full {

@@ -320,6 +320,163 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
     ]
 }
 
+/// `n` domains behind the simulator's proxy (DNS answers the proxy, whose
+/// CA signs their certificates), judged by the proof (Auto): all done as
+/// Proxied; the proof request's latency measured from outside, through the
+/// proxy; then two resync periods alone, where each domain costs its
+/// periodic check (one proof request each) and nothing is written.
+pub async fn proof(n: usize, resync: Duration) -> Vec<Row> {
+    const TOKEN: &str = "bench-proof-sidecar-token-0123456789abcdef";
+    const PROXY: &str = "127.0.0.5";
+    let size = n.to_string();
+    let dir = folder(&format!("proof-{n}"));
+    let cluster = Cluster::up(&dir).await;
+    let sim = simulator(
+        &dir,
+        1,
+        &[
+            "--write-rate-limit",
+            "500",
+            "--issue-delay",
+            "0s",
+            "--site-token",
+            TOKEN,
+            "--proxy-ip",
+            PROXY,
+        ],
+    )
+    .await;
+    crate::common::setup::sidecar_token_secret(&cluster.client, "default", TOKEN).await;
+    let names: Vec<String> = (1..=n).map(|i| format!("p{i}.bench.example")).collect();
+    for name in &names {
+        sim.set_proxied(name, true).await;
+    }
+    let resync_flag = format!("{}s", resync.as_secs());
+    let ctl = controller_process(
+        &cluster,
+        &sim,
+        dir.join("controller.log"),
+        &[
+            "--closte-write-rate",
+            "500",
+            "--leader-elect=false",
+            "--resync-period",
+            &resync_flag,
+            "--proof-secret",
+            crate::common::setup::SIDECAR_TOKEN_SECRET,
+        ],
+    );
+    ctl.ready().await;
+    let progress = Progress::watch(&cluster.client);
+    let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
+    let start = Instant::now();
+    let objects = names
+        .iter()
+        .enumerate()
+        .map(|(i, d)| domain(&format!("p{}", i + 1), d))
+        .collect();
+    create_all(&api, objects, 16).await;
+    eventually(
+        limit(n as f64 / 50.0 + 30.0),
+        "every proxied domain done",
+        || async { progress.done() >= n },
+    )
+    .await;
+    let converged = start.elapsed().as_secs_f64();
+    let list = api.list(&ListParams::default()).await.unwrap();
+    let proxied = list
+        .items
+        .iter()
+        .filter(|md| {
+            md.status
+                .as_ref()
+                .and_then(|s| s.dns.as_ref())
+                .is_some_and(|d| d.proxied)
+        })
+        .count();
+
+    // the proof request as the controller sends it: a TLS handshake through
+    // the proxy, the request, the answer verified
+    let https = sim.https.expect("the simulator serves HTTPS");
+    let tls = crate::common::sim::trusting(sim.ca.as_deref());
+    let mut latencies = Vec::new();
+    for i in 0..200 {
+        let nonce = closte_operator::probe::proof::fresh_nonce();
+        let asked = Instant::now();
+        let seen = closte_operator::probe::proof::request(
+            &tls,
+            Duration::from_secs(10),
+            PROXY.parse().unwrap(),
+            https.port(),
+            &names[i % n],
+            TOKEN.as_bytes(),
+            &nonce,
+        )
+        .await;
+        latencies.push(asked.elapsed().as_secs_f64() * 1000.0);
+        assert!(seen.verified, "{seen:?}");
+    }
+
+    let window = resync * 2 - Duration::from_secs(1);
+    let writes0 = cluster.writes();
+    let calls0 = sim_counts(&sim).await;
+    let checks0 = ctl.metric("closte_operator_checks_total").await;
+    tokio::time::sleep(window).await; // the measurement window itself
+    let writes = cluster.writes() - writes0;
+    let calls = sim_counts(&sim).await;
+    let delta = |k: &str| calls[k] - calls0[k];
+    let checks = ctl.metric("closte_operator_checks_total").await - checks0;
+    assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
+
+    let steady = format!("{n}, {:.0} s", window.as_secs_f64());
+    vec![
+        Row::info("proof", &size, "all done as Proxied", converged, "s"),
+        Row::info("proof", &size, "domains Proxied", proxied as f64, "").exactly(n as f64),
+        Row::info(
+            "proof",
+            &size,
+            "proof request p50",
+            percentile(&latencies, 50.0),
+            "ms",
+        ),
+        Row::info(
+            "proof",
+            &size,
+            "proof request p99",
+            percentile(&latencies, 99.0),
+            "ms",
+        ),
+        Row::info(
+            "proof",
+            &steady,
+            format!(
+                "checks, one proof request each ({}s resync)",
+                resync.as_secs()
+            ),
+            checks,
+            "",
+        )
+        .at_most(2.0 * n as f64),
+        Row::info(
+            "proof",
+            &steady,
+            "Closte writes",
+            delta("adddomainalias") + delta("deletedomainalias"),
+            "",
+        )
+        .exactly(0.0),
+        Row::info(
+            "proof",
+            &steady,
+            "MappedDomain writes",
+            writes.mapped_domains,
+            "",
+        )
+        .exactly(0.0),
+        Row::info("proof", &steady, "events", writes.events, "").exactly(0.0),
+    ]
+}
+
 /// Create -> Closte add request: `n` creates one at a time, then bursts
 /// (`shapes`: how many bursts of how many objects at once), with
 /// no latency and no rate limit in the way. A domain counts as created when

@@ -183,6 +183,9 @@ reasons! {
     ProofUnexpected = "ProofUnexpected",
     /// No answer to the proof request (connection, TLS or timeout).
     ProofUnreachable = "ProofUnreachable",
+    /// `verification: HTTP`, but the controller has no WordPress token for
+    /// this namespace to check a proof with (`--proof-secret`).
+    ProofTokenMissing = "ProofTokenMissing",
     // CertificateReady
     /// A trusted certificate that covers the domain.
     Valid = "Valid",

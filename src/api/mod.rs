@@ -80,6 +80,10 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.verification) || self.verification != 'HTTP' || !self.domain.startsWith('*.')",
+    "message": "a wildcard domain cannot be proven by a request (no one name answers for every name under it): use verification DNS or Auto, which judge it by DNS"
+}]))]
 pub struct MappedDomainSpec {
     /// The hostname to add as a domain alias on Closte: lowercase ASCII, internationalised names as punycode (xn--...), at most 253 characters, labels of 1 to 63 characters of a-z, 0-9 and '-', optionally one leading '*.' for a wildcard. No scheme, port, path, trailing dot or IP address. Immutable.
     #[schemars(schema_with = "domain_schema")]
@@ -157,7 +161,7 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
-/// How DNSReady is judged: DNS (the answer must contain an expected target), HTTP (a request to the domain must come back from this network with this object's proof; the DNS answer is recorded, not required) or Auto (DNS, or else the proof, then recorded as Proxied: a CDN or proxy in front). When unset, the controller's --verification applies (Auto by default).
+/// How DNSReady is judged: DNS (the answer must contain an expected target), HTTP (a request to the domain must come back from this network with this object's proof; the DNS answer is recorded, not required) or Auto (DNS, or else the proof, then recorded as Proxied: a CDN or proxy in front). When unset, the controller's --verification applies (Auto by default). A wildcard domain is judged by DNS alone: no one name answers for every name under it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Verification {
     /// The DNS answer must contain an expected target.
@@ -301,7 +305,7 @@ pub struct DnsStatus {
 pub struct ProofStatus {
     /// The URL asked.
     pub url: String,
-    /// Proven, ProofMismatch, ProofNotFound, ProofUnexpected or ProofUnreachable.
+    /// Proven, ProofMismatch, ProofNotFound, ProofUnexpected, ProofUnreachable or ProofTokenMissing.
     pub result: String,
     /// What came back.
     pub message: String,

@@ -233,16 +233,31 @@ pub async fn check(
     token: Option<&[u8]>,
 ) -> Check {
     let expected = spec.expected_targets.as_deref().unwrap_or_default();
-    let verification = spec.verification.unwrap_or(prober.verification);
+    let verification = match spec.verification.unwrap_or(prober.verification) {
+        // no one name answers for every name under a wildcard: DNS judges it
+        _ if domain.is_wildcard() => Verification::Dns,
+        mode => mode,
+    };
     let ask = match (verification, token) {
         (Verification::Http, Some(token)) => ProofAsk::Always(token),
         (Verification::Auto, Some(token)) => ProofAsk::WhenDnsMisses(token),
         _ => ProofAsk::No,
     };
-    Check {
+    let mut check = Check {
         verification,
         ..check_from(prober.check(domain, expected, ask).await)
+    };
+    if verification == Verification::Http && token.is_none() {
+        check.proof = Some(ProofCheck {
+            outcome: ProofOutcome::NoToken,
+            url: String::new(),
+            message: "no proof asked: the controller has no WordPress sidecar token for this \
+                      namespace (--proof-secret)"
+                .into(),
+            latency: std::time::Duration::ZERO,
+        });
     }
+    check
 }
 
 /// The WordPress sidecar token of `namespace` (`--proof-secret`), which
@@ -324,6 +339,7 @@ fn proof_check(seen: ProofObservation) -> ProofCheck {
         outcome,
         url: seen.url,
         message: seen.message,
+        latency: seen.latency,
     }
 }
 

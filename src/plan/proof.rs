@@ -23,6 +23,9 @@ pub enum ProofOutcome {
     Unexpected,
     /// No answer: connection, TLS or timeout.
     Unreachable,
+    /// Not asked: the controller has no token for the namespace to check
+    /// an answer with.
+    NoToken,
 }
 
 /// One proof request and what came back.
@@ -33,6 +36,9 @@ pub struct ProofCheck {
     pub url: String,
     /// What was seen, for the condition's message.
     pub message: String,
+    /// How long the request took: shown by `check --domain`, never put in
+    /// the status (it would change, and cost a write, at every check).
+    pub latency: std::time::Duration,
 }
 
 impl ProofCheck {
@@ -47,6 +53,7 @@ impl ProofCheck {
             ProofOutcome::NotFound => Reason::ProofNotFound,
             ProofOutcome::Unexpected => Reason::ProofUnexpected,
             ProofOutcome::Unreachable => Reason::ProofUnreachable,
+            ProofOutcome::NoToken => Reason::ProofTokenMissing,
         }
     }
 }
@@ -135,6 +142,7 @@ mod tests {
             outcome,
             url: "https://shop.example.com/.well-known/closte-operator/n".into(),
             message: "proof: seen".into(),
+            latency: std::time::Duration::from_millis(20),
         }
     }
 
@@ -245,6 +253,15 @@ mod tests {
                 Some(Unreachable),
                 Status::False,
                 Reason::ProofUnreachable,
+                false,
+            ),
+            // HTTP without a token to check a proof with: not Ready, and says why
+            (
+                Http,
+                Reason::Matched,
+                Some(NoToken),
+                Status::False,
+                Reason::ProofTokenMissing,
                 false,
             ),
             // HTTP: the proof decides; DNS is only recorded
