@@ -120,7 +120,12 @@ async fn scenario(name: &str, size: Option<&str>, options: &Options) -> Result<V
         }
         "proof" => {
             let resync = Duration::from_secs(if full { 60 } else { 10 });
-            tokio::spawn(scenarios::proof(number(&pick("1000", "20"))?, resync))
+            let recheck = Duration::from_secs(if full { 30 } else { 5 });
+            tokio::spawn(scenarios::proof(
+                number(&pick("1000", "20"))?,
+                resync,
+                recheck,
+            ))
         }
         "latency" => {
             let shapes: &'static [(usize, usize)] = if full {
