@@ -88,6 +88,21 @@ async fn a_site_that_answers_no_proof_gives_its_status() {
     assert!(!seen.verified && !seen.proof_shaped, "{seen:?}");
 }
 
+/// The namespace's token becomes another network's and `name` is touched
+/// (a new generation is judged at once): its proof no longer verifies.
+async fn token_becomes_another_networks(s: &Setup, name: &str) {
+    sidecar_token_secret(&s.client, &s.ns, "another-network-token-0123456789").await;
+    s.api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"checkInterval": "11s"}})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&s.api, name, "DNSReady", "False", Some("ProofMismatch")).await;
+}
+
 #[tokio::test]
 async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_write() {
     let s = Setup::start(
@@ -113,16 +128,7 @@ async fn the_controller_goes_by_the_proof_and_a_new_mode_rejudges_without_a_writ
     let writes = s.sim.count("adddomainalias").await + s.sim.count("deletedomainalias").await;
 
     // the namespace's token is another network's now: its proof no longer verifies
-    sidecar_token_secret(&s.client, &s.ns, "another-network-token-0123456789").await;
-    s.api
-        .patch(
-            "proven",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"checkInterval": "11s"}})),
-        )
-        .await
-        .unwrap();
-    wait_condition(&s.api, "proven", "DNSReady", "False", Some("ProofMismatch")).await;
+    token_becomes_another_networks(&s, "proven").await;
 
     // DNS alone decides again: the same object, re-judged
     s.api
@@ -197,16 +203,7 @@ async fn a_domain_behind_a_proxy_is_ready_as_proxied_with_the_proxys_certificate
     );
 
     // the same domain behind the proxy, but the network's token is another's: not Ready
-    sidecar_token_secret(&s.client, &s.ns, "another-network-token-0123456789").await;
-    s.api
-        .patch(
-            "cdn",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"checkInterval": "11s"}})),
-        )
-        .await
-        .unwrap();
-    wait_condition(&s.api, "cdn", "DNSReady", "False", Some("ProofMismatch")).await;
+    token_becomes_another_networks(&s, "cdn").await;
 }
 
 #[tokio::test]
@@ -261,53 +258,64 @@ async fn check_domain_runs_the_proof_once() {
     );
 }
 
-/// A parking page: 200 and some HTML for every path, as a registrar's.
-async fn parking_page() -> std::net::SocketAddr {
+/// What a domain pointed elsewhere serves: a registrar's parking page (200
+/// and some HTML for every path), or, for hosts under `gone.`, a server
+/// that has nothing for it (404).
+async fn elsewhere() -> std::net::SocketAddr {
+    use axum::http::{HeaderMap, StatusCode};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|| async {
-        axum::response::Html("<html><body>This domain is parked. Buy it now!</body></html>")
+    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
+        let host = headers.get("host").and_then(|h| h.to_str().ok());
+        if host.is_some_and(|h| h.starts_with("gone.")) {
+            (StatusCode::NOT_FOUND, "<html><body>Not here</body></html>")
+        } else {
+            (
+                StatusCode::OK,
+                "<html><body>This domain is parked. Buy it now!</body></html>",
+            )
+        }
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
 
 #[tokio::test]
-async fn dns_right_but_a_parked_page_is_not_ready_and_says_why() {
-    let parked = parking_page().await.to_string();
+async fn dns_right_but_a_parked_page_or_a_404_is_not_ready_and_says_why() {
+    let upstream = elsewhere().await.to_string();
     let s = Setup::start(
         "proof-parked",
         "proof-key",
-        &["--issue-delay", "0s", "--site-upstream", &parked],
+        &["--issue-delay", "0s", "--site-upstream", &upstream],
         &["--proof-secret", "closte-sidecar-token"],
     )
     .await;
     sidecar_token_secret(&s.client, &s.ns, TOKEN).await;
-    create(
-        &s.api,
-        "parked",
-        MappedDomainSpec {
-            verification: Some(Verification::Http),
-            check_interval: Some("10s".into()),
-            ..spec(DOMAIN)
-        },
-    )
-    .await;
-    let md = wait_condition(
-        &s.api,
-        "parked",
-        "DNSReady",
-        "False",
-        Some("ProofUnexpected"),
-    )
-    .await;
-    let status = md.status.unwrap();
-    let dns = status.dns.as_ref().unwrap();
-    assert!(dns.matched, "DNS is right: {dns:?}");
-    let proof = dns.proof.as_ref().unwrap();
-    assert!(
-        proof.message.contains("200, no proof in the answer"),
-        "{proof:?}"
-    );
-    assert!(!status.is_true(closte_operator::api::conditions::ConditionType::Ready));
+    for (name, domain, reason, seen) in [
+        (
+            "parked",
+            "parked.example.com",
+            "ProofUnexpected",
+            "200, no proof in the answer",
+        ),
+        ("gone", "gone.example.com", "ProofNotFound", "404"),
+    ] {
+        create(
+            &s.api,
+            name,
+            MappedDomainSpec {
+                verification: Some(Verification::Http),
+                check_interval: Some("10s".into()),
+                ..spec(domain)
+            },
+        )
+        .await;
+        let md = wait_condition(&s.api, name, "DNSReady", "False", Some(reason)).await;
+        let status = md.status.unwrap();
+        let dns = status.dns.as_ref().unwrap();
+        assert!(dns.matched, "{domain}: DNS is right: {dns:?}");
+        let proof = dns.proof.as_ref().unwrap();
+        assert!(proof.message.contains(seen), "{domain}: {proof:?}");
+        assert!(!status.is_true(closte_operator::api::conditions::ConditionType::Ready));
+    }
 }

@@ -287,6 +287,9 @@ pub async fn serve(
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
+            // answers go out whole: Nagle's wait on the client's delayed ACK
+            // would add 40 ms to every request
+            let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
