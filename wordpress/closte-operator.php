@@ -2,7 +2,7 @@
 /**
  * Plugin Name:       closte-operator
  * Description:       Sends WordPress's Closte API calls and its multisite domain changes to the closte-operator sidecar, which keeps them as MappedDomains in Kubernetes. WordPress holds no Closte key.
- * Version:           0.1.0
+ * Version:           0.2.0
  * Requires at least: 6.1
  * Requires PHP:      8.1
  * Network:           true

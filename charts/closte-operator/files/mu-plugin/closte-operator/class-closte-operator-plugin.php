@@ -110,7 +110,7 @@ final class Closte_Operator_Network_Store implements Closte_Operator_Store {
  */
 final class Closte_Operator_Plugin {
 
-	const VERSION       = '0.1.0';
+	const VERSION       = '0.2.0';
 	const TEXT_DOMAIN   = 'closte-operator';
 	const RETRY_HOOK    = 'closte_operator_retry';
 	const SYNC_HOOK     = 'closte_operator_sync';
