@@ -39,11 +39,12 @@ struct Options {
     json: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "lifecycle",
     "memory",
     "proof",
     "latency",
+    "population",
     "sidecar",
     "accounts",
     "soak",
@@ -134,6 +135,15 @@ async fn scenario(name: &str, size: Option<&str>, options: &Options) -> Result<V
                 &[(2, 5), (2, 15)]
             };
             tokio::spawn(scenarios::latency(number(&pick("1000", "30"))?, shapes))
+        }
+        "population" => {
+            let (population, n, shapes): (_, _, &'static [(usize, usize)]) = if full {
+                (10_000, 1000, &[(10, 100)])
+            } else {
+                (200, 20, &[(2, 15)])
+            };
+            let population = size.map(number).transpose()?.unwrap_or(population);
+            tokio::spawn(scenarios::population(population, n, shapes))
         }
         "sidecar" => {
             let settle = Duration::from_secs(if full { 20 } else { 1 });

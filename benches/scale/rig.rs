@@ -2,12 +2,11 @@
 //! controller and the sidecar as processes of the binary under test, and
 //! readings of them (API server request counts, `/metrics`, `/proc`).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -103,6 +102,42 @@ impl Cluster {
             }
         }
         writes
+    }
+
+    /// Requests the API server has counted so far by kind, `VERB resource`
+    /// or `VERB resource/subresource` (watches left out), of every client.
+    pub fn requests_by_kind(&self) -> BTreeMap<String, f64> {
+        let out = Command::new("kubectl")
+            .args(["get", "--raw", "/metrics"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl");
+        assert!(out.status.success(), "API server metrics");
+        let mut kinds = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(labels) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
+            if verb == "WATCH" || resource.is_empty() {
+                continue;
+            }
+            let kind = match sub.as_str() {
+                "" => format!("{verb} {resource}"),
+                sub => format!("{verb} {resource}/{sub}"),
+            };
+            let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0.0);
+            *kinds.entry(kind).or_insert(0.0) += count;
+        }
+        kinds
     }
 
     /// Stops kube-apiserver and starts it again (etcd and its state kept).

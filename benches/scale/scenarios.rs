@@ -31,6 +31,32 @@ fn writes_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: u
     )
 }
 
+/// API requests per domain by kind between two counts (every client: the
+/// harness's creates and deletes, its watch's list, the controller's reads
+/// and writes), the kinds that come to at least 0.01 per domain.
+fn requests_per_domain_by_kind(
+    scenario: &'static str,
+    size: &str,
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    n: usize,
+) -> Vec<Row> {
+    after
+        .iter()
+        .map(|(kind, count)| (kind, (count - before.get(kind).unwrap_or(&0.0)) / n as f64))
+        .filter(|(_, per_domain)| *per_domain >= 0.01)
+        .map(|(kind, per_domain)| {
+            Row::info(
+                scenario,
+                size,
+                format!("requests per domain: {kind}"),
+                per_domain,
+                "",
+            )
+        })
+        .collect()
+}
+
 /// Events per domain.
 fn events_per_domain(scenario: &'static str, size: &str, writes: ApiWrites, n: usize) -> Row {
     Row::info(
@@ -86,6 +112,7 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
     let bound = n as f64 / 50.0;
 
     let before = cluster.writes();
+    let kinds_before = cluster.requests_by_kind();
     let start = Instant::now();
     let objects = (1..=n)
         .map(|i| domain(&format!("d{i}"), &format!("d{i}.bench.example")))
@@ -148,8 +175,17 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
         ),
         Row::info(scenario, &size, "controller CPU", ctl.cpu_seconds(), "s"),
     ];
+    let kinds = cluster.requests_by_kind();
+    rows.extend(requests_per_domain_by_kind(
+        scenario,
+        &size,
+        &kinds_before,
+        &kinds,
+        n,
+    ));
 
     let before = cluster.writes();
+    let kinds_before = kinds;
     let calls_before = sim_counts(&sim).await;
     let start = Instant::now();
     delete_all(&api, (1..=n).map(|i| format!("d{i}")).collect(), 16).await;
@@ -197,6 +233,13 @@ pub async fn lifecycle(n: usize) -> Vec<Row> {
         writes_per_domain(scenario, &size, writes, n),
         events_per_domain(scenario, &size, writes, n),
     ]);
+    rows.extend(requests_per_domain_by_kind(
+        scenario,
+        &size,
+        &kinds_before,
+        &cluster.requests_by_kind(),
+        n,
+    ));
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
     rows
 }
@@ -488,7 +531,28 @@ pub async fn proof(n: usize, resync: Duration, recheck: Duration) -> Vec<Row> {
 /// no latency and no rate limit in the way. A domain counts as created when
 /// the API server's answer to its create arrives.
 pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
-    let dir = folder("latency");
+    measure_latency("latency", n, shapes, 0).await
+}
+
+/// The `latency` measurement among `population` objects already present:
+/// half of them `done`, half waiting on DNS (an expected target DNS never
+/// answers) and re-checked every 10 s, so checks are always due while new
+/// domains come.
+pub async fn population(
+    population: usize,
+    n: usize,
+    shapes: &'static [(usize, usize)],
+) -> Vec<Row> {
+    measure_latency("population", n, shapes, population).await
+}
+
+async fn measure_latency(
+    scenario: &'static str,
+    n: usize,
+    shapes: &'static [(usize, usize)],
+    population: usize,
+) -> Vec<Row> {
+    let dir = folder(scenario);
     let cluster = Cluster::up(&dir).await;
     let sim = simulator(&dir, 1, &["--issue-delay", "1s"]).await;
     let ctl = controller_process(
@@ -500,7 +564,37 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
     ctl.ready().await;
     let api: Api<MappedDomain> = Api::namespaced(cluster.client.clone(), "default");
 
+    if population > 0 {
+        let progress = Progress::watch(&cluster.client);
+        let objects = (0..population)
+            .map(|i| {
+                let name = format!("p{i}");
+                let mut md = domain(&name, &format!("{name}.bench.example"));
+                if i % 2 == 1 {
+                    // never matches: checked every 10 s for as long as it exists
+                    md.spec.expected_targets = Some(vec!["192.0.2.1".into()]);
+                }
+                md
+            })
+            .collect();
+        create_all(&api, objects, 16).await;
+        let bound = population as f64 / 200.0;
+        eventually(limit(bound), "the population's adds", || async {
+            sim.count("adddomainalias").await >= population as u64
+        })
+        .await;
+        eventually(limit(bound), "half the population done", || async {
+            progress.done() >= population / 2
+        })
+        .await;
+    }
+
+    let among = match population {
+        0 => String::new(),
+        p => format!(", {p} present"),
+    };
     let mut sent: BTreeMap<String, f64> = BTreeMap::new();
+    let added_before = sim.count("adddomainalias").await as usize;
     for i in 0..n {
         let name = format!("l{i}");
         let dom = format!("{name}.bench.example");
@@ -509,17 +603,17 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
             .unwrap();
         sent.insert(dom.clone(), unix_ms()); // created: the API server has stored it
         let deadline = Instant::now() + Duration::from_secs(30);
-        while sim.count("adddomainalias").await < (i + 1) as u64 {
+        while sim.count("adddomainalias").await < (added_before + i + 1) as u64 {
             assert!(Instant::now() < deadline, "no add for {dom}");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     let single = add_latencies(&sim, &sent).await;
 
-    let mut created = n;
+    let mut created = added_before + n;
     let mut bursty_rows = Vec::new();
     for &(bursts, burst) in shapes {
-        let many = format!("{bursts} x {burst} at once");
+        let many = format!("{bursts} x {burst} at once{among}");
         let mut sent_burst: BTreeMap<String, f64> = BTreeMap::new();
         let requests_before = cluster.writes().requests;
         let bursts_started = Instant::now();
@@ -557,14 +651,14 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
         let bursty = add_latencies(&sim, &sent_burst).await;
         bursty_rows.extend([
             Row::info(
-                "latency",
+                scenario,
                 &many,
                 "create -> add p50",
                 percentile(&bursty, 50.0),
                 "ms",
             ),
             Row::info(
-                "latency",
+                scenario,
                 &many,
                 "create -> add p99",
                 percentile(&bursty, 99.0),
@@ -572,7 +666,7 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
             )
             .at_most(250.0),
             Row::info(
-                "latency",
+                scenario,
                 &many,
                 "create -> add max",
                 percentile(&bursty, 100.0),
@@ -580,14 +674,14 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
             ),
             // what bounds a burst on a small machine: the API server's request rate
             Row::info(
-                "latency",
+                scenario,
                 &many,
                 "API requests per domain (all clients)",
                 requests / (bursts * burst) as f64,
                 "",
             ),
             Row::info(
-                "latency",
+                scenario,
                 &many,
                 "API requests/s while bursting",
                 requests / burst_time,
@@ -596,17 +690,17 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
         ]);
     }
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
-    let one = format!("{n} one at a time");
+    let one = format!("{n} one at a time{among}");
     let mut rows = vec![
         Row::info(
-            "latency",
+            scenario,
             &one,
             "create -> add p50",
             percentile(&single, 50.0),
             "ms",
         ),
         Row::info(
-            "latency",
+            scenario,
             &one,
             "create -> add p99",
             percentile(&single, 99.0),
@@ -614,7 +708,7 @@ pub async fn latency(n: usize, shapes: &'static [(usize, usize)]) -> Vec<Row> {
         )
         .at_most(250.0),
         Row::info(
-            "latency",
+            scenario,
             &one,
             "create -> add max",
             percentile(&single, 100.0),
