@@ -593,7 +593,7 @@ async fn measure_latency(
         .await;
         setup_rows.push(Row::info(
             scenario,
-            &population.to_string(),
+            population.to_string(),
             "population on Closte, half done, after",
             started.elapsed().as_secs_f64(),
             "s",
