@@ -72,16 +72,21 @@ impl Cluster {
         }
     }
 
-    /// Requests the API server has counted so far: writes by resource, and all.
-    pub fn writes(&self) -> ApiWrites {
+    /// The API server's own metrics, as Prometheus text.
+    fn metrics(&self) -> String {
         let out = Command::new("kubectl")
             .args(["get", "--raw", "/metrics"])
             .env("KUBECONFIG", &self.kubeconfig)
             .output()
             .expect("kubectl");
         assert!(out.status.success(), "API server metrics");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Requests the API server has counted so far: writes by resource, and all.
+    pub fn writes(&self) -> ApiWrites {
         let mut writes = ApiWrites::default();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        for line in self.metrics().lines() {
             if !line.starts_with("apiserver_request_total{") {
                 continue;
             }
@@ -107,14 +112,8 @@ impl Cluster {
     /// Requests the API server has counted so far by kind, `VERB resource`
     /// or `VERB resource/subresource` (watches left out), of every client.
     pub fn requests_by_kind(&self) -> BTreeMap<String, f64> {
-        let out = Command::new("kubectl")
-            .args(["get", "--raw", "/metrics"])
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl");
-        assert!(out.status.success(), "API server metrics");
         let mut kinds = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        for line in self.metrics().lines() {
             let Some(labels) = line.strip_prefix("apiserver_request_total{") else {
                 continue;
             };
