@@ -272,10 +272,7 @@ impl Launch {
             earlier,
             announced: OnceLock::new(),
             started: Instant::now(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
+            http: http_client(),
         }
     }
 
@@ -398,22 +395,26 @@ impl Process {
 
     /// Its `/metrics` as text.
     pub async fn scrape(&self) -> String {
-        self.try_scrape(None)
+        self.fetch_metrics(None)
             .await
-            .unwrap_or_else(|| panic!("no /metrics from {}", self.log().display()))
+            .unwrap_or_else(|e| panic!("no /metrics from {}: {e}", self.log().display()))
     }
 
     /// Its `/metrics` (with `token` as bearer, for the sidecar), None when
     /// the endpoint does not answer.
     pub async fn try_scrape(&self, token: Option<&str>) -> Option<String> {
+        self.fetch_metrics(token).await.ok()
+    }
+
+    /// Its `/metrics`, or why it did not answer.
+    pub async fn fetch_metrics(&self, token: Option<&str>) -> Result<String, reqwest::Error> {
         let mut request = self
             .http
             .get(format!("http://{}/metrics", self.addr().await));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.ok()?;
-        response.error_for_status().ok()?.text().await.ok()
+        request.send().await?.error_for_status()?.text().await
     }
 
     /// The sum of every series of a metric (by name prefix, labels included),
@@ -581,6 +582,18 @@ pub fn log_field(line: &str, name: &str) -> Option<String> {
 }
 
 /// The address in an announcement: the address itself, or the simulator's
+/// The tests' HTTP client for a process's endpoints. It keeps no
+/// connection alive: a server that closes an idle one (the sidecar's
+/// `--header-read-timeout`) just as the next request is sent on it fails
+/// that request, however rarely.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
 /// JSON whose `api` is `http://ADDR/api/client`.
 fn parse_addr(announced: &str) -> SocketAddr {
     if let Ok(addr) = announced.parse() {

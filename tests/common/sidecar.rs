@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::process::{Launch, Process};
+use super::process::{Launch, Process, http_client};
 use super::sim::scratch;
 
 pub struct Sidecar {
@@ -63,10 +62,7 @@ impl Sidecar {
             token: token.into(),
             launch: process.launch(),
             process: Some(process),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
+            http: http_client(),
         }
     }
 
@@ -115,10 +111,8 @@ impl Sidecar {
 
     /// Its `/metrics` (read with its token).
     pub async fn metrics(&self) -> String {
-        self.process()
-            .try_scrape(Some(&self.token))
-            .await
-            .expect("the sidecar's /metrics")
+        let text = self.process().fetch_metrics(Some(&self.token)).await;
+        text.unwrap_or_else(|e| panic!("the sidecar's /metrics: {e}"))
     }
 
     /// Requests it answered at `door` (`closte` or `native`) by HTTP
