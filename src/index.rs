@@ -55,9 +55,9 @@ pub struct Claim {
     pub account: Option<AccountId>,
     /// A hash of what a pass must react to: the generation (spec), deletion
     /// and the reconcile request. Not status, which only this controller
-    /// writes, nor finalizers: the pass that adds its own goes on from the
-    /// object the write returned (a finalizer taken away by someone else is
-    /// put back at the next pass).
+    /// writes, nor finalizers: the pass that puts its own on goes on in
+    /// the same pass (a finalizer taken away by someone else is put back at
+    /// the next pass).
     pub trigger: u64,
 }
 

@@ -499,7 +499,7 @@ mod tests {
 
     use super::*;
     use crate::api::MappedDomainSpec;
-    use crate::plan::{Acted, Action, Outcome, Plan};
+    use crate::plan::{Acted, Action, Finalizer, Outcome, Plan};
 
     #[test]
     fn a_default_key_not_allowed_says_what_to_do() {
@@ -515,7 +515,7 @@ mod tests {
             spec: &spec,
             previous: None,
             deleting: false,
-            finalized: true,
+            finalizer: Some(Finalizer::Plain),
             reconcile_request: None,
             conflict: None,
             credentials: Credentials::DefaultKeyNotAllowed {

@@ -7,7 +7,8 @@ mod common;
 use std::time::Instant;
 
 use closte_operator::api::{
-    DeletionPolicy, FINALIZER, MappedDomain, MappedDomainSpec, Ownership, SecretKeyRef, Stage,
+    CREATED_FINALIZER, DeletionPolicy, FINALIZER, MappedDomain, MappedDomainSpec, Ownership,
+    SecretKeyRef, Stage,
 };
 use common::operator::{condition, controller, wait_condition, wait_gone};
 use common::process::Process;
@@ -108,7 +109,11 @@ async fn create_registers_and_delete_removes() {
     assert_eq!(status.ownership, Some(Ownership::Created));
     assert_eq!(status.stage, Some(Stage::CheckingSslCert));
     assert_eq!(status.observed_generation, created.metadata.generation);
-    assert!(md.finalizers().contains(&FINALIZER.to_string()));
+    assert_eq!(
+        md.finalizers(),
+        [CREATED_FINALIZER],
+        "the finalizer that says the alias is this controller's"
+    );
     assert_eq!(condition(&md, "Ready").unwrap().0, "False");
     assert_eq!(
         condition(&md, "DNSReady").unwrap().0,
@@ -178,6 +183,11 @@ async fn orphan_and_adopted_aliases_survive_deletion() {
     )
     .await;
     let adopted = wait_condition(&s.api, "adopted", "Registered", "True", Some("Adopted")).await;
+    assert_eq!(
+        adopted.finalizers(),
+        [FINALIZER],
+        "held, without the finalizer that claims the alias"
+    );
     assert_eq!(adopted.status.unwrap().ownership, Some(Ownership::Adopted));
     wait_condition(&s.api, "kept", "Registered", "True", None).await;
     wait_condition(&s.api, "forced", "Registered", "True", None).await;

@@ -22,6 +22,11 @@ pub const GROUP: &str = "closte-operator.io";
 pub const VERSION: &str = "v1alpha1";
 /// Finalizer that holds a MappedDomain until its alias is settled on Closte.
 pub const FINALIZER: &str = "closte-operator.io/alias";
+/// The same finalizer for an alias this controller adds: written (in place
+/// of [`FINALIZER`]) before the add, it carries the ownership intent, so an
+/// add whose answer is lost is still known as this controller's, at the
+/// cost of no write of its own.
+pub const CREATED_FINALIZER: &str = "closte-operator.io/alias-created";
 /// Annotation whose new value forces an immediate reconcile (echoed in status).
 pub const RECONCILE_REQUESTED_AT: &str = "closte-operator.io/reconcile-requested-at";
 /// `checkInterval` when the spec leaves it out (Ultimate Multisite's default).

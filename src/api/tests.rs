@@ -51,7 +51,7 @@ fn the_derive_uses_group_and_version() {
     assert_eq!(MappedDomain::group(&()), GROUP);
     assert_eq!(MappedDomain::version(&()), VERSION);
     assert_eq!(MappedDomain::api_version(&()), format!("{GROUP}/{VERSION}"));
-    for name in [FINALIZER, RECONCILE_REQUESTED_AT] {
+    for name in [FINALIZER, CREATED_FINALIZER, RECONCILE_REQUESTED_AT] {
         assert!(name.starts_with(&format!("{GROUP}/")), "{name}");
     }
 }

@@ -15,13 +15,13 @@ use kube::{Client, ResourceExt};
 
 use super::Error;
 use crate::api::conditions::Reason;
-use crate::api::{FINALIZER, MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT, Verification};
+use crate::api::{MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT, Verification};
 use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
 use crate::domain::{Domain, claimed_domain};
 use crate::index::{Index, ObjectKey};
 use crate::plan::proof::{ProofCheck, ProofOutcome};
 use crate::plan::{
-    self, Check, ConflictWinner, Credentials, DefaultKeyScope, DnsCheck, Facts, Failure,
+    self, Check, ConflictWinner, Credentials, DefaultKeyScope, DnsCheck, Facts, Failure, Finalizer,
     Observation, Retry, Settings, TlsCheck,
 };
 use crate::probe::dns::{DnsObservation, DnsVerdict};
@@ -98,7 +98,7 @@ pub async fn gather<'a>(
         spec: &md.spec,
         previous: md.status.as_ref(),
         deleting: md.metadata.deletion_timestamp.is_some(),
-        finalized: md.finalizers().iter().any(|f| f == FINALIZER),
+        finalizer: Finalizer::of(md.finalizers()),
         reconcile_request: md
             .annotations()
             .get(RECONCILE_REQUESTED_AT)

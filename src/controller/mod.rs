@@ -1,10 +1,11 @@
 //! `closte-operator controller`: wires the pieces together. A pass is in
 //! [`reconcile`] (on [`gather`] and [`crate::plan`]); what is watched and
-//! kept is in [`watch`]; leader election in [`leader`]; the endpoints in
-//! [`health`].
+//! kept is in [`watch`] (new objects for their first pass in [`fresh`]);
+//! leader election in [`leader`]; the endpoints in [`health`].
 
 mod args;
 mod events;
+mod fresh;
 pub mod gather;
 mod heal;
 mod health;
@@ -71,6 +72,8 @@ pub struct Context {
     sources: gather::Sources,
     publisher: events::Publisher,
     metrics: Arc<Metrics>,
+    /// New objects as the watch brought them, for their first pass.
+    fresh: Arc<fresh::FreshObjects>,
     /// Open while this replica may write (always, without leader election).
     fence: Fence,
     /// Per object (uid), the label of the key Closte last rejected, so a new

@@ -16,9 +16,9 @@ use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::Verification;
 use crate::api::conditions::Reason;
-use crate::api::{FINALIZER, GROUP, MappedDomain, MappedDomainStatus, VERSION};
+use crate::api::{GROUP, MappedDomain, MappedDomainStatus, VERSION};
 use crate::closte::{AddOutcome, ClosteError, DeleteOutcome};
-use crate::plan::{self, Acted, Action, Conclusion, Outcome, Plan};
+use crate::plan::{self, Acted, Action, Conclusion, Finalizer, Outcome, Plan};
 
 pub async fn reconcile(
     object: Arc<PartialObjectMeta<MappedDomain>>,
@@ -32,6 +32,7 @@ pub async fn reconcile(
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
     let result = pass(
         Api::namespaced(ctx.sources.client.clone(), &ns),
+        ctx.fresh.take(&ns, &name),
         &name,
         &ctx,
     )
@@ -43,25 +44,27 @@ pub async fn reconcile(
     result
 }
 
-async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Requeue, Error> {
-    // a fresh read: the watch may lag behind this controller's own writes
-    let Some(mut md) = api.get_opt(name).await? else {
-        return Ok(Requeue::await_change());
+/// A pass on `name`, from the copy its watch event brought when the object
+/// is new to this controller ([`super::fresh`]), from a fresh read otherwise.
+async fn pass(
+    api: Api<MappedDomain>,
+    kept: Option<MappedDomain>,
+    name: &str,
+    ctx: &Context,
+) -> Result<Requeue, Error> {
+    let md = match kept {
+        Some(md) => md,
+        None => match api.get_opt(name).await? {
+            Some(md) => md,
+            None => return Ok(Requeue::await_change()),
+        },
     };
     tracing::Span::current().record("domain", md.spec.domain.as_str());
     let rejected_key = ctx.rejected_keys.lock().unwrap().get(&uid(&md)).cloned();
-    let mut gathered = gather(&md, &ctx.sources, rejected_key.clone(), Observe::WhenNeeded).await?;
-    let mut plan = plan::decide(&gathered.facts);
-    if plan == Plan::AddFinalizer {
-        // go on from the object the write returned: no need to wait for its watch event
-        drop(gathered);
-        md = set_finalizer(ctx, &api, &md, true).await?;
-        gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
-        plan = plan::decide(&gathered.facts);
-    }
+    let gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
     let facts = &gathered.facts;
-    let action = match plan {
-        Plan::Skip | Plan::AddFinalizer => return Ok(Requeue::await_change()),
+    let action = match plan::decide(facts) {
+        Plan::Skip => return Ok(Requeue::await_change()),
         Plan::Wait(wait) => {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
@@ -69,9 +72,11 @@ async fn pass(api: Api<MappedDomain>, name: &str, ctx: &Context) -> Result<Reque
             );
             return Ok(Requeue::requeue(wait));
         }
-        Plan::Act { intent, action } => {
-            if let Some(intent) = intent {
-                write_status(ctx, &api, name, &intent).await?;
+        Plan::Act { finalizer, action } => {
+            if let Some(finalizer) = finalizer {
+                // guarded by the resourceVersion read: a pass on a stale
+                // object ends here, in a conflict, before it acts
+                set_finalizer(ctx, &api, &md, Some(finalizer)).await?;
             }
             action
         }
@@ -156,7 +161,7 @@ async fn record(
         }
     }
     if conclusion.release_finalizer {
-        set_finalizer(ctx, api, md, false).await?;
+        set_finalizer(ctx, api, md, None).await?;
         tracing::info!("finalizer released");
         return Ok(Requeue::await_change());
     }
@@ -190,23 +195,22 @@ async fn write_status(
     Ok(())
 }
 
-/// Adds or removes this controller's finalizer, guarded by resourceVersion so
-/// another writer's finalizers are never lost; while this replica leads.
+/// Puts this controller's `finalizer` on (in place of the other) or, with
+/// None, takes it off, guarded by resourceVersion so another writer's
+/// finalizers are never lost; while this replica leads.
 async fn set_finalizer(
     ctx: &Context,
     api: &Api<MappedDomain>,
     md: &MappedDomain,
-    present: bool,
-) -> Result<MappedDomain, Error> {
+    finalizer: Option<Finalizer>,
+) -> Result<(), Error> {
     let mut finalizers: Vec<&str> = md
         .finalizers()
         .iter()
         .map(String::as_str)
-        .filter(|f| *f != FINALIZER)
+        .filter(|f| !Finalizer::is_ours(f))
         .collect();
-    if present {
-        finalizers.push(FINALIZER);
-    }
+    finalizers.extend(finalizer.map(Finalizer::name));
     let patch = json!({
         "metadata": {
             "finalizers": finalizers,
@@ -214,14 +218,13 @@ async fn set_finalizer(
         }
     });
     fenced(ctx)?;
-    let patched = api
-        .patch(
-            &md.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(patched)
+    api.patch(
+        &md.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A write of the object may go out only while this replica's term lasts: a

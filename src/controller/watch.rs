@@ -21,6 +21,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::events::Publisher;
+use super::fresh::FreshObjects;
 use super::gather::Sources;
 use super::health::Health;
 use super::{Context, FIELD_MANAGER, reconcile};
@@ -87,6 +88,8 @@ impl Reconciler {
         let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Stub>>();
         let health = self.health.clone();
         let feed = index.clone();
+        let fresh = Arc::new(FreshObjects::default());
+        let fresh_feed = fresh.clone();
         // its own task: sharing the Controller's (select!) slowed the passes,
         // 2,000 new domains took 1.18 x the write-rate bound instead of 1.01 x;
         // it goes with the Controller
@@ -125,7 +128,8 @@ impl Reconciler {
         let events = watcher::watcher(self.api::<MappedDomain>(), config)
             .default_backoff()
             .try_filter_map(move |event| {
-                futures::future::ready(Ok(index_event(&feed, &nudge, &health, event)))
+                let event = index_event(&feed, &fresh_feed, &nudge, &health, event);
+                futures::future::ready(Ok(event))
             });
         let stubs = reflector::reflector(writer, events).applied_objects();
         // Watching Secrets needs list/watch on all of them, which many cluster
@@ -156,6 +160,7 @@ impl Reconciler {
             },
             publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
+            fresh,
             fence: self.fence.clone(),
             rejected_keys: Mutex::new(HashMap::new()),
         });
@@ -240,13 +245,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Applies a watch event to the index, nudges the rivals of a claim that
-/// went (after the index has forgotten it), and passes the event on with
-/// only the object's stub, unless it changed nothing a pass reacts to (this
-/// controller's own status and finalizer writes): those would only cost a
-/// pass and a read.
+/// Applies a watch event to the index, keeps a new object for its first
+/// pass, nudges the rivals of a claim that went (after the index has
+/// forgotten it), and passes the event on with only the object's stub,
+/// unless it changed nothing a pass reacts to (this controller's own status
+/// and finalizer writes): those would only cost a pass and a read.
 fn index_event(
     index: &RwLock<Index>,
+    fresh: &FreshObjects,
     nudge: &UnboundedSender<ObjectRef<Stub>>,
     health: &Health,
     event: Event<MappedDomain>,
@@ -261,6 +267,7 @@ fn index_event(
             }
             Event::InitApply(md) => {
                 index.apply(Claim::from_resource(&md));
+                fresh.offer(&md);
                 Event::InitApply(stub_of(&md))
             }
             Event::InitDone => {
@@ -268,12 +275,14 @@ fn index_event(
                 Event::InitDone
             }
             Event::Apply(md) => {
+                fresh.offer(&md);
                 if !index.apply(Claim::from_resource(&md)) {
                     return None;
                 }
                 Event::Apply(stub_of(&md))
             }
             Event::Delete(md) => {
+                fresh.forget(&md);
                 let claim = Claim::from_resource(&md);
                 rivals = index.delete(&claim.key);
                 Event::Delete(stub_of(&md))

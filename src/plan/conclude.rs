@@ -146,10 +146,10 @@ fn status(
         }),
         // The intent written before an add stands whatever the add answered:
         // an answer lost on the way may hide an alias that landed.
-        ownership: match acted.action {
-            Action::Add => Some(Ownership::Created),
-            _ if registered && previous.ownership.is_none() => Some(Ownership::Adopted),
-            _ => previous.ownership,
+        ownership: match (acted.action, facts.previous_ownership()) {
+            (Action::Add, _) => Some(Ownership::Created),
+            (_, None) if registered => Some(Ownership::Adopted),
+            (_, ownership) => ownership,
         },
         registered_at: previous
             .registered_at

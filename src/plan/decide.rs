@@ -1,12 +1,12 @@
 //! The first pure step of a pass: from the facts to what the pass does
-//! before anything else is known (the finalizer, the retry gate, the Closte
-//! action and the ownership intent written before it).
+//! before anything else is known (the retry gate, the Closte action and the
+//! finalizer written before it, which carries the ownership intent).
 
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::facts::{Facts, Observation};
+use super::facts::{Facts, Finalizer, Observation};
 use super::{SLOW_RETRY, backoff};
 use crate::api::conditions::{ConditionType, Reason};
 use crate::api::{MappedDomainStatus, Ownership};
@@ -16,14 +16,11 @@ use crate::api::{MappedDomainStatus, Ownership};
 pub enum Plan {
     /// Deleting and the finalizer is already gone: nothing left to do.
     Skip,
-    /// Put the finalizer on first; the same pass then gathers and decides
-    /// again from the object this write returned.
-    AddFinalizer,
     /// The last attempt failed and its backoff has not run out.
     Wait(Duration),
-    /// Write `intent` first (if any), then run `action` and conclude.
+    /// Put `finalizer` on first (if any), then run `action` and conclude.
     Act {
-        intent: Option<Box<MappedDomainStatus>>,
+        finalizer: Option<Finalizer>,
         action: Action,
     },
 }
@@ -46,16 +43,31 @@ pub fn decide(facts: &Facts<'_>) -> Plan {
         return early;
     }
     let action = action(facts);
-    // Record the intent first: if the process dies between the add and the
-    // status write, the next one still knows the alias is its own.
-    let intent = (action == Action::Add && facts.previous_ownership() != Some(Ownership::Created))
-        .then(|| {
-            Box::new(MappedDomainStatus {
-                ownership: Some(Ownership::Created),
-                ..facts.previous.cloned().unwrap_or_default()
-            })
-        });
-    Plan::Act { intent, action }
+    Plan::Act {
+        finalizer: finalizer_first(facts, action),
+        action,
+    }
+}
+
+/// The finalizer to write before `action`, if the object lacks it. Before
+/// an add it is the one that carries the intent: if the process dies between
+/// the add and the status write, the next one still knows the alias is its
+/// own. One write makes the object both held and owned.
+fn finalizer_first(facts: &Facts<'_>, action: Action) -> Option<Finalizer> {
+    if facts.deleting {
+        return None;
+    }
+    let adds = action == Action::Add;
+    match facts.finalizer {
+        None if adds => Some(Finalizer::Created),
+        None => Some(Finalizer::Plain),
+        Some(Finalizer::Plain)
+            if adds && facts.previous_ownership() != Some(Ownership::Created) =>
+        {
+            Some(Finalizer::Created)
+        }
+        Some(_) => None,
+    }
 }
 
 /// Whether the pass needs the account's alias list: it may act on Closte.
@@ -68,11 +80,12 @@ pub fn observes(facts: &Facts<'_>) -> bool {
 
 /// The plans that need no observation of Closte.
 fn preflight(facts: &Facts<'_>) -> Option<Plan> {
-    if facts.deleting && !facts.finalized {
-        return Some(Plan::Skip);
-    }
-    if !facts.finalized {
-        return Some(Plan::AddFinalizer);
+    match facts.finalizer {
+        None if facts.deleting => return Some(Plan::Skip),
+        // a new object (or one whose finalizer was taken off): the
+        // finalizer goes on in this pass, whatever an old backoff says
+        None => return None,
+        Some(_) => {}
     }
     let may_write = facts.conflict.is_none() && !facts.writes_off();
     match retry_wait(facts) {

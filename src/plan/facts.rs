@@ -10,8 +10,8 @@ use super::Settings;
 use super::proof::ProofCheck;
 use crate::api::conditions::Reason;
 use crate::api::{
-    CertificateStatus, DeletionPolicy, MappedDomainSpec, MappedDomainStatus, Ownership,
-    Verification,
+    CREATED_FINALIZER, CertificateStatus, DeletionPolicy, FINALIZER, MappedDomainSpec,
+    MappedDomainStatus, Ownership, Verification,
 };
 
 /// Everything the decision needs, gathered by the reconciler.
@@ -22,8 +22,8 @@ pub struct Facts<'a> {
     pub spec: &'a MappedDomainSpec,
     pub previous: Option<&'a MappedDomainStatus>,
     pub deleting: bool,
-    /// This controller's finalizer is on the object.
-    pub finalized: bool,
+    /// Which of this controller's finalizers is on the object.
+    pub finalizer: Option<Finalizer>,
     /// The reconcile-requested-at annotation, if set.
     pub reconcile_request: Option<&'a str>,
     /// An older MappedDomain that claims the same domain.
@@ -41,8 +41,45 @@ pub struct Facts<'a> {
     pub settings: Settings,
 }
 
+/// This controller's finalizer on an object, by what it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finalizer {
+    /// Holds the object until its alias is settled.
+    Plain,
+    /// The same, and says the alias is (being) added by this controller:
+    /// the ownership intent, durable before the add.
+    Created,
+}
+
+impl Finalizer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Finalizer::Plain => FINALIZER,
+            Finalizer::Created => CREATED_FINALIZER,
+        }
+    }
+
+    /// The one on an object with these finalizers (`Created` wins).
+    pub fn of<S: AsRef<str>>(names: &[S]) -> Option<Finalizer> {
+        let has = |f: Finalizer| names.iter().any(|n| n.as_ref() == f.name());
+        [Finalizer::Created, Finalizer::Plain]
+            .into_iter()
+            .find(|f| has(*f))
+    }
+
+    /// Whether `name` is one of this controller's finalizers.
+    pub fn is_ours(name: &str) -> bool {
+        name == FINALIZER || name == CREATED_FINALIZER
+    }
+}
+
 impl Facts<'_> {
+    /// Whose the alias is as far as the object says: its finalizer carries
+    /// the intent written before an add, its status what was concluded.
     pub(crate) fn previous_ownership(&self) -> Option<Ownership> {
+        if self.finalizer == Some(Finalizer::Created) {
+            return Some(Ownership::Created);
+        }
         self.previous.and_then(|s| s.ownership)
     }
 

@@ -1,9 +1,9 @@
 //! The pure decision of the controller. A pass is gather (IO) → [`decide`]
 //! (pure) → act (IO) → [`conclude`] (pure) → write (IO):
 //!
-//! - [`decide`] turns the [`Facts`] into a [`Plan`]: put the finalizer on,
-//!   wait out a backoff, or run one Closte [`Action`] (with the ownership
-//!   intent written before an add);
+//! - [`decide`] turns the [`Facts`] into a [`Plan`]: wait out a backoff, or
+//!   run one Closte [`Action`], after putting the [`Finalizer`] on (the one
+//!   that carries the ownership intent before an add);
 //! - [`Acted::new`] reads where the action's [`Outcome`] leaves the alias,
 //!   and says whether a DNS/TLS [`Check`] is due;
 //! - [`conclude`] gives the new status, the events, whether the finalizer
@@ -32,8 +32,8 @@ pub use decide::{Action, Plan, answered_since, decide, observes, retry_wait, wai
 pub use default_key::DefaultKeyScope;
 pub use events::Note;
 pub use facts::{
-    Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Observation, Outcome, Retry,
-    TlsCheck,
+    Check, ConflictWinner, Credentials, DnsCheck, Facts, Failure, Finalizer, Observation, Outcome,
+    Retry, TlsCheck,
 };
 pub use registration::Registration;
 

@@ -255,36 +255,89 @@ fn reconcile_request_is_echoed() {
 #[test]
 fn the_finalizer_comes_first_and_goes_last() {
     let spec = spec("shop.example.com");
-    let mut fresh = facts(&spec, None, Observation::NotObserved);
-    fresh.finalized = false;
-    assert_eq!(decide(&fresh), Plan::AddFinalizer);
-    assert!(!observes(&fresh));
+    // a new object: the finalizer goes on in the pass that acts, before it
+    let mut fresh = facts(&spec, None, Observation::Absent);
+    fresh.finalizer = None;
+    assert!(
+        observes(&fresh),
+        "a new object's first pass looks at Closte"
+    );
+    assert_eq!(
+        decide(&fresh),
+        Plan::Act {
+            finalizer: Some(Finalizer::Created),
+            action: Action::Add
+        },
+        "before an add, the finalizer that carries the intent: one write"
+    );
+    fresh.observation = Observation::Present;
+    assert_eq!(
+        decide(&fresh),
+        Plan::Act {
+            finalizer: Some(Finalizer::Plain),
+            action: Action::Nothing
+        },
+        "an alias already there: held, not claimed"
+    );
+    fresh.observation = Observation::Absent;
     fresh.deleting = true;
     assert_eq!(
         decide(&fresh),
         Plan::Skip,
         "deleting without our finalizer: not ours"
     );
+    // a backoff does not keep the finalizer off
+    let failed = failed_status(&spec, transient(), 3);
+    let mut unheld = facts(&spec, Some(&failed), Observation::NotObserved);
+    assert!(matches!(decide(&unheld), Plan::Wait(_)));
+    unheld.finalizer = None;
+    assert_eq!(
+        decide(&unheld),
+        Plan::Act {
+            finalizer: Some(Finalizer::Plain),
+            action: Action::Nothing
+        }
+    );
 
     // the intent is written before an add, once
     let absent = facts(&spec, None, Observation::Absent);
-    let Plan::Act { intent, action } = decide(&absent) else {
-        panic!("expected an action")
-    };
-    assert_eq!(action, Action::Add);
-    assert_eq!(intent.unwrap().ownership, Some(Ownership::Created));
+    assert_eq!(
+        decide(&absent),
+        Plan::Act {
+            finalizer: Some(Finalizer::Created),
+            action: Action::Add
+        },
+        "re-adding an alias the object did not own: the intent first"
+    );
+    let mut intended = absent.clone();
+    intended.finalizer = Some(Finalizer::Created);
+    assert_eq!(intended.previous_ownership(), Some(Ownership::Created));
+    assert_eq!(
+        decide(&intended),
+        Plan::Act {
+            finalizer: None,
+            action: Action::Add
+        }
+    );
+    // an alias that landed while its answer was lost is still its own
+    let mut landed = facts(&spec, None, Observation::Present);
+    landed.finalizer = Some(Finalizer::Created);
+    let (action, c) = pass(&landed, Outcome::Idle);
+    assert_eq!(action, Action::Nothing);
+    assert_eq!(c.status.ownership, Some(Ownership::Created));
     let created = MappedDomainStatus {
         ownership: Some(Ownership::Created),
         ..Default::default()
     };
     let again = facts(&spec, Some(&created), Observation::Absent);
-    assert!(matches!(
+    assert_eq!(
         decide(&again),
         Plan::Act {
-            intent: None,
+            finalizer: None,
             action: Action::Add
-        }
-    ));
+        },
+        "an object from before the intent finalizer: its status says whose"
+    );
 
     // a deletion that removed the alias releases the finalizer instead of writing status
     let mut deleting = facts(&spec, Some(&created), Observation::Present);

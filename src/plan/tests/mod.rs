@@ -40,7 +40,7 @@ fn facts<'a>(
         spec,
         previous,
         deleting: false,
-        finalized: true,
+        finalizer: Some(Finalizer::Plain),
         reconcile_request: None,
         conflict: None,
         credentials: Credentials::Available {
@@ -96,6 +96,19 @@ fn pass_checked(facts: &Facts<'_>, outcome: Outcome, check: Option<Check>) -> (A
 
 fn pass(facts: &Facts<'_>, outcome: Outcome) -> (Action, Conclusion) {
     pass_checked(facts, outcome, None)
+}
+
+/// The status after a pass that failed with `failure` at `at(0)`, with
+/// `attempts` failures in all.
+fn failed_status(spec: &MappedDomainSpec, failure: Failure, attempts: i32) -> MappedDomainStatus {
+    let (_, c) = pass(
+        &facts(spec, None, Observation::Absent),
+        Outcome::Failed(failure),
+    );
+    MappedDomainStatus {
+        failed_attempts: Some(attempts),
+        ..c.status
+    }
 }
 
 fn condition(status: &MappedDomainStatus, type_: ConditionType) -> (&str, &str) {

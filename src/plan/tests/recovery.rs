@@ -100,19 +100,6 @@ fn failures_gate_the_next_try() {
     assert_eq!(retry_wait(&f), Some(SLOW_RETRY - Duration::from_secs(100)));
 }
 
-/// The status after a pass that failed with `failure` at `at(0)`, with
-/// `attempts` failures in all.
-fn failed_status(spec: &MappedDomainSpec, failure: Failure, attempts: i32) -> MappedDomainStatus {
-    let (_, c) = pass(
-        &facts(spec, None, Observation::Absent),
-        Outcome::Failed(failure),
-    );
-    MappedDomainStatus {
-        failed_attempts: Some(attempts),
-        ..c.status
-    }
-}
-
 /// Facts at `at(30)` for an object with `status`, whose account answered
 /// again at `recovered` (seconds, as `at`) when given.
 fn thirty_seconds_on<'a>(
