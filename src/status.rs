@@ -525,6 +525,7 @@ mod tests {
             invalid_domain: None,
             observation: Observation::NotObserved,
             account_recovered: None,
+            written_check_time: None,
             settings: Settings::default(),
         };
         // the status the controller wrote

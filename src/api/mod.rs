@@ -205,11 +205,13 @@ pub struct MappedDomainStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<Time>,
 
-    /// When DNS or TLS was last checked.
+    /// When DNS or TLS was last checked. A check that changes nothing else
+    /// is written at most once per resync period (the controller keeps the
+    /// schedule meanwhile), so this is up to that much behind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_time: Option<Time>,
 
-    /// When the next DNS or TLS check is due.
+    /// When the next DNS or TLS check is due, as of `lastCheckTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_check_time: Option<Time>,
 
@@ -218,7 +220,8 @@ pub struct MappedDomainStatus {
     #[schemars(range(min = 0))]
     pub failed_attempts: Option<i32>,
 
-    /// DNS/TLS checks made in the current stage; reset when the domain is done.
+    /// DNS/TLS checks made in the current stage, as of `lastCheckTime`;
+    /// reset when the domain is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub checks: Option<i32>,

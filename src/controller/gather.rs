@@ -109,6 +109,11 @@ pub async fn gather<'a>(
         invalid_domain: domain.as_ref().err().map(ToString::to_string),
         observation: Observation::NotObserved,
         account_recovered,
+        written_check_time: md
+            .status
+            .as_ref()
+            .and_then(|s| s.last_check_time.as_ref())
+            .map(|t| t.0),
         settings: sources.settings,
     };
     let wanted = match observe {

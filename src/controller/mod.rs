@@ -1,7 +1,8 @@
 //! `closte-operator controller`: wires the pieces together. A pass is in
 //! [`reconcile`] (on [`gather`] and [`crate::plan`]); what is watched and
-//! kept is in [`watch`] (new objects for their first pass in [`fresh`]);
-//! leader election in [`leader`]; the endpoints in [`health`].
+//! kept is in [`watch`] (new objects for their first pass in [`fresh`],
+//! unwritten checks' schedules in [`schedules`]); leader election in
+//! [`leader`]; the endpoints in [`health`].
 
 mod args;
 mod events;
@@ -11,6 +12,7 @@ mod heal;
 mod health;
 mod leader;
 mod reconcile;
+mod schedules;
 mod watch;
 
 use std::collections::HashMap;
@@ -74,6 +76,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// New objects as the watch brought them, for their first pass.
     fresh: Arc<fresh::FreshObjects>,
+    /// Checks' schedules kept in place of status writes.
+    schedules: schedules::Schedules,
     /// Open while this replica may write (always, without leader election).
     fence: Fence,
     /// Per object (uid), the label of the key Closte last rejected, so a new

@@ -61,7 +61,12 @@ async fn pass(
     };
     tracing::Span::current().record("domain", md.spec.domain.as_str());
     let rejected_key = ctx.rejected_keys.lock().unwrap().get(&uid(&md)).cloned();
-    let gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
+    let scheduled = ctx.schedules.overlaid(&uid(&md), md.status.as_ref());
+    let mut gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
+    if let Some(scheduled) = &scheduled {
+        // as if the checks' schedule kept in memory had been written
+        gathered.facts.previous = Some(scheduled);
+    }
     let facts = &gathered.facts;
     let action = match plan::decide(facts) {
         Plan::Skip => return Ok(Requeue::await_change()),
@@ -162,11 +167,16 @@ async fn record(
     }
     if conclusion.release_finalizer {
         set_finalizer(ctx, api, md, None).await?;
+        ctx.schedules.forget(&uid(md));
         tracing::info!("finalizer released");
         return Ok(Requeue::await_change());
     }
     if conclusion.write_status {
         write_status(ctx, api, &md.name_any(), &conclusion.status).await?;
+        ctx.schedules.forget(&uid(md));
+    } else if conclusion.keep_schedule {
+        ctx.schedules
+            .keep(&uid(md), md.status.as_ref(), &conclusion.status);
     }
     Ok(Requeue::requeue(conclusion.requeue))
 }

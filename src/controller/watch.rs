@@ -161,6 +161,7 @@ impl Reconciler {
             publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
             fresh,
+            schedules: Default::default(),
             fence: self.fence.clone(),
             rejected_keys: Mutex::new(HashMap::new()),
         });

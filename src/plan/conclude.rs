@@ -56,6 +56,10 @@ pub struct Conclusion {
     pub status: MappedDomainStatus,
     /// `status` differs from the object's: write it.
     pub write_status: bool,
+    /// `status` differs from the object's only in the checks' schedule
+    /// (`checks`, `lastCheckTime`, `nextCheckTime`) and the written one is
+    /// less than a resync old: keep the schedule in memory instead.
+    pub keep_schedule: bool,
     /// The alias is settled and the object is going: remove the finalizer
     /// (instead of writing status).
     pub release_finalizer: bool,
@@ -101,8 +105,11 @@ pub fn conclude(
             acted.outcome,
             Outcome::Released | Outcome::Deleted | Outcome::AlreadyAbsent
         );
+    let changed = !release_finalizer && facts.previous != Some(&status);
+    let keep_schedule = changed && schedule_only(facts, &status);
     Conclusion {
-        write_status: !release_finalizer && facts.previous != Some(&status),
+        write_status: changed && !keep_schedule,
+        keep_schedule,
         status,
         release_finalizer,
         events,
@@ -111,6 +118,30 @@ pub fn conclude(
             .then(|| facts.credentials.label().map(str::to_owned))
             .flatten(),
     }
+}
+
+/// Whether `next` differs from the previous status only in when the domain
+/// was and will be checked, and the written status was checked less than a
+/// resync ago. Those checks (a domain still waiting on DNS, a done domain's
+/// re-check) would otherwise each cost a status write: thousands of objects
+/// checked every few seconds keep the API server busy with nothing new. The
+/// written `lastCheckTime` stays at most a resync behind.
+fn schedule_only(facts: &Facts<'_>, next: &MappedDomainStatus) -> bool {
+    let Some(written) = facts.written_check_time else {
+        return false;
+    };
+    let recent = facts
+        .now
+        .duration_since(written)
+        .try_into()
+        .is_ok_and(|age: Duration| age < facts.settings.resync);
+    let unscheduled = |s: &MappedDomainStatus| MappedDomainStatus {
+        checks: None,
+        last_check_time: None,
+        next_check_time: None,
+        ..s.clone()
+    };
+    recent && facts.previous.map(unscheduled) == Some(unscheduled(next))
 }
 
 /// The next status: conditions, stage, the check's records, ownership and

@@ -38,6 +38,10 @@ pub struct Facts<'a> {
     /// When the account last recovered from Closte's trouble (the request
     /// that showed it was sent then), as far as this process has seen.
     pub account_recovered: Option<Timestamp>,
+    /// The `lastCheckTime` of the status as written. `previous` may carry
+    /// later checks' schedule, kept in memory: a check that changes nothing
+    /// but when the domain is checked is written at most once per resync.
+    pub written_check_time: Option<Timestamp>,
     pub settings: Settings,
 }
 

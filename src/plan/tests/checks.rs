@@ -254,3 +254,43 @@ fn an_edited_spec_is_judged_again_at_once() {
     f.generation = status.observed_generation.map(|g| g + 1);
     assert!(acted.wants_check(&f), "an edit is judged at once");
 }
+
+#[test]
+fn a_check_that_only_moves_the_schedule_is_kept_not_written_for_up_to_a_resync() {
+    let spec = spec("shop.example.com");
+    let (_, first) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+    // one written check: DNS not there yet
+    let mut f = facts(&spec, Some(&first.status), Observation::Present);
+    f.now = at(10);
+    let (_, written) = pass_checked(&f, Outcome::Idle, Some(check(Reason::NxDomain, None)));
+    assert!(written.write_status);
+    let written = written.status;
+
+    // the same answer 10 s later: only checks and their times move
+    let recheck = |kept: &MappedDomainStatus, now: i64, dns: Reason| {
+        let mut f = facts(&spec, Some(kept), Observation::Present);
+        f.now = at(now);
+        f.written_check_time = written.last_check_time.as_ref().map(|t| t.0);
+        pass_checked(&f, Outcome::Idle, Some(check(dns, None))).1
+    };
+    let kept = recheck(&written, 20, Reason::NxDomain);
+    assert!(kept.keep_schedule && !kept.write_status, "{kept:?}");
+    assert_eq!(kept.status.checks, Some(2), "counted all the same");
+    assert!(kept.events.is_empty());
+    // from the kept schedule, the count goes on
+    let again = recheck(&kept.status, 30, Reason::NxDomain);
+    assert!(again.keep_schedule);
+    assert_eq!(again.status.checks, Some(3));
+
+    // a resync after the written check, it is written
+    let late = recheck(&kept.status, 10 + RESYNC.as_secs() as i64, Reason::NxDomain);
+    assert!(late.write_status && !late.keep_schedule);
+    // anything else that changed is written at once
+    let other = recheck(&kept.status, 30, Reason::TargetMismatch);
+    assert!(other.write_status && !other.keep_schedule);
+    // and without a written check to go by (a first check), always
+    let mut f = facts(&spec, Some(&written), Observation::Present);
+    f.now = at(20);
+    let (_, unknown) = pass_checked(&f, Outcome::Idle, Some(check(Reason::NxDomain, None)));
+    assert!(unknown.write_status);
+}

@@ -50,6 +50,7 @@ fn facts<'a>(
         invalid_domain: None,
         observation,
         account_recovered: None,
+        written_check_time: None,
         settings: Settings {
             dry_run: false,
             resync: RESYNC,
