@@ -111,7 +111,7 @@ async fn domains_reach_done_with_the_certificate_recorded() {
 
 #[tokio::test]
 async fn wrong_target_other_host_and_expired_certificates() {
-    let (api, sim, _operator) = setup("badchecks", "0s").await;
+    let (api, sim, operator) = setup("badchecks", "0s").await;
     sim.set_certificate("other.checks.example", "other-host")
         .await;
     sim.set_certificate("expired.checks.example", "expired")
@@ -123,6 +123,7 @@ async fn wrong_target_other_host_and_expired_certificates() {
         "elsewhere",
         MappedDomainSpec {
             expected_targets: Some(vec!["203.0.113.50".into()]),
+            check_interval: Some("10s".into()),
             ..spec("elsewhere.checks.example")
         },
     )
@@ -161,4 +162,19 @@ async fn wrong_target_other_host_and_expired_certificates() {
     assert_eq!(dns.expected, ["203.0.113.50"]);
     assert!(!dns.matched);
     assert_eq!(stage(&api, "elsewhere").await, Some(Stage::CheckingDns));
+
+    // checked again 10 s on with the same answer: the check is counted,
+    // its schedule kept in memory, the object not written
+    let mismatches = r#"closte_operator_checks_total{dns="TargetMismatch""#;
+    let before = operator.metric(mismatches).await;
+    eventually(30, "elsewhere to be checked again", || async {
+        (operator.metric(mismatches).await > before).then_some(())
+    })
+    .await;
+    let again = api.get("elsewhere").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version, elsewhere.metadata.resource_version,
+        "a check that changed nothing but its schedule was written: {:?}",
+        again.status
+    );
 }
