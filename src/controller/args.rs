@@ -42,7 +42,7 @@ pub struct ControllerArgs {
     /// Decide and report Closte writes without doing them.
     #[arg(long)]
     pub dry_run: bool,
-    /// Reconcile passes running at once.
+    /// Reconcile passes running at once; periodic re-checks get half of them, new and changed objects go first.
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
     /// Elect a leader through a Lease so that one replica writes at a time.

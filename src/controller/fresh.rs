@@ -1,38 +1,59 @@
-//! New objects as their watch event brought them, kept until their first
-//! pass takes them: that pass starts without a read of its own.
+//! New and changed objects, served before periodic work: what their watch
+//! event brought, kept until their next pass takes it.
 //!
-//! Only objects without this controller's finalizer are kept, and that is
-//! what makes a kept copy safe to act on: the first write of a pass on such
-//! an object is its finalizer, guarded by the copy's resourceVersion, so a
-//! copy a later change made stale ends the pass in a conflict before it
-//! acts, and the retry reads afresh. Every other pass reads its object
-//! fresh (the watch may lag behind this controller's own writes).
+//! A created or changed object (spec, deletion, a reconcile request) is
+//! marked *fresh*: its pass runs at once, while passes that only re-check
+//! (a due DNS/TLS check, the resync, a wake-up) take one of a few turns or
+//! yield ([`Turns`]). A storm of due checks cannot delay an add.
+//!
+//! A new object (no finalizer of this controller's) also keeps the copy its
+//! event brought, so its first pass starts without a read. That copy is safe
+//! to act on: the first write of a pass on such an object is its finalizer,
+//! guarded by the copy's resourceVersion, so a copy a later change made
+//! stale ends the pass in a conflict before it acts, and the retry reads
+//! afresh. Every other pass reads its object fresh (the watch may lag
+//! behind this controller's own writes).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::ResourceExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::MappedDomain;
 use crate::plan::Finalizer;
 
-/// The kept copies, by namespace and name.
+/// Fresh objects by namespace and name, with the copy of the new ones.
 #[derive(Debug, Default)]
-pub struct FreshObjects(Mutex<HashMap<(String, String), MappedDomain>>);
+pub struct FreshObjects(Mutex<HashMap<(String, String), Option<MappedDomain>>>);
+
+/// What a pass finds for its object.
+#[derive(Debug, PartialEq)]
+pub enum Freshness {
+    /// New: the copy its watch event brought.
+    New(Box<MappedDomain>),
+    /// Changed since its last pass.
+    Changed,
+    /// Nothing new: a periodic pass.
+    Periodic,
+}
 
 impl FreshObjects {
-    /// Keeps the copy a watch event brought when the object is new to this
-    /// controller (no finalizer of its, not being deleted); otherwise
-    /// forgets any older copy.
-    pub fn offer(&self, md: &MappedDomain) {
+    /// Notes a watch event's object: a new one is kept whole, a changed one
+    /// (`news`: something a pass reacts to) is marked; an event that is not
+    /// news leaves the mark but drops an older copy.
+    pub fn offer(&self, md: &MappedDomain, news: bool) {
         let key = key_of(md);
-        let mut kept = self.0.lock().unwrap();
+        let mut fresh = self.0.lock().unwrap();
         let new =
             md.metadata.deletion_timestamp.is_none() && Finalizer::of(md.finalizers()).is_none();
         if new {
-            kept.insert(key, md.clone());
-        } else {
-            kept.remove(&key);
+            fresh.insert(key, Some(md.clone()));
+        } else if news {
+            fresh.insert(key, None);
+        } else if let Some(copy) = fresh.get_mut(&key) {
+            *copy = None;
         }
     }
 
@@ -41,10 +62,14 @@ impl FreshObjects {
         self.0.lock().unwrap().remove(&key_of(md));
     }
 
-    /// The kept copy of an object, taken: one pass uses it.
-    pub fn take(&self, namespace: &str, name: &str) -> Option<MappedDomain> {
+    /// What is fresh about an object, taken: its next pass serves it.
+    pub fn take(&self, namespace: &str, name: &str) -> Freshness {
         let key = (namespace.to_owned(), name.to_owned());
-        self.0.lock().unwrap().remove(&key)
+        match self.0.lock().unwrap().remove(&key) {
+            Some(Some(md)) => Freshness::New(Box::new(md)),
+            Some(None) => Freshness::Changed,
+            None => Freshness::Periodic,
+        }
     }
 
     #[cfg(test)]
@@ -55,6 +80,30 @@ impl FreshObjects {
 
 fn key_of(md: &MappedDomain) -> (String, String) {
     (md.namespace().unwrap_or_default(), md.name_any())
+}
+
+/// The turns of periodic passes: at most half the passes at once, so
+/// fresh work always finds room. A periodic pass that finds no turn free
+/// yields: it is tried again a moment later, spread over [`YIELD`].
+#[derive(Debug, Clone)]
+pub struct Turns(Arc<Semaphore>);
+
+/// How far a periodic pass that found no turn is put back (it is spread
+/// over this, so the yielded ones do not come back all at once).
+pub const YIELD: Duration = Duration::from_secs(2);
+
+impl Turns {
+    /// Turns for `concurrency` passes at once: half of them, at least one.
+    pub fn new(concurrency: u16) -> Turns {
+        Turns(Arc::new(Semaphore::new(
+            usize::from(concurrency / 2).max(1),
+        )))
+    }
+
+    /// A turn if one is free now.
+    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
 }
 
 #[cfg(test)]
@@ -68,26 +117,40 @@ mod tests {
         md
     }
 
-    #[test]
-    fn only_objects_new_to_the_controller_are_kept_and_once() {
-        let fresh = FreshObjects::default();
-        fresh.offer(&md("new"));
-        let mut held = md("held");
-        held.metadata.finalizers = Some(vec![FINALIZER.into()]);
-        fresh.offer(&held);
-        assert_eq!(fresh.len(), 1);
-        assert!(fresh.take("tenant", "held").is_none());
-        assert!(fresh.take("tenant", "new").is_some());
-        assert!(fresh.take("tenant", "new").is_none(), "taken once");
+    fn held(name: &str) -> MappedDomain {
+        let mut md = md(name);
+        md.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        md
+    }
 
-        // a later event replaces the copy, or forgets it
-        fresh.offer(&md("later"));
-        let mut later = md("later");
-        later.metadata.finalizers = Some(vec![FINALIZER.into()]);
-        fresh.offer(&later);
-        assert!(fresh.take("tenant", "later").is_none());
-        fresh.offer(&md("gone"));
+    #[test]
+    fn new_objects_are_kept_whole_changed_ones_marked_each_once() {
+        let fresh = FreshObjects::default();
+        fresh.offer(&md("new"), true);
+        fresh.offer(&held("changed"), true);
+        fresh.offer(&held("status-only"), false);
+        assert_eq!(fresh.len(), 2);
+        assert!(matches!(fresh.take("tenant", "new"), Freshness::New(_)));
+        assert_eq!(fresh.take("tenant", "new"), Freshness::Periodic, "once");
+        assert_eq!(fresh.take("tenant", "changed"), Freshness::Changed);
+        assert_eq!(fresh.take("tenant", "status-only"), Freshness::Periodic);
+
+        // a later event that is not news keeps the mark, drops the copy
+        fresh.offer(&md("later"), true);
+        fresh.offer(&held("later"), false);
+        assert_eq!(fresh.take("tenant", "later"), Freshness::Changed);
+        fresh.offer(&md("gone"), true);
         fresh.forget(&md("gone"));
         assert_eq!(fresh.len(), 0);
+    }
+
+    #[test]
+    fn periodic_passes_get_half_the_turns() {
+        let turns = Turns::new(4);
+        let held: Vec<_> = std::iter::from_fn(|| turns.try_take()).take(10).collect();
+        assert_eq!(held.len(), 2);
+        drop(held);
+        assert!(turns.try_take().is_some());
+        assert!(Turns::new(1).try_take().is_some(), "at least one");
     }
 }

@@ -1,6 +1,6 @@
 //! `closte-operator controller`: wires the pieces together. A pass is in
 //! [`reconcile`] (on [`gather`] and [`crate::plan`]); what is watched and
-//! kept is in [`watch`] (new objects for their first pass in [`fresh`],
+//! kept is in [`watch`] (new and changed objects, served first, in [`fresh`],
 //! unwritten checks' schedules in [`schedules`]); leader election in
 //! [`leader`]; the endpoints in [`health`].
 
@@ -74,8 +74,11 @@ pub struct Context {
     sources: gather::Sources,
     publisher: events::Publisher,
     metrics: Arc<Metrics>,
-    /// New objects as the watch brought them, for their first pass.
+    /// New and changed objects, served first (new ones as the watch
+    /// brought them).
     fresh: Arc<fresh::FreshObjects>,
+    /// The turns of periodic passes.
+    turns: fresh::Turns,
     /// Checks' schedules kept in place of status writes.
     schedules: schedules::Schedules,
     /// Open while this replica may write (always, without leader election).

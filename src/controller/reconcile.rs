@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::fresh::{Freshness, YIELD};
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::Verification;
@@ -24,15 +25,28 @@ pub async fn reconcile(
     object: Arc<PartialObjectMeta<MappedDomain>>,
     ctx: Arc<Context>,
 ) -> Result<Requeue, Error> {
-    let started = Instant::now();
-    let _in_flight = ctx.metrics.reconcile_started();
     let ns = object.namespace().ok_or(Error::NoNamespace)?;
     let name = object.name_any();
+    let freshness = ctx.fresh.take(&ns, &name);
+    let _turn = match freshness {
+        Freshness::Periodic => match ctx.turns.try_take() {
+            Some(turn) => Some(turn),
+            // fresh work first: come back in a moment, spread out
+            None => {
+                return Ok(Requeue::requeue(
+                    YIELD.mul_f64(0.25 + 0.75 * fastrand::f64()),
+                ));
+            }
+        },
+        _ => None,
+    };
+    let started = Instant::now();
+    let _in_flight = ctx.metrics.reconcile_started();
     // every line about the object carries its namespace, name and domain
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
     let result = pass(
         Api::namespaced(ctx.sources.client.clone(), &ns),
-        ctx.fresh.take(&ns, &name),
+        freshness,
         &name,
         &ctx,
     )
@@ -48,13 +62,13 @@ pub async fn reconcile(
 /// is new to this controller ([`super::fresh`]), from a fresh read otherwise.
 async fn pass(
     api: Api<MappedDomain>,
-    kept: Option<MappedDomain>,
+    freshness: Freshness,
     name: &str,
     ctx: &Context,
 ) -> Result<Requeue, Error> {
-    let md = match kept {
-        Some(md) => md,
-        None => match api.get_opt(name).await? {
+    let md = match freshness {
+        Freshness::New(md) => *md,
+        _ => match api.get_opt(name).await? {
             Some(md) => md,
             None => return Ok(Requeue::await_change()),
         },

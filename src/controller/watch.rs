@@ -161,6 +161,7 @@ impl Reconciler {
             publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
             fresh,
+            turns: super::fresh::Turns::new(self.concurrency),
             schedules: Default::default(),
             fence: self.fence.clone(),
             rejected_keys: Mutex::new(HashMap::new()),
@@ -246,8 +247,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Applies a watch event to the index, keeps a new object for its first
-/// pass, nudges the rivals of a claim that went (after the index has
+/// Applies a watch event to the index, marks a new or changed object
+/// fresh (a new one kept whole for its first pass), nudges the rivals of a claim that went (after the index has
 /// forgotten it), and passes the event on with only the object's stub,
 /// unless it changed nothing a pass reacts to (this controller's own status
 /// and finalizer writes): those would only cost a pass and a read.
@@ -268,7 +269,7 @@ fn index_event(
             }
             Event::InitApply(md) => {
                 index.apply(Claim::from_resource(&md));
-                fresh.offer(&md);
+                fresh.offer(&md, false);
                 Event::InitApply(stub_of(&md))
             }
             Event::InitDone => {
@@ -276,8 +277,9 @@ fn index_event(
                 Event::InitDone
             }
             Event::Apply(md) => {
-                fresh.offer(&md);
-                if !index.apply(Claim::from_resource(&md)) {
+                let news = index.apply(Claim::from_resource(&md));
+                fresh.offer(&md, news);
+                if !news {
                     return None;
                 }
                 Event::Apply(stub_of(&md))
