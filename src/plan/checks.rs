@@ -304,10 +304,15 @@ fn judged(domain: &str, previous: &MappedDomainStatus, check: &Check, pace: Pace
     }
 }
 
+/// ±10 % by `jitter` (uniform in [0, 1)): periodic work is spread, so
+/// objects created together are not looked at together ever after.
+pub(super) fn spread(jitter: f64) -> f64 {
+    0.9 + 0.2 * jitter.clamp(0.0, 1.0)
+}
+
 /// Time to the next check: the interval (slower once failed), or for a done
 /// domain the slow re-check, or the opening of the renewal warning window.
 fn next_wait(stage: Stage, certificate: Option<&CertificateStatus>, pace: Pace<'_>) -> Duration {
-    let spread = 0.9 + 0.2 * pace.jitter.clamp(0.0, 1.0);
     let settings = pace.settings;
     match stage {
         Stage::Done => {
@@ -324,8 +329,8 @@ fn next_wait(stage: Stage, certificate: Option<&CertificateStatus>, pace: Pace<'
         Stage::Failed | Stage::SslFailed => pace
             .interval
             .saturating_mul(FAILED_SLOWDOWN)
-            .mul_f64(spread),
-        _ => pace.interval.mul_f64(spread),
+            .mul_f64(spread(pace.jitter)),
+        _ => pace.interval.mul_f64(spread(pace.jitter)),
     }
 }
 

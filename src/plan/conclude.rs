@@ -231,7 +231,7 @@ fn requeue(
             Retry::BackOff => backoff::delay(failed_attempts.unwrap_or(1) as u32, jitter),
         },
         None if registration.stalled() => SLOW_RETRY,
-        None => facts.settings.resync,
+        None => facts.settings.resync.mul_f64(checks::spread(jitter)),
     };
     let next_check = view
         .and_then(|v| v.next_check_time.as_ref())

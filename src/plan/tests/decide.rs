@@ -362,3 +362,15 @@ fn unchanged_status_is_not_written() {
     );
     assert!(!second.write_status);
 }
+
+#[test]
+fn resyncs_are_spread() {
+    let spec = spec("shop.example.com");
+    let (_, first) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+    let settled = facts(&spec, Some(&first.status), Observation::Present);
+    let acted = Acted::new(&settled, Action::Nothing, Outcome::Idle);
+    let requeue = |jitter| conclude(&settled, &acted, None, jitter).requeue;
+    assert_eq!(requeue(0.5), RESYNC);
+    assert_eq!(requeue(0.0), RESYNC.mul_f64(0.9));
+    assert_eq!(requeue(1.0), RESYNC.mul_f64(1.1));
+}
