@@ -5,7 +5,8 @@
 //!   cargo bench --bench scale -- [SCENARIO[=SIZE] ...] [--churn SECS] [--json PATH]
 //!
 //! Scenarios and their default sizes: lifecycle=2000 (converge, then
-//! deletion), memory=1000,10000 (and steady state), latency=1000,
+//! deletion), memory=1000,10000 (and steady state at a 60 s resync),
+//! steady=10000 (at the default 300 s resync), latency=1000, population=10000,
 //! sidecar=1000, accounts=200x10, soak=1000, chaos=1000; none named: all.
 //! Under `cargo test` (no `--bench` argument) it runs every scenario small and
 //! fast, as CI's variant: the correctness checks hold at any size, the speed
@@ -39,9 +40,10 @@ struct Options {
     json: Option<PathBuf>,
 }
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "lifecycle",
     "memory",
+    "steady",
     "proof",
     "latency",
     "population",
@@ -118,6 +120,16 @@ async fn scenario(name: &str, size: Option<&str>, options: &Options) -> Result<V
                 }
                 rows
             })
+        }
+        // the steady state at the default resync (memory's is 60 s)
+        "steady" => {
+            let n = number(&pick("10000", "100"))?;
+            let resync = if full {
+                closte_operator::plan::Settings::RESYNC
+            } else {
+                Duration::from_secs(10)
+            };
+            tokio::spawn(scenarios::memory_and_steady(n, resync))
         }
         "proof" => {
             let resync = Duration::from_secs(if full { 60 } else { 10 });

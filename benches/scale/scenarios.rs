@@ -305,6 +305,7 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
     let writes0 = cluster.writes();
     let calls0 = sim_counts(&sim).await;
     let checks0 = ctl.metric("closte_operator_checks_total").await;
+    let kinds0 = cluster.requests_by_kind();
     let cpu0 = ctl.cpu_seconds();
     tokio::time::sleep(window).await; // the measurement window itself
     // read before anything asks the controller for its metrics (a scrape
@@ -315,6 +316,11 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
     let calls = sim_counts(&sim).await;
     let delta = |k: &str| calls[k] - calls0[k];
     let checks = ctl.metric("closte_operator_checks_total").await - checks0;
+    let kinds = cluster.requests_by_kind();
+    let requests: f64 = kinds
+        .iter()
+        .map(|(kind, count)| count - kinds0.get(kind).unwrap_or(&0.0))
+        .sum();
     assert!(ctl.panics().is_empty(), "{:?}", ctl.panics());
 
     let target = match n {
@@ -365,6 +371,23 @@ pub async fn memory_and_steady(n: usize, resync: Duration) -> Vec<Row> {
         .exactly(0.0),
         Row::info("steady", &steady_size, "events", writes.events, "").exactly(0.0),
         Row::info("steady", &steady_size, "DNS/TLS checks run", checks, ""),
+        // every client's requests but watches: the controller's reads
+        // (one per object per resync) and the harness's progress watch
+        Row::info(
+            "steady",
+            &steady_size,
+            "API requests per object per resync",
+            requests / n as f64 / (window.as_secs_f64() / resync.as_secs_f64()),
+            "",
+        )
+        .at_most(1.0),
+        Row::info(
+            "steady",
+            &steady_size,
+            "API requests/s",
+            requests / window.as_secs_f64(),
+            "",
+        ),
         Row::info("steady", &steady_size, "controller CPU", cpu, "s"),
     ]
 }
