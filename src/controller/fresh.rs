@@ -24,9 +24,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::api::MappedDomain;
 use crate::plan::Finalizer;
 
-/// Fresh objects by namespace and name, with the copy of the new ones.
+/// Fresh objects by namespace and name, with the copy of the new ones
+/// (boxed: a map sized for a burst of thousands keeps its buckets small).
 #[derive(Debug, Default)]
-pub struct FreshObjects(Mutex<HashMap<(String, String), Option<MappedDomain>>>);
+pub struct FreshObjects(Mutex<HashMap<(String, String), Option<Box<MappedDomain>>>>);
 
 /// What a pass finds for its object.
 #[derive(Debug, PartialEq)]
@@ -49,7 +50,7 @@ impl FreshObjects {
         let new =
             md.metadata.deletion_timestamp.is_none() && Finalizer::of(md.finalizers()).is_none();
         if new {
-            fresh.insert(key, Some(md.clone()));
+            fresh.insert(key, Some(Box::new(md.clone())));
         } else if news {
             fresh.insert(key, None);
         } else if let Some(copy) = fresh.get_mut(&key) {
@@ -59,14 +60,19 @@ impl FreshObjects {
 
     /// Forgets the object (it was deleted).
     pub fn forget(&self, md: &MappedDomain) {
-        self.0.lock().unwrap().remove(&key_of(md));
+        let mut fresh = self.0.lock().unwrap();
+        fresh.remove(&key_of(md));
+        shrink(&mut fresh);
     }
 
     /// What is fresh about an object, taken: its next pass serves it.
     pub fn take(&self, namespace: &str, name: &str) -> Freshness {
         let key = (namespace.to_owned(), name.to_owned());
-        match self.0.lock().unwrap().remove(&key) {
-            Some(Some(md)) => Freshness::New(Box::new(md)),
+        let mut fresh = self.0.lock().unwrap();
+        let taken = fresh.remove(&key);
+        shrink(&mut fresh);
+        match taken {
+            Some(Some(md)) => Freshness::New(md),
             Some(None) => Freshness::Changed,
             None => Freshness::Periodic,
         }
@@ -75,6 +81,14 @@ impl FreshObjects {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+}
+
+/// Gives back the room a burst took once it has been served: a map keeps
+/// its capacity, and this one is empty nearly always.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -142,6 +156,22 @@ mod tests {
         fresh.offer(&md("gone"), true);
         fresh.forget(&md("gone"));
         assert_eq!(fresh.len(), 0);
+    }
+
+    #[test]
+    fn a_served_burst_gives_its_room_back() {
+        let fresh = FreshObjects::default();
+        for i in 0..2000 {
+            fresh.offer(&md(&format!("m{i}")), true);
+        }
+        assert!(fresh.0.lock().unwrap().capacity() >= 2000);
+        for i in 0..2000 {
+            assert!(matches!(
+                fresh.take("tenant", &format!("m{i}")),
+                Freshness::New(_)
+            ));
+        }
+        assert!(fresh.0.lock().unwrap().capacity() <= 64);
     }
 
     #[test]
