@@ -24,10 +24,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::api::MappedDomain;
 use crate::plan::Finalizer;
 
+/// An object's namespace and name.
+type Key = (String, String);
+
 /// Fresh objects by namespace and name, with the copy of the new ones
 /// (boxed: a map sized for a burst of thousands keeps its buckets small).
 #[derive(Debug, Default)]
-pub struct FreshObjects(Mutex<HashMap<(String, String), Option<Box<MappedDomain>>>>);
+pub struct FreshObjects(Mutex<HashMap<Key, Option<Box<MappedDomain>>>>);
 
 /// What a pass finds for its object.
 #[derive(Debug, PartialEq)]
@@ -92,7 +95,7 @@ fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     }
 }
 
-fn key_of(md: &MappedDomain) -> (String, String) {
+fn key_of(md: &MappedDomain) -> Key {
     (md.namespace().unwrap_or_default(), md.name_any())
 }
 
