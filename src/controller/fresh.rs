@@ -1,18 +1,26 @@
-//! New and changed objects, served before periodic work: what their watch
-//! event brought, kept until their next pass takes it.
+//! What the watch brought, kept for the passes: new and changed objects are
+//! served before periodic work, and objects still on their way to Ready are
+//! re-checked from the copy their last event brought, without a read.
 //!
 //! A created or changed object (spec, deletion, a reconcile request) is
 //! marked *fresh*: its pass runs at once, while passes that only re-check
 //! (a due DNS/TLS check, the resync, a wake-up) take one of a few turns or
 //! yield ([`Turns`]). A storm of due checks cannot delay an add.
 //!
-//! A new object (no finalizer of this controller's) also keeps the copy its
-//! event brought, so its first pass starts without a read. That copy is safe
-//! to act on: the first write of a pass on such an object is its finalizer,
-//! guarded by the copy's resourceVersion, so a copy a later change made
-//! stale ends the pass in a conflict before it acts, and the retry reads
-//! afresh. Every other pass reads its object fresh (the watch may lag
-//! behind this controller's own writes).
+//! Copies are kept of new objects and of objects not Ready yet (those are
+//! the ones re-checked every few seconds), as serialized JSON within
+//! [`KEPT_BYTES`]; a Ready object's periodic pass (once a resync) reads.
+//! Acting on a copy is safe because every write from one is guarded by the
+//! copy's resourceVersion, so a copy a later change made stale ends its
+//! pass in a conflict and the retry reads afresh:
+//! - a new object's (no finalizer of this controller's) first pass writes
+//!   the finalizer first;
+//! - a periodic pass from a copy only checks: its status write carries the
+//!   copy's resourceVersion, and a plan that wants a Closte call or a
+//!   finalizer change reads the object first.
+//!
+//! A copy may lag behind this controller's own last write until its watch
+//! event comes; such a pass ends in that conflict, and the copy is dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,79 +30,147 @@ use kube::ResourceExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::MappedDomain;
+use crate::api::conditions::ConditionType;
 use crate::plan::Finalizer;
 
-/// At most this many copies are kept: a burst of thousands of creates
-/// costs the rest a read each, not the memory of their copies.
-const KEPT_COPIES: usize = 1000;
+/// The copies kept, at most this many bytes of JSON: a burst of thousands
+/// of creates, or thousands of domains waiting on DNS, costs the rest a
+/// read each, not the memory of their copies. A copy of an object waiting
+/// on DNS is about 1.5 KB.
+const KEPT_BYTES: usize = 8 << 20;
 
 /// An object's namespace and name.
 type Key = (String, String);
 
-/// Fresh objects by namespace and name, with the copy of the new ones
-/// (boxed: a map sized for a burst of thousands keeps its buckets small).
+/// Why an object's next pass is due before its time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mark {
+    /// New to this controller, its copy taken as it came.
+    New,
+    /// Changed since its last pass: read.
+    Changed,
+}
+
 #[derive(Debug, Default)]
-pub struct FreshObjects(Mutex<HashMap<Key, Option<Box<MappedDomain>>>>);
+struct Kept {
+    mark: Option<Mark>,
+    /// The object as its last event brought it, without managed fields.
+    copy: Option<Box<[u8]>>,
+}
+
+#[derive(Debug, Default)]
+struct Objects {
+    kept: HashMap<Key, Kept>,
+    /// The copies' bytes.
+    bytes: usize,
+}
+
+/// New and changed objects, and copies, by namespace and name.
+#[derive(Debug, Default)]
+pub struct FreshObjects(Mutex<Objects>);
 
 /// What a pass finds for its object.
 #[derive(Debug, PartialEq)]
 pub enum Freshness {
     /// New: the copy its watch event brought.
     New(Box<MappedDomain>),
-    /// Changed since its last pass.
+    /// Changed since its last pass: read it.
     Changed,
-    /// Nothing new: a periodic pass.
-    Periodic,
+    /// Nothing new: a periodic pass, from the copy when one is kept.
+    Periodic(Option<Box<MappedDomain>>),
 }
 
 impl FreshObjects {
-    /// Notes a watch event's object: a new one is kept whole, a changed one
-    /// (`news`: something a pass reacts to) is marked; an event that is not
-    /// news leaves the mark but drops an older copy.
+    /// Notes a watch event's object: a new one is marked new, a changed
+    /// one (`news`: something a pass reacts to) marked changed; the copy
+    /// is replaced by this one while the object is new or not Ready.
     pub fn offer(&self, md: &MappedDomain, news: bool) {
-        let key = key_of(md);
-        let mut fresh = self.0.lock().unwrap();
         let new =
             md.metadata.deletion_timestamp.is_none() && Finalizer::of(md.finalizers()).is_none();
-        if new && fresh.len() < KEPT_COPIES {
-            // what a pass reads of it; managed fields are the bulk of an object
-            let mut copy = md.clone();
-            copy.metadata.managed_fields = None;
-            fresh.insert(key, Some(Box::new(copy)));
-        } else if new {
-            // past the bound: marked, read by its pass
-            fresh.insert(key, None);
-        } else if news {
-            fresh.insert(key, None);
-        } else if let Some(copy) = fresh.get_mut(&key) {
-            *copy = None;
+        let unsettled = new
+            || !md
+                .status
+                .as_ref()
+                .is_some_and(|s| s.is_true(ConditionType::Ready));
+        let copy = unsettled.then(|| copy_of(md)).flatten();
+        let mut objects = self.0.lock().unwrap();
+        let Objects { kept, bytes } = &mut *objects;
+        let key = key_of(md);
+        let entry = kept.entry(key.clone()).or_default();
+        *bytes -= entry.copy.as_ref().map_or(0, |c| c.len());
+        entry.copy = copy.filter(|c| *bytes + c.len() <= KEPT_BYTES);
+        *bytes += entry.copy.as_ref().map_or(0, |c| c.len());
+        entry.mark = match (new, entry.copy.is_some()) {
+            (true, true) => Some(Mark::New),
+            // past the bound: read by its pass
+            (true, false) => Some(Mark::Changed),
+            // a new copy made stale by a later event: read
+            _ if news || entry.mark.is_some() => Some(Mark::Changed),
+            _ => None,
+        };
+        if entry.mark.is_none() && entry.copy.is_none() {
+            kept.remove(&key);
+            shrink(kept);
         }
     }
 
     /// Forgets the object (it was deleted).
     pub fn forget(&self, md: &MappedDomain) {
-        let mut fresh = self.0.lock().unwrap();
-        fresh.remove(&key_of(md));
-        shrink(&mut fresh);
+        self.drop_entry(&key_of(md));
     }
 
-    /// What is fresh about an object, taken: its next pass serves it.
+    /// Drops what is kept of an object whose copy proved stale: its next
+    /// pass reads.
+    pub fn stale(&self, namespace: &str, name: &str) {
+        self.drop_entry(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    fn drop_entry(&self, key: &Key) {
+        let mut objects = self.0.lock().unwrap();
+        let Objects { kept, bytes } = &mut *objects;
+        if let Some(entry) = kept.remove(key) {
+            *bytes -= entry.copy.map_or(0, |c| c.len());
+        }
+        shrink(kept);
+    }
+
+    /// What is fresh about an object, the mark taken (its next pass serves
+    /// it), the copy left for the passes after it.
     pub fn take(&self, namespace: &str, name: &str) -> Freshness {
         let key = (namespace.to_owned(), name.to_owned());
-        let mut fresh = self.0.lock().unwrap();
-        let taken = fresh.remove(&key);
-        shrink(&mut fresh);
-        match taken {
-            Some(Some(md)) => Freshness::New(md),
-            Some(None) => Freshness::Changed,
-            None => Freshness::Periodic,
+        let mut objects = self.0.lock().unwrap();
+        let Some(entry) = objects.kept.get_mut(&key) else {
+            return Freshness::Periodic(None);
+        };
+        let mark = entry.mark.take();
+        let copy = entry.copy.as_deref().and_then(parse);
+        if entry.copy.is_none() {
+            objects.kept.remove(&key);
+            shrink(&mut objects.kept);
+        }
+        match (mark, copy) {
+            (Some(Mark::New), Some(md)) => Freshness::New(md),
+            (Some(_), _) => Freshness::Changed,
+            (None, copy) => Freshness::Periodic(copy),
         }
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.0.lock().unwrap().kept.len()
     }
+}
+
+/// The object as JSON, what a pass reads of it (managed fields are the
+/// bulk of an object and no pass reads them).
+fn copy_of(md: &MappedDomain) -> Option<Box<[u8]>> {
+    let mut md = md.clone();
+    md.metadata.managed_fields = None;
+    serde_json::to_vec(&md).ok().map(Vec::into_boxed_slice)
+}
+
+fn parse(copy: &[u8]) -> Option<Box<MappedDomain>> {
+    serde_json::from_slice(copy).ok()
 }
 
 /// Gives back the room a burst took once it has been served: a map keeps
@@ -136,7 +212,8 @@ impl Turns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{FINALIZER, MappedDomainSpec};
+    use crate::api::{FINALIZER, MappedDomainSpec, MappedDomainStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn md(name: &str) -> MappedDomain {
         let mut md = MappedDomain::new(name, MappedDomainSpec::default());
@@ -150,39 +227,98 @@ mod tests {
         md
     }
 
+    fn ready(name: &str) -> MappedDomain {
+        let mut md = held(name);
+        md.status = Some(MappedDomainStatus {
+            conditions: vec![Condition {
+                type_: ConditionType::Ready.as_str().into(),
+                status: "True".into(),
+                reason: "Ready".into(),
+                message: String::new(),
+                last_transition_time: Time(Default::default()),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        });
+        md
+    }
+
+    fn is_periodic_from_copy(freshness: Freshness) -> bool {
+        matches!(freshness, Freshness::Periodic(Some(_)))
+    }
+
     #[test]
-    fn new_objects_are_kept_whole_changed_ones_marked_each_once() {
+    fn new_objects_come_as_they_came_changed_ones_are_read_each_once() {
         let fresh = FreshObjects::default();
         fresh.offer(&md("new"), true);
         fresh.offer(&held("changed"), true);
-        fresh.offer(&held("status-only"), false);
-        assert_eq!(fresh.len(), 2);
         assert!(matches!(fresh.take("tenant", "new"), Freshness::New(_)));
-        assert_eq!(fresh.take("tenant", "new"), Freshness::Periodic, "once");
+        assert!(is_periodic_from_copy(fresh.take("tenant", "new")), "once");
         assert_eq!(fresh.take("tenant", "changed"), Freshness::Changed);
-        assert_eq!(fresh.take("tenant", "status-only"), Freshness::Periodic);
+        assert!(is_periodic_from_copy(fresh.take("tenant", "changed")));
 
-        // a later event that is not news keeps the mark, drops the copy
+        // a later event that is not news keeps the mark, but the new
+        // object's copy is stale: read
         fresh.offer(&md("later"), true);
         fresh.offer(&held("later"), false);
         assert_eq!(fresh.take("tenant", "later"), Freshness::Changed);
         fresh.offer(&md("gone"), true);
         fresh.forget(&md("gone"));
-        assert_eq!(fresh.len(), 0);
+        assert!(
+            !fresh
+                .0
+                .lock()
+                .unwrap()
+                .kept
+                .contains_key(&key_of(&md("gone")))
+        );
     }
 
     #[test]
-    fn a_served_burst_gives_its_room_back() {
+    fn only_objects_on_their_way_to_ready_are_kept() {
         let fresh = FreshObjects::default();
-        for i in 0..2000 {
-            fresh.offer(&md(&format!("m{i}")), true);
+        fresh.offer(&held("checking"), false);
+        fresh.offer(&ready("done"), false);
+        match fresh.take("tenant", "checking") {
+            Freshness::Periodic(Some(copy)) => {
+                assert_eq!(
+                    copy.metadata.finalizers,
+                    held("checking").metadata.finalizers
+                )
+            }
+            other => panic!("expected a copy, got {other:?}"),
         }
-        assert!(fresh.0.lock().unwrap().capacity() >= 2000);
-        let kept = (0..2000)
-            .filter(|i| matches!(fresh.take("tenant", &format!("m{i}")), Freshness::New(_)))
+        assert_eq!(fresh.take("tenant", "done"), Freshness::Periodic(None));
+        // it went Ready: its copy goes
+        fresh.offer(&ready("checking"), false);
+        assert_eq!(fresh.take("tenant", "checking"), Freshness::Periodic(None));
+        assert_eq!(fresh.len(), 0);
+        assert_eq!(fresh.0.lock().unwrap().bytes, 0);
+
+        // a copy found stale is dropped
+        fresh.offer(&held("stale"), false);
+        fresh.stale("tenant", "stale");
+        assert_eq!(fresh.take("tenant", "stale"), Freshness::Periodic(None));
+    }
+
+    #[test]
+    fn copies_stay_within_their_bytes_and_a_served_burst_gives_its_room_back() {
+        let fresh = FreshObjects::default();
+        let each = copy_of(&md("m00000")).unwrap().len();
+        let burst = KEPT_BYTES / each + 1000;
+        for i in 0..burst {
+            fresh.offer(&md(&format!("m{i:05}")), true);
+        }
+        assert!(fresh.0.lock().unwrap().bytes <= KEPT_BYTES);
+        let kept = (0..burst)
+            .filter(|i| matches!(fresh.take("tenant", &format!("m{i:05}")), Freshness::New(_)))
             .count();
-        assert_eq!(kept, KEPT_COPIES, "the rest marked, without a copy");
-        assert!(fresh.0.lock().unwrap().capacity() <= 64);
+        assert_eq!(kept, KEPT_BYTES / each, "the rest marked, without a copy");
+        for i in 0..burst {
+            fresh.forget(&md(&format!("m{i:05}")));
+        }
+        assert_eq!(fresh.0.lock().unwrap().bytes, 0);
+        assert!(fresh.0.lock().unwrap().kept.capacity() <= 64);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub async fn reconcile(
     let name = object.name_any();
     let freshness = ctx.fresh.take(&ns, &name);
     let _turn = match freshness {
-        Freshness::Periodic => match ctx.turns.try_take() {
+        Freshness::Periodic(_) => match ctx.turns.try_take() {
             Some(turn) => Some(turn),
             // fresh work first: come back in a moment, spread out
             None => {
@@ -44,58 +44,112 @@ pub async fn reconcile(
     let _in_flight = ctx.metrics.reconcile_started();
     // every line about the object carries its namespace, name and domain
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
-    let result = pass(
-        Api::namespaced(ctx.sources.client.clone(), &ns),
-        freshness,
-        &name,
-        &ctx,
-    )
-    .instrument(span.clone())
-    .await;
+    let api = Api::namespaced(ctx.sources.client.clone(), &ns);
+    let result = pass(&api, freshness, &name, &ctx)
+        .instrument(span.clone())
+        .await;
     // the pass's end, for who reads when this replica acted
     span.in_scope(|| tracing::debug!(ok = result.is_ok(), "pass ended"));
     ctx.metrics.reconciled(started.elapsed(), result.is_ok());
     result
 }
 
-/// A pass on `name`, from the copy its watch event brought when the object
-/// is new to this controller ([`super::fresh`]), from a fresh read otherwise.
+/// Where a pass's object came from, and so what the pass may do with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// Read from the API server: anything.
+    Read,
+    /// A new object's copy from its watch event: anything, as the first
+    /// write puts the finalizer on, guarded by the copy's resourceVersion.
+    New,
+    /// A kept copy ([`super::fresh`]): checks, and a status write guarded
+    /// by the copy's resourceVersion; the object is read for anything else.
+    Kept,
+}
+
+/// A pass on `name`, from the copy its watch event brought when there is
+/// one ([`super::fresh`]), from a fresh read otherwise. A pass that acted
+/// on a copy and failed drops it: the retry reads.
 async fn pass(
-    api: Api<MappedDomain>,
+    api: &Api<MappedDomain>,
     freshness: Freshness,
     name: &str,
     ctx: &Context,
 ) -> Result<Requeue, Error> {
-    let md = match freshness {
-        Freshness::New(md) => *md,
-        _ => match api.get_opt(name).await? {
-            Some(md) => md,
-            None => return Ok(Requeue::await_change()),
-        },
+    let (copy, source) = match freshness {
+        Freshness::New(md) => (Some(md), Source::New),
+        Freshness::Periodic(Some(md)) => (Some(md), Source::Kept),
+        _ => (None, Source::Read),
     };
+    let result = match copy {
+        Some(md) => match pass_on(api, *md, source, ctx).await {
+            Ok(Passed::Done(requeue)) => Ok(requeue),
+            Ok(Passed::NeedsRead) => read_and_pass(api, name, ctx).await,
+            Err(e) => Err(e),
+        },
+        None => read_and_pass(api, name, ctx).await,
+    };
+    if result.is_err() && source != Source::Read {
+        ctx.fresh.stale(&api_namespace(api), name);
+    }
+    result
+}
+
+async fn read_and_pass(
+    api: &Api<MappedDomain>,
+    name: &str,
+    ctx: &Context,
+) -> Result<Requeue, Error> {
+    let Some(md) = api.get_opt(name).await? else {
+        return Ok(Requeue::await_change());
+    };
+    match pass_on(api, md, Source::Read, ctx).await? {
+        Passed::Done(requeue) => Ok(requeue),
+        Passed::NeedsRead => unreachable!("a read object is acted on"),
+    }
+}
+
+/// How a pass on an object ended.
+enum Passed {
+    Done(Requeue),
+    /// The plan acts, and the object was a kept copy: read it first.
+    NeedsRead,
+}
+
+async fn pass_on(
+    api: &Api<MappedDomain>,
+    md: MappedDomain,
+    source: Source,
+    ctx: &Context,
+) -> Result<Passed, Error> {
     tracing::Span::current().record("domain", md.spec.domain.as_str());
-    let rejected_key = ctx.rejected_keys.lock().unwrap().get(&uid(&md)).cloned();
-    let scheduled = ctx.schedules.overlaid(&uid(&md), md.status.as_ref());
+    let uid = uid(&md);
+    let rejected_key = ctx.rejected_keys.lock().unwrap().get(&uid).cloned();
+    let scheduled = ctx.schedules.overlaid(&uid, md.status.as_ref());
     let mut gathered = gather(&md, &ctx.sources, rejected_key, Observe::WhenNeeded).await?;
     if let Some(scheduled) = &scheduled {
         // as if the checks' schedule kept in memory had been written
         gathered.facts.previous = Some(scheduled);
     }
     let facts = &gathered.facts;
-    let action = match plan::decide(facts) {
-        Plan::Skip => return Ok(Requeue::await_change()),
+    let plan = plan::decide(facts);
+    if source == Source::Kept && plan.acts() {
+        return Ok(Passed::NeedsRead);
+    }
+    let action = match plan {
+        Plan::Skip => return Ok(Passed::Done(Requeue::await_change())),
         Plan::Wait(wait) => {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
                 "waiting before the next try"
             );
-            return Ok(Requeue::requeue(wait));
+            return Ok(Passed::Done(Requeue::requeue(wait)));
         }
         Plan::Act { finalizer, action } => {
             if let Some(finalizer) = finalizer {
                 // guarded by the resourceVersion read: a pass on a stale
                 // object ends here, in a conflict, before it acts
-                set_finalizer(ctx, &api, &md, Some(finalizer)).await?;
+                set_finalizer(ctx, api, &md, Some(finalizer)).await?;
             }
             action
         }
@@ -122,7 +176,17 @@ async fn pass(
         _ => None,
     };
     let conclusion = plan::conclude(facts, &acted, check.as_ref(), fastrand::f64());
-    record(ctx, &api, &md, conclusion).await
+    // a copy's status is written only over the very object it copies
+    let guard = (source == Source::Kept)
+        .then(|| md.resource_version())
+        .flatten();
+    record(ctx, api, &md, &uid, conclusion, guard)
+        .await
+        .map(Passed::Done)
+}
+
+fn api_namespace(api: &Api<MappedDomain>) -> String {
+    api.namespace().unwrap_or_default().to_owned()
 }
 
 /// Runs the plan's Closte action; Closte's answer becomes the outcome. A
@@ -158,41 +222,47 @@ async fn act(action: Action, gathered: &Gathered<'_>) -> Result<Outcome, Error> 
     }
 }
 
-/// Carries out the conclusion: remembers a rejected key, publishes events,
-/// then releases the finalizer or writes the status.
+/// Carries out the conclusion: remembers a rejected key, releases the
+/// finalizer or writes the status (with `guard`, only over that
+/// resourceVersion), then publishes events: a write that failed publishes
+/// none, and its retry concludes them again.
 async fn record(
     ctx: &Context,
     api: &Api<MappedDomain>,
     md: &MappedDomain,
+    uid: &str,
     conclusion: Conclusion,
+    guard: Option<String>,
 ) -> Result<Requeue, Error> {
     {
         let mut rejected = ctx.rejected_keys.lock().unwrap();
-        match conclusion.rejected_key {
-            Some(label) => rejected.insert(uid(md), label),
-            None => rejected.remove(&uid(md)),
+        match &conclusion.rejected_key {
+            Some(label) => rejected.insert(uid.to_owned(), label.clone()),
+            None => rejected.remove(uid),
         };
     }
+    let requeue = if conclusion.release_finalizer {
+        set_finalizer(ctx, api, md, None).await?;
+        ctx.schedules.forget(uid);
+        tracing::info!("finalizer released");
+        Requeue::await_change()
+    } else {
+        if conclusion.write_status {
+            write_status(ctx, api, &md.name_any(), &conclusion.status, guard).await?;
+            ctx.schedules.forget(uid);
+        } else if conclusion.keep_schedule {
+            ctx.schedules
+                .keep(uid, md.status.as_ref(), &conclusion.status);
+        }
+        Requeue::requeue(conclusion.requeue)
+    };
     let reference = md.object_ref(&());
     for note in &conclusion.events {
         if let Err(e) = ctx.publisher.publish(note, &reference).await {
             tracing::warn!(error = %e, reason = %note.reason, "cannot publish event");
         }
     }
-    if conclusion.release_finalizer {
-        set_finalizer(ctx, api, md, None).await?;
-        ctx.schedules.forget(&uid(md));
-        tracing::info!("finalizer released");
-        return Ok(Requeue::await_change());
-    }
-    if conclusion.write_status {
-        write_status(ctx, api, &md.name_any(), &conclusion.status).await?;
-        ctx.schedules.forget(&uid(md));
-    } else if conclusion.keep_schedule {
-        ctx.schedules
-            .keep(&uid(md), md.status.as_ref(), &conclusion.status);
-    }
-    Ok(Requeue::requeue(conclusion.requeue))
+    Ok(requeue)
 }
 
 fn uid(md: &MappedDomain) -> String {
@@ -200,18 +270,23 @@ fn uid(md: &MappedDomain) -> String {
 }
 
 /// Server-side applies the whole status under this controller's one field
-/// manager, while this replica leads.
+/// manager, while this replica leads; with `guard`, only over that
+/// resourceVersion (a conflict otherwise).
 async fn write_status(
     ctx: &Context,
     api: &Api<MappedDomain>,
     name: &str,
     status: &MappedDomainStatus,
+    guard: Option<String>,
 ) -> Result<(), Error> {
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
         "kind": MappedDomain::kind(&()),
         "status": status,
     });
+    if let Some(resource_version) = guard {
+        patch["metadata"] = json!({ "resourceVersion": resource_version });
+    }
     let params = PatchParams::apply(super::FIELD_MANAGER).force();
     fenced(ctx)?;
     api.patch_status(name, &params, &Patch::Apply(&patch))

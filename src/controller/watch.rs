@@ -3,7 +3,8 @@
 //! and namespace) for the kube-runtime Controller, plus (opt-in) a watch of Secrets'
 //! metadata mapped to their users through the index, and (with
 //! `--default-key-namespace-selector`) a watch of Namespaces' labels. Whole
-//! objects are never cached: a pass reads its object fresh.
+//! objects are kept only as [`FreshObjects`] says: new ones, and copies of
+//! those on their way to Ready, within a bound; other passes read.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -248,7 +249,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// Applies a watch event to the index, marks a new or changed object
-/// fresh (a new one kept whole for its first pass), nudges the rivals of a claim that went (after the index has
+/// fresh (keeping copies as [`FreshObjects`] says), nudges the rivals of a claim that went (after the index has
 /// forgotten it), and passes the event on with only the object's stub,
 /// unless it changed nothing a pass reacts to (this controller's own status
 /// and finalizer writes): those would only cost a pass and a read.

@@ -25,6 +25,14 @@ pub enum Plan {
     },
 }
 
+impl Plan {
+    /// Whether the plan writes to Closte or the finalizer: a pass that only
+    /// checks and writes status does not.
+    pub fn acts(&self) -> bool {
+        matches!(self, Plan::Act { finalizer, action } if finalizer.is_some() || *action != Action::Nothing)
+    }
+}
+
 /// The one thing a pass does to Closte and the finalizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

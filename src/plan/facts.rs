@@ -56,6 +56,9 @@ pub enum Finalizer {
 }
 
 impl Finalizer {
+    /// Every one, the one that says more first.
+    const ALL: [Finalizer; 2] = [Finalizer::Created, Finalizer::Plain];
+
     pub fn name(self) -> &'static str {
         match self {
             Finalizer::Plain => FINALIZER,
@@ -66,14 +69,12 @@ impl Finalizer {
     /// The one on an object with these finalizers (`Created` wins).
     pub fn of<S: AsRef<str>>(names: &[S]) -> Option<Finalizer> {
         let has = |f: Finalizer| names.iter().any(|n| n.as_ref() == f.name());
-        [Finalizer::Created, Finalizer::Plain]
-            .into_iter()
-            .find(|f| has(*f))
+        Finalizer::ALL.into_iter().find(|f| has(*f))
     }
 
     /// Whether `name` is one of this controller's finalizers.
     pub fn is_ours(name: &str) -> bool {
-        name == FINALIZER || name == CREATED_FINALIZER
+        Finalizer::ALL.iter().any(|f| f.name() == name)
     }
 }
 

@@ -84,6 +84,22 @@ fn vanished_alias_is_added_again() {
 }
 
 #[test]
+fn only_closte_calls_and_finalizer_changes_act() {
+    // a pass that does not act may run from a kept copy (controller::fresh)
+    let spec = spec("shop.example.com");
+    let (_, first) = pass(&facts(&spec, None, Observation::Absent), Outcome::Added);
+    let settled = facts(&spec, Some(&first.status), Observation::Present);
+    assert!(!decide(&settled).acts(), "{:?}", decide(&settled));
+    let vanished = facts(&spec, Some(&first.status), Observation::Absent);
+    assert!(decide(&vanished).acts());
+    let mut unheld = facts(&spec, Some(&first.status), Observation::Present);
+    unheld.finalizer = None;
+    assert!(decide(&unheld).acts(), "the finalizer is put back");
+    assert!(!Plan::Wait(Duration::from_secs(1)).acts());
+    assert!(!Plan::Skip.acts());
+}
+
+#[test]
 fn conflict_loser_never_touches_closte() {
     let spec = spec("shop.example.com");
     let mut f = facts(&spec, None, Observation::NotObserved);
