@@ -206,11 +206,11 @@ async fn orphan_and_adopted_aliases_survive_deletion() {
             "unnamed.orphans.example"
         ]
     );
-    assert!(
-        event_reasons(&s.client, &s.ns, "adopted")
-            .await
-            .contains(&"Orphaned".to_string())
-    );
+    eventually(10, "the Orphaned event", || async {
+        let r = event_reasons(&s.client, &s.ns, "adopted").await;
+        r.contains(&"Orphaned".to_string()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -767,12 +767,12 @@ async fn reconcile_request_and_secrets_stay_out_of_sight() {
     .await;
     // the key is nowhere a user can read
     let events: Api<Event> = Api::namespaced(s.client.clone(), &s.ns);
-    let events =
-        serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap();
-    assert!(
-        events.contains("request.example.com"),
-        "events were published"
-    );
+    let events = eventually(10, "events to be published", || async {
+        let all =
+            serde_json::to_string(&events.list(&ListParams::default()).await.ok()?.items).unwrap();
+        all.contains("request.example.com").then_some(all)
+    })
+    .await;
     let status = serde_json::to_string(&s.api.get("q").await.unwrap().status).unwrap();
     let metrics = s.operator.scrape().await;
     for (what, text) in [

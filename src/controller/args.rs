@@ -42,8 +42,8 @@ pub struct ControllerArgs {
     /// Decide and report Closte writes without doing them.
     #[arg(long)]
     pub dry_run: bool,
-    /// Reconcile passes running at once; periodic re-checks get half of them, new and changed objects go first.
-    #[arg(long, default_value_t = 32)]
+    /// Reconcile passes running at once; new and changed objects go first, periodic re-checks get half of them (a sixteenth while new or changed objects are served).
+    #[arg(long, default_value_t = 128)]
     pub concurrency: u16,
     /// Elect a leader through a Lease so that one replica writes at a time.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

@@ -23,11 +23,11 @@
 //! event comes; such a pass ends in that conflict, and the copy is dropped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::ResourceExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::MappedDomain;
 use crate::api::conditions::ConditionType;
@@ -63,6 +63,8 @@ struct Objects {
     kept: HashMap<Key, Kept>,
     /// The copies' bytes.
     bytes: usize,
+    /// The objects marked, whose passes have not taken their marks.
+    marked: usize,
 }
 
 /// New and changed objects, and copies, by namespace and name.
@@ -94,9 +96,14 @@ impl FreshObjects {
                 .is_some_and(|s| s.is_true(ConditionType::Ready));
         let copy = unsettled.then(|| copy_of(md)).flatten();
         let mut objects = self.0.lock().unwrap();
-        let Objects { kept, bytes } = &mut *objects;
+        let Objects {
+            kept,
+            bytes,
+            marked,
+        } = &mut *objects;
         let key = key_of(md);
         let entry = kept.entry(key.clone()).or_default();
+        *marked -= usize::from(entry.mark.is_some());
         *bytes -= entry.copy.as_ref().map_or(0, |c| c.len());
         entry.copy = copy.filter(|c| *bytes + c.len() <= KEPT_BYTES);
         *bytes += entry.copy.as_ref().map_or(0, |c| c.len());
@@ -108,6 +115,7 @@ impl FreshObjects {
             _ if news || entry.mark.is_some() => Some(Mark::Changed),
             _ => None,
         };
+        *marked += usize::from(entry.mark.is_some());
         if entry.mark.is_none() && entry.copy.is_none() {
             kept.remove(&key);
             shrink(kept);
@@ -127,9 +135,14 @@ impl FreshObjects {
 
     fn drop_entry(&self, key: &Key) {
         let mut objects = self.0.lock().unwrap();
-        let Objects { kept, bytes } = &mut *objects;
+        let Objects {
+            kept,
+            bytes,
+            marked,
+        } = &mut *objects;
         if let Some(entry) = kept.remove(key) {
             *bytes -= entry.copy.map_or(0, |c| c.len());
+            *marked -= usize::from(entry.mark.is_some());
         }
         shrink(kept);
     }
@@ -139,20 +152,27 @@ impl FreshObjects {
     pub fn take(&self, namespace: &str, name: &str) -> Freshness {
         let key = (namespace.to_owned(), name.to_owned());
         let mut objects = self.0.lock().unwrap();
-        let Some(entry) = objects.kept.get_mut(&key) else {
+        let Objects { kept, marked, .. } = &mut *objects;
+        let Some(entry) = kept.get_mut(&key) else {
             return Freshness::Periodic(None);
         };
         let mark = entry.mark.take();
+        *marked -= usize::from(mark.is_some());
         let copy = entry.copy.as_deref().and_then(parse);
         if entry.copy.is_none() {
-            objects.kept.remove(&key);
-            shrink(&mut objects.kept);
+            kept.remove(&key);
+            shrink(kept);
         }
         match (mark, copy) {
             (Some(Mark::New), Some(md)) => Freshness::New(md),
             (Some(_), _) => Freshness::Changed,
             (None, copy) => Freshness::Periodic(copy),
         }
+    }
+
+    /// Whether fresh passes are due and not started yet.
+    pub fn waiting(&self) -> bool {
+        self.0.lock().unwrap().marked > 0
     }
 
     #[cfg(test)]
@@ -185,27 +205,86 @@ fn key_of(md: &MappedDomain) -> Key {
     (md.namespace().unwrap_or_default(), md.name_any())
 }
 
-/// The turns of periodic passes: at most half the passes at once, so
-/// fresh work always finds room. A periodic pass that finds no turn free
-/// yields: it is tried again a moment later, spread over [`YIELD`].
+/// The turns of passes. Fresh passes (new and changed objects) always
+/// run; periodic ones take at most half the passes at once, and only a
+/// sixteenth while fresh work waits or runs, so a storm of due checks
+/// neither delays an add nor shares the machine with a burst of them (yet
+/// a stream of new objects does not stop the checks altogether). A
+/// periodic pass that finds no turn yields: it is tried again a moment
+/// later, spread over [`YIELD`].
 #[derive(Debug, Clone)]
-pub struct Turns(Arc<Semaphore>);
+pub struct Turns(Arc<Counts>);
+
+#[derive(Debug)]
+struct Counts {
+    periodic: AtomicUsize,
+    fresh: AtomicUsize,
+    /// Periodic turns when no fresh work is about.
+    most: usize,
+    /// Periodic turns while fresh work waits or runs.
+    few: usize,
+}
+
+/// A pass's turn, given back when dropped.
+#[derive(Debug)]
+pub struct Turn {
+    counts: Arc<Counts>,
+    fresh: bool,
+}
 
 /// How far a periodic pass that found no turn is put back (it is spread
 /// over this, so the yielded ones do not come back all at once).
 pub const YIELD: Duration = Duration::from_secs(2);
 
 impl Turns {
-    /// Turns for `concurrency` passes at once: half of them, at least one.
+    /// Turns for `concurrency` passes at once.
     pub fn new(concurrency: u16) -> Turns {
-        Turns(Arc::new(Semaphore::new(
-            usize::from(concurrency / 2).max(1),
-        )))
+        Turns(Arc::new(Counts {
+            periodic: AtomicUsize::new(0),
+            fresh: AtomicUsize::new(0),
+            most: usize::from(concurrency / 2).max(1),
+            few: usize::from(concurrency / 16).max(1),
+        }))
     }
 
-    /// A turn if one is free now.
-    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
+    /// A fresh pass's turn: always given.
+    pub fn fresh(&self) -> Turn {
+        self.0.fresh.fetch_add(1, Ordering::SeqCst);
+        Turn {
+            counts: self.0.clone(),
+            fresh: true,
+        }
+    }
+
+    /// A periodic pass's turn if one is free now; `fresh_waiting`: fresh
+    /// passes are due and not started yet.
+    pub fn try_periodic(&self, fresh_waiting: bool) -> Option<Turn> {
+        let counts = &self.0;
+        let limit = if fresh_waiting || counts.fresh.load(Ordering::SeqCst) > 0 {
+            counts.few
+        } else {
+            counts.most
+        };
+        counts
+            .periodic
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Turn {
+            counts: counts.clone(),
+            fresh: false,
+        })
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let count = match self.fresh {
+            true => &self.counts.fresh,
+            false => &self.counts.periodic,
+        };
+        count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -322,12 +401,47 @@ mod tests {
     }
 
     #[test]
-    fn periodic_passes_get_half_the_turns() {
-        let turns = Turns::new(4);
-        let held: Vec<_> = std::iter::from_fn(|| turns.try_take()).take(10).collect();
+    fn periodic_passes_get_half_the_turns_and_few_beside_fresh_work() {
+        let turns = Turns::new(32);
+        // every turn held at once, then given back
+        let periodic = || {
+            let held: Vec<_> = std::iter::from_fn(|| turns.try_periodic(false))
+                .take(100)
+                .collect();
+            held.len()
+        };
+        assert_eq!(periodic(), 16);
+
+        let fresh = turns.fresh();
+        assert_eq!(periodic(), 2, "beside a fresh pass");
+        drop(fresh);
+        assert!(
+            turns.try_periodic(true).is_some(),
+            "fresh work waiting: a few"
+        );
+        let held: Vec<_> = std::iter::from_fn(|| turns.try_periodic(true))
+            .take(100)
+            .collect();
         assert_eq!(held.len(), 2);
         drop(held);
-        assert!(turns.try_take().is_some());
-        assert!(Turns::new(1).try_take().is_some(), "at least one");
+        assert_eq!(periodic(), 16, "every turn given back");
+        assert!(Turns::new(1).try_periodic(true).is_some(), "at least one");
+    }
+
+    #[test]
+    fn marks_waiting_are_counted() {
+        let fresh = FreshObjects::default();
+        assert!(!fresh.waiting());
+        fresh.offer(&md("new"), true);
+        fresh.offer(&md("new"), true);
+        fresh.offer(&held("changed"), true);
+        assert!(fresh.waiting());
+        fresh.take("tenant", "new");
+        assert!(fresh.waiting());
+        fresh.stale("tenant", "changed");
+        assert!(!fresh.waiting(), "taken or dropped: none waits");
+        fresh.offer(&held("again"), true);
+        fresh.forget(&held("again"));
+        assert!(!fresh.waiting());
     }
 }

@@ -29,8 +29,8 @@ pub async fn reconcile(
     let name = object.name_any();
     let freshness = ctx.fresh.take(&ns, &name);
     let _turn = match freshness {
-        Freshness::Periodic(_) => match ctx.turns.try_take() {
-            Some(turn) => Some(turn),
+        Freshness::Periodic(_) => match ctx.turns.try_periodic(ctx.fresh.waiting()) {
+            Some(turn) => turn,
             // fresh work first: come back in a moment, spread out
             None => {
                 return Ok(Requeue::requeue(
@@ -38,7 +38,7 @@ pub async fn reconcile(
                 ));
             }
         },
-        _ => None,
+        _ => ctx.turns.fresh(),
     };
     let started = Instant::now();
     let _in_flight = ctx.metrics.reconcile_started();
@@ -258,9 +258,7 @@ async fn record(
     };
     let reference = md.object_ref(&());
     for note in &conclusion.events {
-        if let Err(e) = ctx.publisher.publish(note, &reference).await {
-            tracing::warn!(error = %e, reason = %note.reason, "cannot publish event");
-        }
+        ctx.publisher.publish(note, &reference).await;
     }
     Ok(requeue)
 }

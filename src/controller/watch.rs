@@ -159,7 +159,7 @@ impl Reconciler {
                 settings: self.settings,
                 index,
             },
-            publisher: Publisher::new(self.client.clone(), FIELD_MANAGER, &self.identity),
+            publisher: Publisher::spawn(self.client.clone(), FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
             fresh,
             turns: super::fresh::Turns::new(self.concurrency),
