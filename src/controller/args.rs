@@ -43,7 +43,7 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Reconcile passes running at once; new and changed objects go first, periodic re-checks get half of them (a sixteenth while new or changed objects are served).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
     /// Elect a leader through a Lease so that one replica writes at a time.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]

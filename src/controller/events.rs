@@ -25,9 +25,9 @@ use crate::plan::Note;
 /// The most of a note an Event holds (the API server's limit is 1 kB).
 const NOTE_LIMIT: usize = 1024;
 /// Events waiting to be created; a pass waits when this many are.
-const QUEUE: usize = 4096;
+const QUEUE: usize = 1024;
 /// Events being created at once.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 16;
 
 pub struct Publisher {
     queue: mpsc::Sender<Event>,
