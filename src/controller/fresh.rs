@@ -69,6 +69,17 @@ struct Objects {
     marked: usize,
 }
 
+impl Objects {
+    /// Removes an object's entry, its copy and mark uncounted.
+    fn remove(&mut self, key: &Key) {
+        if let Some(entry) = self.kept.remove(key) {
+            self.bytes -= entry.copy.map_or(0, |c| c.len());
+            self.marked -= usize::from(entry.mark.is_some());
+        }
+        shrink(&mut self.kept);
+    }
+}
+
 /// New and changed objects, and copies, by namespace and name.
 #[derive(Debug, Default)]
 pub struct FreshObjects(Mutex<Objects>);
@@ -119,8 +130,7 @@ impl FreshObjects {
         };
         *marked += usize::from(entry.mark.is_some());
         if entry.mark.is_none() && entry.copy.is_none() {
-            kept.remove(&key);
-            shrink(kept);
+            objects.remove(&key);
         }
     }
 
@@ -136,17 +146,7 @@ impl FreshObjects {
     }
 
     fn drop_entry(&self, key: &Key) {
-        let mut objects = self.0.lock().unwrap();
-        let Objects {
-            kept,
-            bytes,
-            marked,
-        } = &mut *objects;
-        if let Some(entry) = kept.remove(key) {
-            *bytes -= entry.copy.map_or(0, |c| c.len());
-            *marked -= usize::from(entry.mark.is_some());
-        }
-        shrink(kept);
+        self.0.lock().unwrap().remove(key);
     }
 
     /// What is fresh about an object, the mark taken (its next pass serves
@@ -154,16 +154,19 @@ impl FreshObjects {
     pub fn take(&self, namespace: &str, name: &str) -> Freshness {
         let key = (namespace.to_owned(), name.to_owned());
         let mut objects = self.0.lock().unwrap();
-        let Objects { kept, marked, .. } = &mut *objects;
-        let Some(entry) = kept.get_mut(&key) else {
+        let Some(entry) = objects.kept.get_mut(&key) else {
             return Freshness::Periodic(None);
         };
         let mark = entry.mark.take();
-        *marked -= usize::from(mark.is_some());
-        let copy = entry.copy.as_deref().and_then(parse);
-        if entry.copy.is_none() {
-            kept.remove(&key);
-            shrink(kept);
+        // parsed only for the passes that start from it
+        let copy = match mark {
+            Some(Mark::Changed) => None,
+            _ => entry.copy.as_deref().and_then(parse),
+        };
+        let copyless = entry.copy.is_none();
+        objects.marked -= usize::from(mark.is_some());
+        if copyless {
+            objects.remove(&key);
         }
         match (mark, copy) {
             (Some(Mark::New), Some(md)) => Freshness::New(md),

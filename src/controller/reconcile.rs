@@ -45,7 +45,7 @@ pub async fn reconcile(
     // every line about the object carries its namespace, name and domain
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
     let api = Api::namespaced(ctx.sources.client.clone(), &ns);
-    let result = pass(&api, freshness, &name, &ctx)
+    let result = pass(&api, freshness, &ns, &name, &ctx)
         .instrument(span.clone())
         .await;
     // the pass's end, for who reads when this replica acted
@@ -73,6 +73,7 @@ enum Source {
 async fn pass(
     api: &Api<MappedDomain>,
     freshness: Freshness,
+    ns: &str,
     name: &str,
     ctx: &Context,
 ) -> Result<Requeue, Error> {
@@ -90,7 +91,7 @@ async fn pass(
         None => read_and_pass(api, name, ctx).await,
     };
     if result.is_err() && source != Source::Read {
-        ctx.fresh.stale(&api_namespace(api), name);
+        ctx.fresh.stale(ns, name);
     }
     result
 }
@@ -183,10 +184,6 @@ async fn pass_on(
     record(ctx, api, &md, &uid, conclusion, guard)
         .await
         .map(Passed::Done)
-}
-
-fn api_namespace(api: &Api<MappedDomain>) -> String {
-    api.namespace().unwrap_or_default().to_owned()
 }
 
 /// Runs the plan's Closte action; Closte's answer becomes the outcome. A
