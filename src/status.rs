@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::api::conditions::{ConditionType, Reason};
 use crate::api::{MappedDomain, Stage};
 use crate::closte::{Accounts, ClosteArgs, ClosteClient, FlowSettings, KeyArgs};
+use crate::controller::gate::ApiGate;
 use crate::controller::gather::{self, Observe, Sources};
 use crate::index::{Claim, Index};
 use crate::plan::proof::{ProofCheck, ProofOutcome};
@@ -135,6 +136,8 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
     let prober = Arc::new(Prober::from_args(&args.probe)?);
     let sources = Sources {
         client: client.clone(),
+        // one object's few reads
+        gate: ApiGate::new(4),
         accounts: Arc::new(Accounts::new(
             closte,
             FlowSettings::default(),
@@ -151,8 +154,7 @@ pub async fn run(args: &StatusArgs) -> Result<Report, StatusError> {
     let check = match &gathered.domain {
         Some(domain) if gathered.facts.conflict.is_none() => {
             let ns = md.namespace().unwrap_or_default();
-            let token =
-                gather::proof_token(&sources.client, prober.proof_secret.as_deref(), &ns).await;
+            let token = gather::proof_token(&sources, prober.proof_secret.as_deref(), &ns).await;
             Some(gather::check(&prober, domain, &md.spec, token.as_deref()).await)
         }
         _ => None,

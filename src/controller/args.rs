@@ -42,7 +42,7 @@ pub struct ControllerArgs {
     /// Decide and report Closte writes without doing them.
     #[arg(long)]
     pub dry_run: bool,
-    /// Reconcile passes running at once; new and changed objects go first, periodic re-checks get half of them (a sixteenth while new or changed objects are served).
+    /// Kubernetes API requests the reconcile passes and their events have in flight at once, with four times as many passes running; a new or changed object's requests up to its Closte call go first, and periodic re-checks get half as many passes (a sixteenth while new or changed objects are served).
     #[arg(long, default_value_t = 32)]
     pub concurrency: u16,
     /// Elect a leader through a Lease so that one replica writes at a time.

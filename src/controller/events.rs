@@ -20,6 +20,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::gate::ApiGate;
 use crate::plan::Note;
 
 /// The most of a note an Event holds (the API server's limit is 1 kB).
@@ -40,9 +41,14 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher, and the task that creates its Events (it ends when the
     /// publisher is dropped and the queue is empty).
-    pub fn spawn(client: Client, controller: &str, instance: &str) -> Publisher {
+    pub fn spawn(
+        client: Client,
+        gate: Arc<ApiGate>,
+        controller: &str,
+        instance: &str,
+    ) -> Publisher {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(create_all(client, waiting));
+        tokio::spawn(create_all(client, gate, waiting));
         Publisher {
             queue,
             controller: controller.into(),
@@ -87,19 +93,23 @@ impl Publisher {
     }
 }
 
-/// Creates the queued Events, [`IN_FLIGHT`] at a time; one that fails is
-/// logged and left (an Event is a record, not state).
-async fn create_all(client: Client, mut waiting: mpsc::Receiver<Event>) {
+/// Creates the queued Events, [`IN_FLIGHT`] at a time, each after the
+/// passes' first requests ([`ApiGate`]); one that fails is logged and left
+/// (an Event is a record, not state).
+async fn create_all(client: Client, gate: Arc<ApiGate>, mut waiting: mpsc::Receiver<Event>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(event) = waiting.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let client = client.clone();
+        let (client, gate) = (client.clone(), gate.clone());
         tokio::spawn(async move {
             let namespace = event.metadata.namespace.clone().unwrap_or_default();
             let events: Api<Event> = Api::namespaced(client, &namespace);
-            if let Err(e) = events.create(&PostParams::default(), &event).await {
+            let gated = gate.enter().await;
+            let created = events.create(&PostParams::default(), &event).await;
+            drop(gated);
+            if let Err(e) = created {
                 let regarding = event.regarding.as_ref();
                 tracing::warn!(
                     error = %e,

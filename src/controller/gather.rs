@@ -14,6 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use super::Error;
+use super::gate::ApiGate;
 use crate::api::conditions::Reason;
 use crate::api::{MappedDomain, MappedDomainSpec, RECONCILE_REQUESTED_AT, Verification};
 use crate::closte::{Account, AccountId, Accounts, ApiKey, ClosteError, Disposition};
@@ -32,6 +33,8 @@ use crate::probe::{Probe, Prober, ProofAsk};
 /// Where facts come from.
 pub struct Sources {
     pub client: Client,
+    /// Every request a pass makes takes a slot of it.
+    pub gate: Arc<ApiGate>,
     pub accounts: Arc<Accounts>,
     /// The controller's own key, for objects without `spec.credentialsRef`.
     pub default_key: Option<ApiKey>,
@@ -180,7 +183,10 @@ async fn credentials(
         return Ok(available(key.clone()));
     };
     let secrets: Api<Secret> = Api::namespaced(sources.client.clone(), &ns);
-    let Some(secret) = secrets.get_opt(&reference.name).await? else {
+    let slot = sources.gate.enter().await;
+    let read = secrets.get_opt(&reference.name).await;
+    drop(slot);
+    let Some(secret) = read? else {
         let secret = reference.name.clone();
         return Ok((Credentials::SecretNotFound { secret }, None));
     };
@@ -220,6 +226,7 @@ async fn default_key_allowed(sources: &Sources, namespace: &str) -> Result<bool,
         }
         None => {
             let namespaces: Api<Namespace> = Api::all(sources.client.clone());
+            let _slot = sources.gate.enter().await;
             namespaces
                 .get_metadata_opt(namespace)
                 .await?
@@ -268,7 +275,7 @@ pub async fn check(
 /// The WordPress sidecar token of `namespace` (`--proof-secret`), which
 /// signs its domains' proofs; `None` when not configured or not there.
 pub async fn proof_token(
-    client: &Client,
+    sources: &Sources,
     secret: Option<&str>,
     namespace: &str,
 ) -> Option<Vec<u8>> {
@@ -276,8 +283,11 @@ pub async fn proof_token(
         Some((name, key)) => (name, key),
         None => (secret?, "token"),
     };
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let found = secrets.get_opt(name).await.ok()??;
+    let secrets: Api<Secret> = Api::namespaced(sources.client.clone(), namespace);
+    let slot = sources.gate.enter().await;
+    let found = secrets.get_opt(name).await.ok();
+    drop(slot);
+    let found = found??;
     let token = found.data?.remove(key)?.0;
     let token = String::from_utf8(token).ok()?.trim().as_bytes().to_vec();
     (!token.is_empty()).then_some(token)

@@ -1,12 +1,14 @@
 //! `closte-operator controller`: wires the pieces together. A pass is in
 //! [`reconcile`] (on [`gather`] and [`crate::plan`]); what is watched and
 //! kept is in [`watch`] (new and changed objects, served first, in [`fresh`],
-//! unwritten checks' schedules in [`schedules`]); leader election in
+//! unwritten checks' schedules in [`schedules`]); whose API requests go
+//! first in [`gate`]; leader election in
 //! [`leader`]; the endpoints in [`health`].
 
 mod args;
 mod events;
 mod fresh;
+pub mod gate;
 pub mod gather;
 mod heal;
 mod health;

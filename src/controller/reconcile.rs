@@ -13,6 +13,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::fresh::{Freshness, YIELD};
+use super::gate;
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::Verification;
@@ -28,6 +29,8 @@ pub async fn reconcile(
     let ns = object.namespace().ok_or(Error::NoNamespace)?;
     let name = object.name_any();
     let freshness = ctx.fresh.take(&ns, &name);
+    // a new or changed object's requests go first, up to its action
+    let first = !matches!(freshness, Freshness::Periodic(_));
     let _turn = match freshness {
         Freshness::Periodic(_) => match ctx.turns.try_periodic(ctx.fresh.waiting()) {
             Some(turn) => turn,
@@ -45,7 +48,7 @@ pub async fn reconcile(
     // every line about the object carries its namespace, name and domain
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
     let api = Api::namespaced(ctx.sources.client.clone(), &ns);
-    let result = pass(&api, freshness, &ns, &name, &ctx)
+    let result = gate::pass(first, pass(&api, freshness, &ns, &name, &ctx))
         .instrument(span.clone())
         .await;
     // the pass's end, for who reads when this replica acted
@@ -101,7 +104,10 @@ async fn read_and_pass(
     name: &str,
     ctx: &Context,
 ) -> Result<Requeue, Error> {
-    let Some(md) = api.get_opt(name).await? else {
+    let slot = ctx.sources.gate.enter().await;
+    let read = api.get_opt(name).await;
+    drop(slot);
+    let Some(md) = read? else {
         return Ok(Requeue::await_change());
     };
     match pass_on(api, md, Source::Read, ctx).await? {
@@ -156,6 +162,8 @@ async fn pass_on(
         }
     };
     let acted = Acted::new(facts, action, act(action, &gathered).await?);
+    // what is left is the record: after other objects' actions
+    gate::lower();
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
             // read per check for now (docs/proof.md: to be kept by a watch)
@@ -165,7 +173,7 @@ async fn pass_on(
                 _ => {
                     let secret = ctx.sources.prober.proof_secret.as_deref();
                     let ns = md.namespace().unwrap_or_default();
-                    gather::proof_token(&ctx.sources.client, secret, &ns).await
+                    gather::proof_token(&ctx.sources, secret, &ns).await
                 }
             };
             let check =
@@ -283,6 +291,7 @@ async fn write_status(
         patch["metadata"] = json!({ "resourceVersion": resource_version });
     }
     let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    let _slot = ctx.sources.gate.enter().await;
     fenced(ctx)?;
     api.patch_status(name, &params, &Patch::Apply(&patch))
         .await?;
@@ -311,6 +320,7 @@ async fn set_finalizer(
             "resourceVersion": md.resource_version(),
         }
     });
+    let _slot = ctx.sources.gate.enter().await;
     fenced(ctx)?;
     api.patch(
         &md.name_any(),

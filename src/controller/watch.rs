@@ -15,6 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, predicates};
@@ -23,6 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::events::Publisher;
 use super::fresh::FreshObjects;
+use super::gate::{ApiGate, passes};
 use super::gather::Sources;
 use super::health::Health;
 use super::{Context, FIELD_MANAGER, reconcile};
@@ -148,9 +150,11 @@ impl Reconciler {
             futures::stream::empty().boxed()
         };
         let users = index.clone();
+        let gate = ApiGate::new(usize::from(self.concurrency));
         let ctx = Arc::new(Context {
             sources: Sources {
                 client: self.client.clone(),
+                gate: gate.clone(),
                 accounts: self.accounts.clone(),
                 default_key: self.default_key.clone(),
                 default_key_scope: self.default_key_scope.clone(),
@@ -159,7 +163,7 @@ impl Reconciler {
                 settings: self.settings,
                 index,
             },
-            publisher: Publisher::spawn(self.client.clone(), FIELD_MANAGER, &self.identity),
+            publisher: Publisher::spawn(self.client.clone(), gate, FIELD_MANAGER, &self.identity),
             metrics: self.metrics.clone(),
             fresh,
             turns: super::fresh::Turns::new(self.concurrency),
@@ -173,7 +177,7 @@ impl Reconciler {
                 |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
             );
         let controller = Controller::for_stream(stubs, reader)
-            .with_config(kube::runtime::controller::Config::default().concurrency(self.concurrency))
+            .with_config(Config::default().concurrency(passes(self.concurrency)))
             .reconcile_on(nudges)
             .watches_stream(secrets, move |secret| {
                 let ns = secret.namespace().unwrap_or_default();
