@@ -1,20 +1,20 @@
 //! The passes' and the events' Kubernetes API requests in flight, at most
-//! `--concurrency`, and who goes first when they queue: a new or changed
-//! object's requests up to its Closte action (its read, its Secret, its
-//! finalizer write) before anything else (status writes, events, periodic
-//! passes' reads).
+//! `--concurrency`, and who goes first: a new or changed object's requests
+//! up to its Closte action (its read, its Secret, its finalizer write)
+//! before anything else (status writes, events, periodic passes' reads).
 //!
 //! On a small machine the API server is what a burst of new domains waits
-//! on: every status write and Event sent while new objects still wait for
-//! their finalizer write delays their adds. So the passes run four times as
-//! many at once as they have requests in flight, and those that are past
-//! their action queue behind the ones that are not. The cap also bounds the
-//! connections (and their buffers) the client keeps: one per request in
-//! flight.
+//! on: every status write and Event it serves while new objects still wait
+//! for their finalizer write delays their adds. So the passes run four
+//! times as many at once as they have requests in flight; the requests of
+//! those going first take the next free slot, and while any pass goes first
+//! the others (its record) get only an eighth of the slots. The cap also
+//! bounds the connections (and their buffers) the client keeps: one per
+//! request in flight.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -30,25 +30,26 @@ pub fn passes(requests: u16) -> u16 {
 
 tokio::task_local! {
     /// Whether the pass running in this task still goes first.
-    static FIRST: Cell<bool>;
-}
-
-/// Runs a pass whose requests go first (`first`) or after: see [`lower`].
-pub async fn pass<F: Future>(first: bool, pass: F) -> F::Output {
-    FIRST.scope(Cell::new(first), pass).await
-}
-
-/// From now on this pass's requests go after the first ones (its action is
-/// done: what is left is its record).
-pub fn lower() {
-    let _ = FIRST.try_with(|first| first.set(false));
+    static FIRST: Arc<AtomicBool>;
 }
 
 #[derive(Debug, Default)]
 struct Queue {
     free: usize,
+    /// Slots the others may hold while a pass goes first.
+    after_beside_first: usize,
+    /// Slots the others hold.
+    after_in_flight: usize,
+    /// Passes going first.
+    first_passes: usize,
     first: VecDeque<oneshot::Sender<Slot>>,
     after: VecDeque<oneshot::Sender<Slot>>,
+}
+
+impl Queue {
+    fn may_go_after(&self) -> bool {
+        self.first_passes == 0 || self.after_in_flight < self.after_beside_first
+    }
 }
 
 /// The slots for requests in flight.
@@ -57,27 +58,84 @@ pub struct ApiGate(Mutex<Queue>);
 
 /// One request's slot, handed to the next waiter when dropped.
 #[derive(Debug)]
-pub struct Slot(Option<Arc<ApiGate>>);
+pub struct Slot {
+    gate: Option<Arc<ApiGate>>,
+    after: bool,
+}
+
+/// Counts a pass out of the first ones once, when lowered or gone.
+struct GoingFirst {
+    gate: Arc<ApiGate>,
+    first: Arc<AtomicBool>,
+}
+
+impl Drop for GoingFirst {
+    fn drop(&mut self) {
+        if self.first.swap(false, Ordering::SeqCst) {
+            self.gate.no_longer_first();
+        }
+    }
+}
 
 impl ApiGate {
     /// A gate for `slots` requests at once (at least one).
     pub fn new(slots: usize) -> Arc<ApiGate> {
+        let slots = slots.max(1);
         Arc::new(ApiGate(Mutex::new(Queue {
-            free: slots.max(1),
+            free: slots,
+            after_beside_first: (slots / 8).max(1),
             ..Queue::default()
         })))
     }
 
+    /// Runs a pass whose requests go first (`first`) until
+    /// [`lower`](Self::lower)ed, or after.
+    pub fn pass<F: Future>(
+        self: &Arc<Self>,
+        first: bool,
+        pass: F,
+    ) -> impl Future<Output = F::Output> + use<F> {
+        let flag = Arc::new(AtomicBool::new(first));
+        if first {
+            self.0.lock().unwrap().first_passes += 1;
+        }
+        let going_first = GoingFirst {
+            gate: self.clone(),
+            first: flag.clone(),
+        };
+        async move {
+            let _going_first = going_first;
+            FIRST.scope(flag, pass).await
+        }
+    }
+
+    /// From now on this task's pass goes after the first ones (its action
+    /// is done: what is left is its record).
+    pub fn lower(self: &Arc<Self>) {
+        let was_first = FIRST.try_with(|first| first.swap(false, Ordering::SeqCst));
+        if was_first == Ok(true) {
+            self.no_longer_first();
+        }
+    }
+
     /// A slot for one request, at this task's priority (a pass's, see
-    /// [`pass`]; after the first ones elsewhere). Waiters of one priority
-    /// are served in order.
+    /// [`pass`](Self::pass); after the first ones elsewhere). Waiters of
+    /// one priority are served in order.
     pub async fn enter(self: &Arc<Self>) -> Slot {
-        let first = FIRST.try_with(Cell::get).unwrap_or(false);
+        let first = FIRST
+            .try_with(|first| first.load(Ordering::SeqCst))
+            .unwrap_or(false);
         let granted = {
             let mut queue = self.0.lock().unwrap();
-            if queue.free > 0 {
+            let free = queue.free > 0 && queue.first.is_empty();
+            if first && free {
                 queue.free -= 1;
-                return Slot(Some(self.clone()));
+                return self.slot(false);
+            }
+            if !first && free && queue.after.is_empty() && queue.may_go_after() {
+                queue.free -= 1;
+                queue.after_in_flight += 1;
+                return self.slot(true);
             }
             let (grant, granted) = oneshot::channel();
             match first {
@@ -88,21 +146,52 @@ impl ApiGate {
         };
         // the gate lives as long as `self`: a grant is never dropped unsent
         // but to a waiter that went, so this only guards against a bug
-        granted.await.unwrap_or(Slot(None))
+        granted.await.unwrap_or(Slot {
+            gate: None,
+            after: false,
+        })
     }
 
-    /// A slot given back: to the first waiter still waiting, else freed.
-    fn release(self: &Arc<Self>) {
+    fn slot(self: &Arc<Self>, after: bool) -> Slot {
+        Slot {
+            gate: Some(self.clone()),
+            after,
+        }
+    }
+
+    fn no_longer_first(self: &Arc<Self>) {
         let mut queue = self.0.lock().unwrap();
-        loop {
-            let Some(grant) = queue.first.pop_front().or_else(|| queue.after.pop_front()) else {
-                queue.free += 1;
-                return;
+        queue.first_passes -= 1;
+        self.grant(&mut queue);
+    }
+
+    /// A slot given back, and granted on.
+    fn release(self: &Arc<Self>, after: bool) {
+        let mut queue = self.0.lock().unwrap();
+        queue.free += 1;
+        queue.after_in_flight -= usize::from(after);
+        self.grant(&mut queue);
+    }
+
+    /// Grants the free slots to the waiters that may have them: the first
+    /// ones in order, then the others as far as they may go.
+    fn grant(self: &Arc<Self>, queue: &mut Queue) {
+        while queue.free > 0 {
+            let (grant, after) = match queue.first.pop_front() {
+                Some(grant) => (grant, false),
+                None if queue.may_go_after() => match queue.after.pop_front() {
+                    Some(grant) => (grant, true),
+                    None => return,
+                },
+                None => return,
             };
-            match grant.send(Slot(Some(self.clone()))) {
-                Ok(()) => return,
-                // its waiter went (a cancelled pass): not a release
-                Err(mut unsent) => unsent.0 = None,
+            match grant.send(self.slot(after)) {
+                Ok(()) => {
+                    queue.free -= 1;
+                    queue.after_in_flight += usize::from(after);
+                }
+                // its waiter went (a cancelled pass): nothing to give back
+                Err(mut unsent) => unsent.gate = None,
             }
         }
     }
@@ -110,8 +199,8 @@ impl ApiGate {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(gate) = self.0.take() {
-            gate.release();
+        if let Some(gate) = self.gate.take() {
+            gate.release(self.after);
         }
     }
 }
@@ -151,7 +240,7 @@ mod tests {
         let mut waiters = Vec::new();
         for (name, first) in [("status", false), ("event", false), ("finalizer", true)] {
             let (gate, order) = (gate.clone(), order.clone());
-            waiters.push(tokio::spawn(pass(first, async move {
+            waiters.push(tokio::spawn(gate.clone().pass(first, async move {
                 let _slot = gate.enter().await;
                 order.send(name).unwrap();
             })));
@@ -175,13 +264,13 @@ mod tests {
         let gate = ApiGate::new(1);
         let held = gate.enter().await;
         let g = gate.clone();
-        let mut lowered = tokio::spawn(pass(true, async move {
-            lower();
+        let mut lowered = tokio::spawn(gate.pass(true, async move {
+            g.lower();
             g.enter().await
         }));
         tokio::task::yield_now().await;
         let g = gate.clone();
-        let mut first = tokio::spawn(pass(true, async move { g.enter().await }));
+        let mut first = tokio::spawn(gate.pass(true, async move { g.enter().await }));
         tokio::task::yield_now().await;
         drop(held);
         let first_slot = entered(&mut first).await;
@@ -192,6 +281,33 @@ mod tests {
         );
         drop(first_slot);
         assert!(entered(&mut lowered).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn records_get_an_eighth_while_a_pass_goes_first() {
+        let gate = ApiGate::new(16);
+        let (done, finish) = oneshot::channel::<()>();
+        let going_first = tokio::spawn(gate.pass(true, async move {
+            let _ = finish.await;
+        }));
+        let records: Vec<_> = (0..3)
+            .map(|_| {
+                let g = gate.clone();
+                tokio::spawn(async move { g.enter().await })
+            })
+            .collect();
+        let mut records = records.into_iter();
+        let (mut a, mut b, mut c) = (
+            records.next().unwrap(),
+            records.next().unwrap(),
+            records.next().unwrap(),
+        );
+        let (a_slot, b_slot) = (entered(&mut a).await, entered(&mut b).await);
+        assert!(a_slot.is_some() && b_slot.is_some(), "two of 16 slots");
+        assert!(entered(&mut c).await.is_none(), "a third waits");
+        done.send(()).unwrap();
+        going_first.await.unwrap();
+        assert!(entered(&mut c).await.is_some(), "no pass goes first now");
     }
 
     #[tokio::test]

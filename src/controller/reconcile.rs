@@ -13,7 +13,6 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::fresh::{Freshness, YIELD};
-use super::gate;
 use super::gather::{self, Gathered, Observe, gather};
 use super::{Context, Error};
 use crate::api::Verification;
@@ -48,7 +47,8 @@ pub async fn reconcile(
     // every line about the object carries its namespace, name and domain
     let span = tracing::info_span!("reconcile", namespace = %ns, name = %name, domain = tracing::field::Empty);
     let api = Api::namespaced(ctx.sources.client.clone(), &ns);
-    let result = gate::pass(first, pass(&api, freshness, &ns, &name, &ctx))
+    let result = (ctx.sources.gate)
+        .pass(first, pass(&api, freshness, &ns, &name, &ctx))
         .instrument(span.clone())
         .await;
     // the pass's end, for who reads when this replica acted
@@ -163,7 +163,7 @@ async fn pass_on(
     };
     let acted = Acted::new(facts, action, act(action, &gathered).await?);
     // what is left is the record: after other objects' actions
-    gate::lower();
+    ctx.sources.gate.lower();
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
             // read per check for now (docs/proof.md: to be kept by a watch)
