@@ -81,6 +81,10 @@ pub struct Context {
     fresh: Arc<fresh::FreshObjects>,
     /// The turns of periodic passes.
     turns: fresh::Turns,
+    /// DNS/TLS checks in flight, as many as API requests: a check's
+    /// connections and TLS buffers are what passes would otherwise hold
+    /// four times over (see [`gate`]).
+    checks: tokio::sync::Semaphore,
     /// Checks' schedules kept in place of status writes.
     schedules: schedules::Schedules,
     /// Open while this replica may write (always, without leader election).

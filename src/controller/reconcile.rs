@@ -166,6 +166,7 @@ async fn pass_on(
     ctx.sources.gate.lower();
     let check = match (&gathered.domain, acted.wants_check(facts)) {
         (Some(domain), true) => {
+            let _checking = ctx.checks.acquire().await;
             // read per check for now (docs/proof.md: to be kept by a watch)
             let prober = &ctx.sources.prober;
             let token = match md.spec.verification.unwrap_or(prober.verification) {

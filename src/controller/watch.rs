@@ -167,6 +167,7 @@ impl Reconciler {
             metrics: self.metrics.clone(),
             fresh,
             turns: super::fresh::Turns::new(self.concurrency),
+            checks: tokio::sync::Semaphore::new(usize::from(self.concurrency)),
             schedules: Default::default(),
             fence: self.fence.clone(),
             rejected_keys: Mutex::new(HashMap::new()),
